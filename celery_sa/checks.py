@@ -1,0 +1,177 @@
+"""System checks: misconfiguration shows up in ``manage.py check`` with a fix-it hint.
+
+The checks that connect to the result database are tagged ``database`` (Django runs those
+only for ``check --database …`` and ``migrate``), so an offline build step never connects.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DEFAULT_DB_ALIAS
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from celery_sa.backend_url import (
+    DJANGO_DRIVERS,
+    ENGINES,
+    BackendURLError,
+    Driver,
+    celery_driver,
+    parse_result_backend,
+)
+from celery_sa.conf import TABLE_KEYS, app_settings
+from celery_sa.database import ResultDatabase, result_database
+
+ROUTER = "celery_sa.routers.ResultDatabaseRouter"
+EXAMPLE_URL = "db+postgresql+psycopg://user:password@host:5432/dbname"
+HINTS = {
+    "celery_sa.E001": f'Set CELERY_RESULT_BACKEND to a database URL, e.g. "{EXAMPLE_URL}".',
+    "celery_sa.E002": (
+        "Check the URL's syntax; percent-encode special characters in the user name and "
+        "password (urllib.parse.quote(password, safe=''))."
+    ),
+    "celery_sa.E003": (
+        f"Use one of: {', '.join(sorted(ENGINES))}, with a file path for SQLite "
+        "(e.g. db+mysql://…, db+mysql+pymysql://…, db+postgresql+psycopg://…, "
+        "db+sqlite:////path/results.sqlite3, db+mssql+pyodbc://…)."
+    ),
+    "celery_sa.E008": "Set CELERY_SA_DATABASE_ALIAS to an alias that DATABASES does not use.",
+}
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The result backend URL, its drivers, the router and the table settings."""
+    messages: list[CheckMessage] = list(_check_table_settings())
+    try:
+        url = parse_result_backend(app_settings.result_backend)
+        drivers = [celery_driver(url)]
+        database = result_database()
+    except BackendURLError as exc:
+        return [*messages, Error(str(exc), hint=HINTS[exc.check_id], id=exc.check_id)]
+    engine = settings.DATABASES[database.alias]["ENGINE"]
+    messages += _missing_driver(drivers[0], "celery_sa.E004", "Celery's result backend")
+    messages += _missing_driver(
+        DJANGO_DRIVERS[engine], "celery_sa.E005", f"Django's {engine} backend"
+    )
+    if database.alias != DEFAULT_DB_ALIAS and ROUTER not in settings.DATABASE_ROUTERS:
+        messages.append(
+            Error(
+                f"The result database is DATABASES[{database.alias!r}], but {ROUTER} is not in "
+                "DATABASE_ROUTERS, so the admin would look for Celery's tables in 'default'.",
+                hint=f'Add "{ROUTER}" to DATABASE_ROUTERS.',
+                id="celery_sa.E006",
+            )
+        )
+    if not app_settings.result_extended:
+        messages.append(
+            Warning(
+                "CELERY_RESULT_EXTENDED is off: Celery stores no task name, args, kwargs, "
+                "worker, queue or retries, so those admin columns stay empty.",
+                hint="Set CELERY_RESULT_EXTENDED = True.",
+                id="celery_sa.W001",
+            )
+        )
+    return messages
+
+
+@register(Tags.database)
+def check_result_database(
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Connect to the result database as Celery does and look for the result tables."""
+    if not databases:
+        return []
+    try:
+        database = result_database()
+    except BackendURLError:
+        return []  # check_settings reports it.
+    return probe(database)
+
+
+def probe(database: ResultDatabase) -> list[CheckMessage]:
+    """Connect to ``database`` through Celery's own URL and driver; report what fails."""
+    engine = create_engine(database.url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            inspector = inspect(connection)
+            missing = [
+                app_settings.table_name(key)
+                for key in TABLE_KEYS
+                if not inspector.has_table(
+                    app_settings.table_name(key), schema=app_settings.table_schema(key)
+                )
+            ]
+    except (SQLAlchemyError, ImportError) as exc:
+        return [
+            Error(
+                f"Cannot connect to the result database "
+                f"({database.url.render_as_string(hide_password=True)}): {_one_line(exc)}",
+                hint="Check the host, port, user, password and database name in "
+                "CELERY_RESULT_BACKEND, and that the server is running.",
+                id="celery_sa.E009",
+            )
+        ]
+    finally:
+        engine.dispose()
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"The result table(s) {', '.join(missing)} do not exist yet.",
+            hint="Run: python manage.py celery_sa_tables create",
+            id="celery_sa.W002",
+        )
+    ]
+
+
+def _check_table_settings() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for setting, value in (
+        ("CELERY_DATABASE_TABLE_NAMES", app_settings.table_names),
+        ("CELERY_DATABASE_TABLE_SCHEMAS", app_settings.table_schemas),
+    ):
+        valid = isinstance(value, dict) and all(
+            key in TABLE_KEYS and isinstance(item, str) and item for key, item in value.items()
+        )
+        if not valid:
+            messages.append(
+                Error(
+                    f"{setting} must be a dict with the keys 'task' and/or 'group' and "
+                    f"non-empty string values, not {value!r}.",
+                    hint=f'e.g. {setting} = {{"task": "…", "group": "…"}}; in an environment '
+                    "variable: task=…,group=…",
+                    id="celery_sa.E007",
+                )
+            )
+    return messages
+
+
+def _missing_driver(
+    drivers: Driver | tuple[Driver, ...], check_id: str, user: str
+) -> list[CheckMessage]:
+    options = drivers if isinstance(drivers, tuple) else (drivers,)
+    if any(importlib.util.find_spec(driver.module) for driver in options):
+        return []
+    wanted = " or ".join(f"{d.module!r} (pip install {d.package})" for d in options)
+    return [
+        Error(
+            f"{user} needs the module {wanted}, which is not installed.",
+            hint=f"pip install {options[0].package}",
+            id=check_id,
+        )
+    ]
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return " ".join(str(orig).split())

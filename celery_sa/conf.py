@@ -1,0 +1,74 @@
+"""Typed access to the settings celery_sa reads, with every default in one place.
+
+Celery's own settings keep Celery's names (read with the ``CELERY_`` namespace that
+``app.config_from_object("django.conf:settings", namespace="CELERY")`` uses); the app's own
+settings are ``CELERY_SA_*``. Values are looked up on every access so that
+``override_settings`` works in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULT_TABLE_NAMES = {"task": "celery_taskmeta", "group": "celery_tasksetmeta"}
+TABLE_KEYS = tuple(DEFAULT_TABLE_NAMES)
+
+
+class AppSettings:
+    """The settings of celery_sa, read from ``django.conf.settings`` when asked."""
+
+    @property
+    def result_backend(self) -> str | None:
+        """``CELERY_RESULT_BACKEND``: Celery's result backend URL (``db+…``)."""
+        value = getattr(settings, "CELERY_RESULT_BACKEND", None)
+        return str(value) if value is not None else None
+
+    @property
+    def result_extended(self) -> bool:
+        """``CELERY_RESULT_EXTENDED``: whether Celery stores name, args, worker, …."""
+        return bool(getattr(settings, "CELERY_RESULT_EXTENDED", False))
+
+    @property
+    def table_names(self) -> Any:
+        """``CELERY_DATABASE_TABLE_NAMES`` as the user wrote it (validated by the checks)."""
+        return getattr(settings, "CELERY_DATABASE_TABLE_NAMES", None) or {}
+
+    @property
+    def table_schemas(self) -> Any:
+        """``CELERY_DATABASE_TABLE_SCHEMAS`` as the user wrote it (validated by the checks)."""
+        return getattr(settings, "CELERY_DATABASE_TABLE_SCHEMAS", None) or {}
+
+    @property
+    def engine_options(self) -> dict[str, Any]:
+        """``CELERY_DATABASE_ENGINE_OPTIONS``: what Celery passes to ``create_engine``."""
+        return dict(getattr(settings, "CELERY_DATABASE_ENGINE_OPTIONS", None) or {})
+
+    @property
+    def timezone(self) -> str:
+        """Celery's time zone: ``CELERY_TIMEZONE``, else Django's ``TIME_ZONE`` as Celery
+        itself falls back to; the task table's naive ``date_done`` is wall time there."""
+        return str(
+            getattr(settings, "CELERY_TIMEZONE", None) or getattr(settings, "TIME_ZONE", "UTC")
+        )
+
+    @property
+    def database_alias(self) -> str:
+        """``CELERY_SA_DATABASE_ALIAS``: the alias registered for the result database when
+        no alias in ``DATABASES`` already points at it."""
+        return str(getattr(settings, "CELERY_SA_DATABASE_ALIAS", "celery_sa"))
+
+    def table_name(self, key: str) -> str:
+        """The configured table name for ``"task"`` or ``"group"``."""
+        names = self.table_names if isinstance(self.table_names, dict) else {}
+        return str(names.get(key) or DEFAULT_TABLE_NAMES[key])
+
+    def table_schema(self, key: str) -> str | None:
+        """The configured schema for ``"task"`` or ``"group"``, or ``None``."""
+        schemas = self.table_schemas if isinstance(self.table_schemas, dict) else {}
+        value = schemas.get(key)
+        return str(value) if value else None
+
+
+app_settings = AppSettings()

@@ -1,0 +1,103 @@
+"""The Django database alias that reads the tables Celery writes.
+
+The user sets ``CELERY_RESULT_BACKEND`` once. When an alias in ``DATABASES`` already points
+at that database it is used as it is; otherwise celery_sa registers one
+(``CELERY_SA_DATABASE_ALIAS``, default ``"celery_sa"``) built from the URL.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from sqlalchemy.engine import URL
+
+from celery_sa.backend_url import (
+    BackendURLError,
+    database_identity,
+    django_database_settings,
+    parse_result_backend,
+)
+from celery_sa.conf import app_settings
+
+
+@dataclass(frozen=True)
+class ResultDatabase:
+    """Where Celery's results live, seen from both sides."""
+
+    alias: str
+    """The Django database alias the result models read through."""
+    url: URL
+    """The SQLAlchemy URL Celery's backend connects to (``CELERY_RESULT_BACKEND`` less ``db+``)."""
+    config: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The ``DATABASES`` entry celery_sa registered for ``alias``; ``None`` when ``alias``
+    is one the user defined."""
+
+
+_lock = threading.Lock()
+_resolved: dict[str, ResultDatabase] = {}
+_registered: set[str] = set()
+
+
+def result_database() -> ResultDatabase:
+    """Resolve (once per backend URL) the alias that reads the result database.
+
+    Raises :class:`~celery_sa.backend_url.BackendURLError` when ``CELERY_RESULT_BACKEND``
+    cannot be used; the system checks report the same error with a hint.
+    """
+    backend = app_settings.result_backend or ""
+    with _lock:
+        database = _resolved.get(backend)
+        if database is None:
+            database = _resolved[backend] = _resolve(backend)
+        if database.config is not None and connections.settings.get(database.alias) is not (
+            database.config
+        ):
+            # Another backend URL (override_settings) borrowed the alias meanwhile. The
+            # entry is put back as it is, test database name included.
+            _install(database.alias, database.config)
+        return database
+
+
+def result_alias() -> str:
+    """The alias of :func:`result_database`."""
+    return result_database().alias
+
+
+def reset() -> None:
+    """Forget resolved aliases, e.g. after ``DATABASES`` changed."""
+    with _lock:
+        _resolved.clear()
+
+
+def _resolve(backend: str) -> ResultDatabase:
+    url = parse_result_backend(backend)
+    config = django_database_settings(url)
+    identity = database_identity(config)
+    for alias, current in connections.settings.items():
+        # Under a test runner, current["NAME"] already is the test database's name.
+        if alias not in _registered and database_identity(current) == identity:
+            return ResultDatabase(alias=alias, url=url)
+    alias = app_settings.database_alias
+    if alias in connections.settings and alias not in _registered:
+        raise BackendURLError(
+            f"CELERY_SA_DATABASE_ALIAS {alias!r} already names another database in DATABASES; "
+            f"choose a free alias for the result database.",
+            "celery_sa.E008",
+        )
+    configured = connections.configure_settings({DEFAULT_DB_ALIAS: {}, alias: config})[alias]
+    _install(alias, configured)
+    return ResultDatabase(alias=alias, url=url, config=configured)
+
+
+def _install(alias: str, configured: dict[str, Any]) -> None:
+    if alias in _registered:
+        connections[alias].close()
+        del connections[alias]
+    # Django's test runner writes the test database name into settings.DATABASES too.
+    settings.DATABASES[alias] = configured
+    connections.settings[alias] = configured
+    _registered.add(alias)

@@ -1,0 +1,64 @@
+"""Model fields for columns Celery writes in its own way."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+
+class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
+    """A naive ``DATETIME``/``TIMESTAMP`` column holding wall-clock time in a given zone.
+
+    Celery stores ``date_done`` without a time zone: the task table in Celery's zone, the
+    group table in UTC. Django would read such values as UTC on every database (or not at
+    all on PostgreSQL), so this field converts both ways itself.
+    """
+
+    def __init__(self, *args: Any, zone: Callable[[], str] | str = "UTC", **kwargs: Any):
+        self.zone = zone
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.DateTimeField", args, kwargs
+
+    def get_internal_type(self) -> str:
+        # Not "DateTimeField": that would make the MySQL and SQLite backends apply their
+        # own naive-means-UTC conversion before from_db_value sees the value.
+        return "NaiveZonedDateTimeField"
+
+    def db_type(self, connection: BaseDatabaseWrapper) -> str | None:
+        return connection.data_types["DateTimeField"] % self.db_type_parameters(connection)
+
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        """The zone the stored wall-clock times are in."""
+        return zoneinfo.ZoneInfo(self.zone() if callable(self.zone) else self.zone)
+
+    def from_db_value(
+        self, value: Any, expression: Any, connection: BaseDatabaseWrapper
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = parse_datetime(value)
+            if value is None:
+                return None
+        if timezone.is_naive(value):
+            value = value.replace(tzinfo=self.tzinfo())
+        return value  # type: ignore[no-any-return]
+
+    def get_db_prep_value(
+        self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False
+    ) -> Any:
+        if not prepared:
+            value = self.get_prep_value(value)
+        if isinstance(value, datetime) and timezone.is_aware(value):
+            value = value.astimezone(self.tzinfo()).replace(tzinfo=None)
+        return connection.ops.adapt_datetimefield_value(value)

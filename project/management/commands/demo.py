@@ -1,0 +1,154 @@
+"""``manage.py demo``: set up, start a worker and the server, enqueue demo tasks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from celery import group
+from celery.states import READY_STATES
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.checks import ERROR, run_checks
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
+
+from celery_sa.backend_url import BackendURLError
+from celery_sa.database import result_alias
+from celery_sa.models import TaskResult
+from project.tasks import add, divide, flaky
+
+DEMO_USER = ("admin", "admin")
+STOP_TIMEOUT = 15.0
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the demo: migrate, create the result tables, start a Celery worker and the "
+        "development server, and enqueue demo tasks whose results show up in /admin/."
+    )
+    requires_system_checks: list[str] = []  # preflight() runs them, one line per problem.
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--addrport", default="127.0.0.1:8000", help="Where the development server listens."
+        )
+        parser.add_argument(
+            "--no-server",
+            action="store_true",
+            help="Do not start the server: wait for the demo tasks' results, then stop.",
+        )
+        parser.add_argument(
+            "--timeout", type=float, default=60.0, help="Seconds to wait for the demo results."
+        )
+
+    def handle(self, *args: Any, addrport: str, no_server: bool, timeout: float, **opts: Any):  # type: ignore[no-untyped-def]
+        self.preflight()
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+        except DatabaseError as exc:
+            raise CommandError(f"Cannot migrate the DATABASE_URL database: {exc}") from exc
+        call_command("celery_sa_tables", "create", stdout=self.stdout)
+        self.demo_superuser()
+        children = [self.spawn("worker", ["-m", "celery", "-A", "project", "worker", "-l", "INFO",
+                                          "-c", "2", "--without-gossip", "--without-mingle"])]
+        try:
+            if not no_server:
+                children.append(
+                    self.spawn("server", ["manage.py", "runserver", "--noreload", addrport])
+                )
+            task_ids = self.enqueue()
+            self.report(self.wait_for(task_ids, timeout, children))
+            if not no_server:
+                self.stdout.write(
+                    self.style.SUCCESS(f"Open http://{addrport}/admin/ — Ctrl-C stops the demo.")
+                )
+                self.serve(children)
+        finally:
+            self.stop(children)
+
+    def preflight(self) -> None:
+        try:
+            databases = sorted({"default", result_alias()})
+        except BackendURLError:
+            databases = ["default"]
+        errors = [m for m in run_checks(databases=databases) if m.level >= ERROR]
+        if errors:
+            lines = [f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors]
+            raise CommandError("\n".join(lines))
+
+    def demo_superuser(self) -> None:
+        if not settings.EMBEDDED_DEFAULT:
+            return
+        username, password = DEMO_USER
+        user, _ = get_user_model().objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": True}
+        )
+        user.set_password(password)
+        user.save()
+        self.stdout.write(f"Admin login: user {username!r}, password {password!r}")
+
+    def spawn(self, label: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        self.stdout.write(f"Starting the {label}: {' '.join(argv)}")
+        # A session of its own: Ctrl-C reaches only this command, which stops it cleanly.
+        return subprocess.Popen(
+            [sys.executable, *argv], cwd=settings.BASE_DIR, start_new_session=True
+        )
+
+    def enqueue(self) -> list[str]:
+        results = [add.delay(2, 3), add.delay(40, 2), divide.delay(1, 0), flaky.delay(2)]
+        members = group(add.s(i, i) for i in range(3)).apply_async()
+        members.save()
+        ids = [r.id for r in results] + [r.id for r in members.results]
+        self.stdout.write(f"Enqueued {len(ids)} demo tasks (group {members.id}).")
+        return ids
+
+    def wait_for(
+        self, task_ids: list[str], timeout: float, children: list[subprocess.Popen[bytes]]
+    ) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = TaskResult.objects.filter(task_id__in=task_ids, status__in=READY_STATES)
+            done = dict(rows.values_list("task_id", "status"))
+            if len(done) == len(task_ids):
+                break
+            if any(child.poll() is not None for child in children):
+                raise CommandError("The worker or the server stopped; see its output above.")
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"Only {len(done)} of {len(task_ids)} demo tasks finished in {timeout:g} s; "
+                    f"is the broker ({settings.CELERY_BROKER_URL}) reachable?"
+                )
+            time.sleep(0.3)
+        counts: dict[str, int] = {}
+        for status in done.values():
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def report(self, counts: dict[str, int]) -> None:
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        self.stdout.write(f"Demo tasks finished: {summary}.")
+
+    def serve(self, children: list[subprocess.Popen[bytes]]) -> None:
+        try:
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            self.stdout.write("Stopping the worker and the server…")
+
+    def stop(self, children: list[subprocess.Popen[bytes]]) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()  # the worker shuts down warm and stops its pool
+        for child in children:
+            try:
+                child.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        self.stdout.write("Demo stopped.")

@@ -1,0 +1,26 @@
+"""Demo tasks: a success, a failure with a traceback, a retry and a group member."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task
+def add(x: int, y: int) -> int:
+    """Add two numbers."""
+    return x + y
+
+
+@shared_task
+def divide(x: float, y: float) -> float:
+    """Divide; ``y=0`` fails with a ZeroDivisionError and its traceback."""
+    return x / y
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=0.5)
+def flaky(self, succeed_on: int = 2) -> str:  # type: ignore[no-untyped-def]
+    """Fail until attempt ``succeed_on`` (1-based), retrying in between."""
+    attempt = self.request.retries + 1
+    if attempt < succeed_on:
+        raise self.retry(exc=RuntimeError(f"attempt {attempt} failed, retrying"))
+    return f"succeeded on attempt {attempt}"

@@ -1,0 +1,77 @@
+"""Settings of the test suite: SQLite by default, plus the real services when given.
+
+Service URLs come from the environment (``.ci/run`` sets them from this machine's
+services); each one adds a Django database alias or a broker the tests can use:
+
+- ``CELERY_SA_TEST_MYSQL_URL``    e.g. ``mysql://root@127.0.0.1:3306/test``   (alias "mysql")
+- ``CELERY_SA_TEST_POSTGRES_URL`` e.g. ``postgres://postgres@127.0.0.1:5432/test`` (alias "postgresql")
+- ``CELERY_SA_TEST_REDIS_URL``    e.g. ``redis://127.0.0.1:6379/0``
+- ``CELERY_SA_TEST_RABBITMQ_URL`` e.g. ``amqp://guest:guest@127.0.0.1:5672//``
+"""
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+TEST_DIR = BASE_DIR / "var" / "tests"
+TEST_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = "celery-sa-tests"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "celery_sa",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(TEST_DIR / "default.sqlite3"),
+        "TEST": {"NAME": str(TEST_DIR / "test_default.sqlite3")},
+    }
+}
+SERVICE_ALIASES = {"mysql": "CELERY_SA_TEST_MYSQL_URL", "postgresql": "CELERY_SA_TEST_POSTGRES_URL"}
+for alias, variable in SERVICE_ALIASES.items():
+    if os.environ.get(variable):
+        DATABASES[alias] = environ.Env.db_url_config(os.environ[variable])
+        DATABASES[alias]["TEST"] = {"NAME": "test_celery_sa"}
+DATABASE_ROUTERS = ["celery_sa.routers.ResultDatabaseRouter"]
+
+# The embedded default: results in a SQLite file of their own (a derived alias).
+CELERY_RESULT_BACKEND = f"db+sqlite:///{TEST_DIR / 'results.sqlite3'}"
+CELERY_RESULT_EXTENDED = True

@@ -1,0 +1,128 @@
+"""A real worker of the demo project writes results; Django's models and admin read them."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from celery import group
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from celery_sa.models import GroupResult, TaskResult
+from tests.conftest import (
+    ResultDB,
+    Worker,
+    producer,
+    running_worker,
+    service_url,
+    wait_for_results,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def send_demo_tasks(
+    broker_url: str, result_url: str, worker: Worker, table_names: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Send a success, a failure, a retry and a saved group of three; return their ids."""
+    app = producer(broker_url, result_url)
+    app.conf.database_table_names = table_names
+    try:
+        options = {"queue": worker.queue}
+        ids = {
+            "add": app.send_task("project.tasks.add", (2, 3), **options).id,
+            "divide": app.send_task("project.tasks.divide", (1, 0), **options).id,
+            "flaky": app.send_task("project.tasks.flaky", (2,), **options).id,
+        }
+        members = group(app.signature("project.tasks.add", (i, i)) for i in range(3))
+        saved = members.apply_async(**options)
+        saved.save(backend=app.backend)
+        ids["group"] = saved.id
+        for index, member in enumerate(saved.results):
+            ids[f"member{index}"] = member.id
+    finally:
+        app.close()
+    return ids
+
+
+def test_worker_results_are_read_through_the_models_and_the_admin(
+    result_db: ResultDB, sqla_broker: str, tmp_path: Path, admin_client: Client
+) -> None:
+    with running_worker(tmp_path, result_url=result_db.url, broker_url=sqla_broker) as worker:
+        ids = send_demo_tasks(sqla_broker, result_db.url, worker)
+        task_ids = [value for key, value in ids.items() if key != "group"]
+        wait_for_results(task_ids, worker)
+
+    rows = {row.task_id: row for row in TaskResult.objects.filter(task_id__in=task_ids)}
+    added = rows[ids["add"]]
+    assert (added.status, json.loads(bytes(added.result))) == ("SUCCESS", 5)
+    assert added.name == "project.tasks.add"
+    assert json.loads(bytes(added.args)) == [2, 3]
+    assert added.worker.startswith(worker.queue)
+    assert added.queue == worker.queue
+    assert abs(added.date_done - timezone.now()) < timedelta(minutes=2)
+
+    failed = rows[ids["divide"]]
+    assert failed.status == "FAILURE"
+    assert "ZeroDivisionError" in failed.traceback
+
+    retried = rows[ids["flaky"]]
+    assert (retried.status, retried.retries) == ("SUCCESS", 1)
+
+    saved_group = GroupResult.objects.get(taskset_id=ids["group"])
+    assert abs(saved_group.date_done - timezone.now()) < timedelta(minutes=2)
+    assert [rows[ids[f"member{i}"]].status for i in range(3)] == ["SUCCESS"] * 3
+
+    changelist = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
+    assert changelist.status_code == 200
+    for task_id in task_ids:
+        assert task_id in changelist.text
+    page = admin_client.get(reverse("admin:celery_sa_taskresult_change", args=[failed.pk]))
+    assert page.status_code == 200
+    assert "ZeroDivisionError" in page.text
+    groups = admin_client.get(reverse("admin:celery_sa_groupresult_changelist"))
+    assert ids["group"] in groups.text
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_real_brokers_deliver_to_the_worker(
+    broker: str, embedded_result_db: ResultDB, tmp_path: Path
+) -> None:
+    result_db = embedded_result_db
+    broker_url = service_url(broker)
+    with running_worker(tmp_path, result_url=result_db.url, broker_url=broker_url) as worker:
+        app = producer(broker_url, result_db.url)
+        try:
+            task_id = app.send_task("project.tasks.add", (20, 22), queue=worker.queue).id
+        finally:
+            app.close()
+        wait_for_results([task_id], worker)
+    row = TaskResult.objects.get(task_id=task_id)
+    assert (row.status, json.loads(bytes(row.result))) == ("SUCCESS", 42)
+
+
+CUSTOM_NAMES = {"task": "qc_celery_taskmeta", "group": "qc_celery_tasksetmeta"}
+
+
+@pytest.mark.parametrize("table_names", [CUSTOM_NAMES], indirect=True)
+def test_custom_table_names_are_written_by_celery_and_read_by_the_admin(
+    table_names: dict[str, str], result_db: ResultDB, sqla_broker: str, tmp_path: Path,
+    admin_client: Client,
+) -> None:
+    assert TaskResult._meta.db_table == "qc_celery_taskmeta"
+    with running_worker(
+        tmp_path,
+        result_url=result_db.url,
+        broker_url=sqla_broker,
+        CELERY_DATABASE_TABLE_NAMES="task=qc_celery_taskmeta,group=qc_celery_tasksetmeta",
+    ) as worker:
+        ids = send_demo_tasks(sqla_broker, result_db.url, worker, table_names=table_names)
+        wait_for_results([ids["add"]], worker)
+    assert TaskResult.objects.get(task_id=ids["add"]).status == "SUCCESS"
+    assert GroupResult.objects.filter(taskset_id=ids["group"]).exists()
+    response = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
+    assert ids["add"] in response.text
