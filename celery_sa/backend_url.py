@@ -98,7 +98,7 @@ def parse_result_backend(value: str | None) -> URL:
     try:
         url = make_url(value[len(BACKEND_PREFIX) :])
         backend = url.get_backend_name()
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise BackendURLError(
             f"CELERY_RESULT_BACKEND cannot be parsed: {exc}", "celery_sa.E002"
         ) from None

@@ -100,7 +100,10 @@ def check_result_database(
 
 def probe(database: ResultDatabase) -> list[CheckMessage]:
     """Connect to ``database`` through Celery's own URL and driver; report what fails."""
-    engine = create_engine(database.url, poolclass=NullPool)
+    try:
+        engine = create_engine(database.url, poolclass=NullPool)
+    except ImportError:
+        return []  # check_settings reports the missing driver (celery_sa.E004).
     try:
         with engine.connect() as connection:
             inspector = inspect(connection)
@@ -111,11 +114,11 @@ def probe(database: ResultDatabase) -> list[CheckMessage]:
                     app_settings.table_name(key), schema=app_settings.table_schema(key)
                 )
             ]
-    except (SQLAlchemyError, ImportError) as exc:
+    except SQLAlchemyError as exc:
         return [
             Error(
                 f"Cannot connect to the result database "
-                f"({database.url.render_as_string(hide_password=True)}): {_one_line(exc)}",
+                f"({database.url.render_as_string(hide_password=True)}): {one_line(exc)}",
                 hint="Check the host, port, user, password and database name in "
                 "CELERY_RESULT_BACKEND, and that the server is running.",
                 id="celery_sa.E009",
@@ -172,6 +175,7 @@ def _missing_driver(
     ]
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """A database error as one line: the driver's own message, whitespace folded."""
     orig = getattr(exc, "orig", None) or exc
     return " ".join(str(orig).split())

@@ -79,8 +79,9 @@ def _resolve(backend: str) -> ResultDatabase:
     identity = database_identity(config)
     for alias, current in connections.settings.items():
         # Under a test runner, current["NAME"] already is the test database's name.
-        if alias not in _registered and database_identity(current) == identity:
-            return ResultDatabase(alias=alias, url=url)
+        if database_identity(current) == identity:
+            registered = current if alias in _registered else None
+            return ResultDatabase(alias=alias, url=url, config=registered)
     alias = app_settings.database_alias
     if alias in connections.settings and alias not in _registered:
         raise BackendURLError(
@@ -94,8 +95,11 @@ def _resolve(backend: str) -> ResultDatabase:
 
 
 def _install(alias: str, configured: dict[str, Any]) -> None:
-    if alias in _registered:
-        connections[alias].close()
+    # Drop this thread's connection to what the alias pointed at before, if it has one
+    # (creating one just to close it would import a driver that may not be installed).
+    previous = getattr(connections._connections, alias, None)
+    if previous is not None:
+        previous.close()
         del connections[alias]
     # Django's test runner writes the test database name into settings.DATABASES too.
     settings.DATABASES[alias] = configured

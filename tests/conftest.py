@@ -194,7 +194,11 @@ class Worker:
 
 def project_env(tmp_path: Path, **variables: str) -> dict[str, str]:
     """The environment of a demo-project subprocess: nothing from a developer's .env."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CELERY_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CELERY_") and key != "DATABASE_URL"
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="project.settings",
         ENV_FILE=os.devnull,

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 from celery import group
-from django.test import Client
+from django.db import connections
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
 from celery_sa.models import GroupResult, TaskResult
 from tests.conftest import (
+    RESULT_DBS,
     ResultDB,
     Worker,
+    fresh_result_db,
     producer,
     running_worker,
     service_url,
@@ -126,3 +129,41 @@ def test_custom_table_names_are_written_by_celery_and_read_by_the_admin(
     assert GroupResult.objects.filter(taskset_id=ids["group"]).exists()
     response = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
     assert ids["add"] in response.text
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mysqlclient"])
+def test_custom_schemas_are_written_by_celery_and_read_by_the_admin(
+    database: str, sqla_broker: str, tmp_path: Path, admin_client: Client
+) -> None:
+    service, alias, _ = RESULT_DBS[database]
+    service_url(str(service))
+    schema = "test_celery_sa_results"
+    schemas = {"task": schema, "group": schema}
+    with connections[str(alias)].cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    try:
+        with override_settings(CELERY_DATABASE_TABLE_SCHEMAS=schemas), fresh_result_db(
+            database
+        ) as result_db:
+            assert schema in TaskResult._meta.db_table
+            with running_worker(
+                tmp_path,
+                result_url=result_db.url,
+                broker_url=sqla_broker,
+                CELERY_DATABASE_TABLE_SCHEMAS=f"task={schema},group={schema}",
+            ) as worker:
+                app = producer(sqla_broker, result_db.url)
+                app.conf.database_table_schemas = schemas
+                try:
+                    task_id = app.send_task("project.tasks.add", (3, 4), queue=worker.queue).id
+                finally:
+                    app.close()
+                wait_for_results([task_id], worker)
+            row = TaskResult.objects.get(task_id=task_id)
+            assert json.loads(bytes(row.result)) == 7
+            response = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
+            assert task_id in response.text
+    finally:
+        drop = "DROP SCHEMA {} CASCADE" if database == "postgresql" else "DROP SCHEMA {}"
+        with connections[str(alias)].cursor() as cursor:
+            cursor.execute(drop.format(schema))

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from celery_sa.backend_url import BackendURLError
-from celery_sa.checks import _one_line
+from celery_sa.checks import one_line
 from celery_sa.database import result_database
 from celery_sa.schema import create_statements, dialect_named, result_tables
 
@@ -69,7 +69,7 @@ class Command(BaseCommand):
                 elif missing:
                     tables.metadata.create_all(connection, tables=missing, checkfirst=True)
         except SQLAlchemyError as exc:
-            raise CommandError(f"Cannot create the result tables: {_one_line(exc)}") from exc
+            raise CommandError(f"Cannot create the result tables: {one_line(exc)}") from exc
         finally:
             engine.dispose()
         verb = "Would create" if dry_run else "Created"

@@ -13,13 +13,11 @@ from celery import group
 from celery.states import READY_STATES
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.checks import ERROR, run_checks
+from django.core.checks import ERROR, CheckMessage, run_checks
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from celery_sa.backend_url import BackendURLError
-from celery_sa.database import result_alias
 from celery_sa.models import TaskResult
 from project.tasks import add, divide, flaky
 
@@ -73,14 +71,18 @@ class Command(BaseCommand):
             self.stop(children)
 
     def preflight(self) -> None:
+        # Settings first: the database checks would import drivers that may be missing.
+        # celery_sa's database check probes the result database whichever alias is named.
+        self.fail_on_errors(run_checks())
         try:
-            databases = sorted({"default", result_alias()})
-        except BackendURLError:
-            databases = ["default"]
-        errors = [m for m in run_checks(databases=databases) if m.level >= ERROR]
+            self.fail_on_errors(run_checks(databases=["default"]))
+        except DatabaseError as exc:
+            raise CommandError(f"Cannot connect to the DATABASE_URL database: {exc}") from exc
+
+    def fail_on_errors(self, messages: list[CheckMessage]) -> None:
+        errors = [m for m in messages if m.level >= ERROR]
         if errors:
-            lines = [f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors]
-            raise CommandError("\n".join(lines))
+            raise CommandError("\n".join(f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors))
 
     def demo_superuser(self) -> None:
         if not settings.EMBEDDED_DEFAULT:
