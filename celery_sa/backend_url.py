@@ -159,7 +159,9 @@ def sqlalchemy_url(config: dict[str, Any], drivername: str | None = None) -> URL
     try:
         backend = VENDORS[engine]
     except KeyError:
-        raise BackendURLError(f"Database engine {engine!r} is not supported by celery_sa.") from None
+        raise BackendURLError(
+            f"Database engine {engine!r} is not supported by celery_sa."
+        ) from None
     options = {
         key: value
         for key, value in (config.get("OPTIONS") or {}).items()

@@ -56,7 +56,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         database = result_database()
     except BackendURLError as exc:
         return [*messages, Error(str(exc), hint=HINTS[exc.check_id], id=exc.check_id)]
-    engine = settings.DATABASES[database.alias]["ENGINE"]
+    engine = str(settings.DATABASES[database.alias]["ENGINE"])
     messages += _missing_driver(drivers[0], "celery_sa.E004", "Celery's result backend")
     messages += _missing_driver(
         DJANGO_DRIVERS[engine], "celery_sa.E005", f"Django's {engine} backend"

@@ -97,10 +97,10 @@ def _resolve(backend: str) -> ResultDatabase:
 def _install(alias: str, configured: dict[str, Any]) -> None:
     # Drop this thread's connection to what the alias pointed at before, if it has one
     # (creating one just to close it would import a driver that may not be installed).
-    previous = getattr(connections._connections, alias, None)
-    if previous is not None:
-        previous.close()
-        del connections[alias]
+    for connection in connections.all(initialized_only=True):
+        if connection.alias == alias:
+            connection.close()
+            del connections[alias]
     # Django's test runner writes the test database name into settings.DATABASES too.
     settings.DATABASES[alias] = configured
     connections.settings[alias] = configured

@@ -26,7 +26,9 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
         super().__init__(*args, **kwargs)
 
     def deconstruct(self) -> Any:
-        name, path, args, kwargs = super().deconstruct()
+        # Migrations see a plain DateTimeField: the table is unmanaged and the zone is a
+        # runtime setting, not schema.
+        name, _path, args, kwargs = super().deconstruct()
         return name, "django.db.models.DateTimeField", args, kwargs
 
     def get_internal_type(self) -> str:

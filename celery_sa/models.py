@@ -81,4 +81,3 @@ def configure_tables(vendor: str) -> None:
         for model_field in model._meta.concrete_fields:
             # Field.cached_col captured the old table name for column references.
             model_field.__dict__.pop("cached_col", None)
-

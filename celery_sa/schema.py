@@ -39,12 +39,12 @@ BIGINT_ID = BigInteger().with_variant(Integer(), "sqlite")
 LONG_BLOB = (
     LargeBinary()
     .with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
-    .with_variant(mssql.VARBINARY("max"), "mssql")
+    .with_variant(mssql.VARBINARY(), "mssql")  # type: ignore[no-untyped-call]
 )
 LONG_TEXT = (
     Text()
     .with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-    .with_variant(mssql.NVARCHAR("max"), "mssql")
+    .with_variant(mssql.NVARCHAR(), "mssql")
 )
 
 
@@ -111,7 +111,7 @@ def _id_column(sequence_name: str, schema: str | None) -> Column[int]:
 
 def dialect_named(name: str) -> Dialect:
     """A SQLAlchemy dialect for ``name`` (``"mariadb"``, ``"mssql"``, …), without a driver."""
-    dialect = URL.create(name).get_dialect()(dbapi=None)
+    dialect = URL.create(name).get_dialect()()
     if name == "mariadb":
         # Without a server to ask, assume a MariaDB that has sequences (10.3+).
         dialect.server_version_info = (10, 11)

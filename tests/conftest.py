@@ -279,5 +279,7 @@ def wait_for_results(task_ids: list[str], worker: Worker, timeout: float = 60.0)
         if done == len(task_ids):
             return
         if time.monotonic() > deadline or worker.process.poll() is not None:
-            pytest.fail(f"{done} of {len(task_ids)} tasks finished; worker output:\n{worker.output}")
+            pytest.fail(
+                f"{done} of {len(task_ids)} tasks finished; worker output:\n{worker.output}"
+            )
         time.sleep(0.2)

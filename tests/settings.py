@@ -4,7 +4,8 @@ Service URLs come from the environment (``.ci/run`` sets them from this machine'
 services); each one adds a Django database alias or a broker the tests can use:
 
 - ``CELERY_SA_TEST_MYSQL_URL``    e.g. ``mysql://root@127.0.0.1:3306/test``   (alias "mysql")
-- ``CELERY_SA_TEST_POSTGRES_URL`` e.g. ``postgres://postgres@127.0.0.1:5432/test`` (alias "postgresql")
+- ``CELERY_SA_TEST_POSTGRES_URL`` e.g. ``postgres://postgres@127.0.0.1:5432/test``
+  (alias "postgresql")
 - ``CELERY_SA_TEST_REDIS_URL``    e.g. ``redis://127.0.0.1:6379/0``
 - ``CELERY_SA_TEST_RABBITMQ_URL`` e.g. ``amqp://guest:guest@127.0.0.1:5672//``
 """

@@ -40,7 +40,11 @@ def test_mysql_unix_socket_becomes_django_host_and_options_carry_over() -> None:
         "&charset=utf8mb4&ssl_ca=/etc/ca.pem&connect_timeout=5"
     )
     assert config["HOST"] == "/run/mysqld/mysqld.sock"
-    assert config["OPTIONS"] == {"charset": "utf8mb4", "ssl": {"ca": "/etc/ca.pem"}, "connect_timeout": 5}
+    assert config["OPTIONS"] == {
+        "charset": "utf8mb4",
+        "ssl": {"ca": "/etc/ca.pem"},
+        "connect_timeout": 5,
+    }
 
 
 def test_pymysql_results_are_read_by_djangos_mysql_backend() -> None:
@@ -64,7 +68,9 @@ def test_sqlite_path_is_made_absolute_with_a_file_test_database(tmp_path: object
     expected = os.path.abspath("relative/results.sqlite3")
     assert config["NAME"] == expected
     assert config["OPTIONS"] == {"timeout": 20.0}
-    assert config["TEST"] == {"NAME": os.path.join(os.path.dirname(expected), "test_results.sqlite3")}
+    assert config["TEST"] == {
+        "NAME": os.path.join(os.path.dirname(expected), "test_results.sqlite3")
+    }
 
 
 @pytest.mark.parametrize("backend", ["db+sqlite://", "db+sqlite:///:memory:"])
@@ -144,7 +150,12 @@ def test_an_unsupported_driver_is_named() -> None:
 
 
 def test_identity_treats_default_host_and_port_as_equal() -> None:
-    explicit = {"ENGINE": "django.db.backends.mysql", "NAME": "r", "HOST": "localhost", "PORT": "3306"}
+    explicit = {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "r",
+        "HOST": "localhost",
+        "PORT": "3306",
+    }
     implicit = {"ENGINE": "django.db.backends.mysql", "NAME": "r", "HOST": "", "PORT": ""}
     other = {"ENGINE": "django.db.backends.mysql", "NAME": "r", "HOST": "", "PORT": "3307"}
     assert database_identity(explicit) == database_identity(implicit)

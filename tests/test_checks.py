@@ -129,7 +129,11 @@ def test_missing_result_tables_are_a_warning(tmp_path: Path) -> None:
 def test_manage_py_check_fails_on_a_misconfiguration(tmp_path: Path) -> None:
     env = project_env(tmp_path, CELERY_RESULT_BACKEND="redis://localhost:6379/0")
     run = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=env, capture_output=True, text=True
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 1
     assert "celery_sa.E001" in run.stderr

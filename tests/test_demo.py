@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -112,7 +111,9 @@ def assert_one_line_error(run: subprocess.CompletedProcess[str], *fragments: str
 
 
 def test_an_unreachable_result_database_is_one_line(tmp_path: Path) -> None:
-    run = demo(tmp_path, "--no-server", CELERY_RESULT_BACKEND="db+postgresql+psycopg://u@127.0.0.1:1/r")
+    run = demo(
+        tmp_path, "--no-server", CELERY_RESULT_BACKEND="db+postgresql+psycopg://u@127.0.0.1:1/r"
+    )
     assert_one_line_error(run, "celery_sa.E009", "Cannot connect to the result database", "HINT:")
     assert len(run.stderr.strip().splitlines()) == 1
 

@@ -113,7 +113,10 @@ CUSTOM_NAMES = {"task": "qc_celery_taskmeta", "group": "qc_celery_tasksetmeta"}
 
 @pytest.mark.parametrize("table_names", [CUSTOM_NAMES], indirect=True)
 def test_custom_table_names_are_written_by_celery_and_read_by_the_admin(
-    table_names: dict[str, str], result_db: ResultDB, sqla_broker: str, tmp_path: Path,
+    table_names: dict[str, str],
+    result_db: ResultDB,
+    sqla_broker: str,
+    tmp_path: Path,
     admin_client: Client,
 ) -> None:
     assert TaskResult._meta.db_table == "qc_celery_taskmeta"
@@ -142,9 +145,10 @@ def test_custom_schemas_are_written_by_celery_and_read_by_the_admin(
     with connections[str(alias)].cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     try:
-        with override_settings(CELERY_DATABASE_TABLE_SCHEMAS=schemas), fresh_result_db(
-            database
-        ) as result_db:
+        with (
+            override_settings(CELERY_DATABASE_TABLE_SCHEMAS=schemas),
+            fresh_result_db(database) as result_db,
+        ):
             assert schema in TaskResult._meta.db_table
             with running_worker(
                 tmp_path,

@@ -4,51 +4,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='GroupResult',
+            name="GroupResult",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('taskset_id', models.CharField(max_length=155, null=True, unique=True, verbose_name='group id')),
-                ('result', models.BinaryField(null=True, verbose_name='result')),
-                ('date_done', models.DateTimeField(null=True, verbose_name='date done')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "taskset_id",
+                    models.CharField(
+                        max_length=155, null=True, unique=True, verbose_name="group id"
+                    ),
+                ),
+                ("result", models.BinaryField(null=True, verbose_name="result")),
+                ("date_done", models.DateTimeField(null=True, verbose_name="date done")),
             ],
             options={
-                'verbose_name': 'group result',
-                'verbose_name_plural': 'group results',
-                'db_table': 'celery_tasksetmeta',
-                'managed': False,
+                "verbose_name": "group result",
+                "verbose_name_plural": "group results",
+                "db_table": "celery_tasksetmeta",
+                "managed": False,
             },
         ),
         migrations.CreateModel(
-            name='TaskResult',
+            name="TaskResult",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('task_id', models.CharField(max_length=155, null=True, unique=True, verbose_name='task id')),
-                ('status', models.CharField(max_length=50, null=True, verbose_name='status')),
-                ('result', models.BinaryField(null=True, verbose_name='result')),
-                ('date_done', models.DateTimeField(null=True, verbose_name='date done')),
-                ('traceback', models.TextField(null=True, verbose_name='traceback')),
-                ('children', models.BinaryField(null=True, verbose_name='children')),
-                ('name', models.CharField(max_length=155, null=True, verbose_name='task name')),
-                ('args', models.BinaryField(null=True, verbose_name='args')),
-                ('kwargs', models.BinaryField(null=True, verbose_name='kwargs')),
-                ('worker', models.CharField(max_length=155, null=True, verbose_name='worker')),
-                ('retries', models.IntegerField(null=True, verbose_name='retries')),
-                ('queue', models.CharField(max_length=155, null=True, verbose_name='queue')),
-                ('stamps', models.BinaryField(null=True, verbose_name='stamps')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "task_id",
+                    models.CharField(
+                        max_length=155, null=True, unique=True, verbose_name="task id"
+                    ),
+                ),
+                ("status", models.CharField(max_length=50, null=True, verbose_name="status")),
+                ("result", models.BinaryField(null=True, verbose_name="result")),
+                ("date_done", models.DateTimeField(null=True, verbose_name="date done")),
+                ("traceback", models.TextField(null=True, verbose_name="traceback")),
+                ("children", models.BinaryField(null=True, verbose_name="children")),
+                ("name", models.CharField(max_length=155, null=True, verbose_name="task name")),
+                ("args", models.BinaryField(null=True, verbose_name="args")),
+                ("kwargs", models.BinaryField(null=True, verbose_name="kwargs")),
+                ("worker", models.CharField(max_length=155, null=True, verbose_name="worker")),
+                ("retries", models.IntegerField(null=True, verbose_name="retries")),
+                ("queue", models.CharField(max_length=155, null=True, verbose_name="queue")),
+                ("stamps", models.BinaryField(null=True, verbose_name="stamps")),
             ],
             options={
-                'verbose_name': 'task result',
-                'verbose_name_plural': 'task results',
-                'db_table': 'celery_taskmeta',
-                'managed': False,
+                "verbose_name": "task result",
+                "verbose_name_plural": "task results",
+                "db_table": "celery_taskmeta",
+                "managed": False,
             },
         ),
     ]

@@ -53,8 +53,24 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot migrate the DATABASE_URL database: {exc}") from exc
         call_command("celery_sa_tables", "create", stdout=self.stdout)
         self.demo_superuser()
-        children = [self.spawn("worker", ["-m", "celery", "-A", "project", "worker", "-l", "INFO",
-                                          "-c", "2", "--without-gossip", "--without-mingle"])]
+        children = [
+            self.spawn(
+                "worker",
+                [
+                    "-m",
+                    "celery",
+                    "-A",
+                    "project",
+                    "worker",
+                    "-l",
+                    "INFO",
+                    "-c",
+                    "2",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+            )
+        ]
         try:
             if not no_server:
                 children.append(
