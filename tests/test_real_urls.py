@@ -1,0 +1,81 @@
+"""Translated URLs connect to real servers: odd passwords, unix sockets, both sides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.db import connections
+from django.db.utils import load_backend
+from django.test import override_settings
+
+from celery_sa.backend_url import BackendURLError, django_database_settings, parse_result_backend
+from celery_sa.checks import probe
+from celery_sa.database import result_database
+from tests.conftest import service_url
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+ODD_PASSWORD = "p@ss:w/rd#%?&= +;"
+
+
+def django_query(backend: str, sql: str) -> Any:
+    """Run ``sql`` through Django's own backend, configured from the result backend URL."""
+    config = django_database_settings(parse_result_backend(backend))
+    config = connections.configure_settings({"default": {}, "probe": config})["probe"]
+    wrapper = load_backend(config["ENGINE"]).DatabaseWrapper(config, "probe")
+    try:
+        with wrapper.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchone()[0]
+    finally:
+        wrapper.close()
+
+
+def celery_side_errors(backend: str) -> list[str]:
+    with override_settings(CELERY_RESULT_BACKEND=backend):
+        return [m.msg for m in probe(result_database()) if m.id == "celery_sa.E009"]
+
+
+@pytest.fixture
+def odd_user() -> Iterator[str]:
+    """A MariaDB user whose password needs percent-encoding in a URL."""
+    service_url("mysql")
+    with connections["mysql"].cursor() as cursor:
+        cursor.execute("DROP USER IF EXISTS 'celery_sa_odd'@'%'")
+        cursor.execute("CREATE USER 'celery_sa_odd'@'%%' IDENTIFIED BY %s", [ODD_PASSWORD])
+        cursor.execute("GRANT ALL ON test_celery_sa.* TO 'celery_sa_odd'@'%'")
+    yield "celery_sa_odd"
+    with connections["mysql"].cursor() as cursor:
+        cursor.execute("DROP USER IF EXISTS 'celery_sa_odd'@'%'")
+
+
+@pytest.mark.parametrize("driver", ["mysql", "mysql+pymysql"])
+def test_a_password_that_needs_encoding_logs_in_on_both_sides(odd_user: str, driver: str) -> None:
+    backend = (
+        f"db+{driver}://{odd_user}:{quote(ODD_PASSWORD, safe='')}@127.0.0.1:3306/test_celery_sa"
+    )
+    assert celery_side_errors(backend) == []
+    assert django_query(backend, "SELECT CURRENT_USER()").startswith(f"{odd_user}@")
+
+
+def test_the_same_password_unencoded_is_refused_clearly(odd_user: str) -> None:
+    backend = f"db+mysql://{odd_user}:{ODD_PASSWORD}@127.0.0.1:3306/test_celery_sa"
+    with override_settings(CELERY_RESULT_BACKEND=backend):
+        with pytest.raises(BackendURLError, match="CELERY_RESULT_BACKEND cannot be parsed"):
+            result_database()
+
+
+def test_a_mariadb_unix_socket_works_on_both_sides() -> None:
+    service_url("mysql")
+    backend = "db+mysql://root@/test_celery_sa?unix_socket=/run/mysqld/mysqld.sock"
+    assert celery_side_errors(backend) == []
+    assert django_query(backend, "SELECT DATABASE()") == "test_celery_sa"
+
+
+def test_a_postgresql_socket_directory_works_on_both_sides() -> None:
+    service_url("postgresql")
+    backend = "db+postgresql+psycopg://postgres@/test_celery_sa?host=/var/run/postgresql"
+    assert celery_side_errors(backend) == []
+    assert django_query(backend, "SELECT current_database()") == "test_celery_sa"
