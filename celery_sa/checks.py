@@ -46,7 +46,7 @@ HINTS = {
 }
 
 
-@register(Tags.compatibility)
+@register()
 def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """The result backend URL, its drivers, the router and the table settings."""
     messages: list[CheckMessage] = list(_check_table_settings())

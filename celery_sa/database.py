@@ -35,11 +35,14 @@ class ResultDatabase:
     config: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     """The ``DATABASES`` entry celery_sa registered for ``alias``; ``None`` when ``alias``
     is one the user defined."""
+    identity: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """What identifies the database (see ``database_identity``), before any test renaming."""
 
 
 _lock = threading.Lock()
 _resolved: dict[str, ResultDatabase] = {}
-_registered: set[str] = set()
+# Alias -> identity of the database celery_sa registered it for.
+_registered: dict[str, tuple[str, ...]] = {}
 
 
 def result_database() -> ResultDatabase:
@@ -58,7 +61,7 @@ def result_database() -> ResultDatabase:
         ):
             # Another backend URL (override_settings) borrowed the alias meanwhile. The
             # entry is put back as it is, test database name included.
-            _install(database.alias, database.config)
+            _install(database.alias, database.config, database.identity)
         return database
 
 
@@ -77,12 +80,16 @@ def _resolve(backend: str) -> ResultDatabase:
     url = parse_result_backend(backend)
     config = django_database_settings(url)
     identity = database_identity(config)
+    own_alias = app_settings.database_alias
     for alias, current in connections.settings.items():
-        # Under a test runner, current["NAME"] already is the test database's name.
-        if database_identity(current) == identity:
+        # Under a test runner, current["NAME"] already is the test database's name, so the
+        # alias celery_sa registered is recognised by what it was registered for.
+        if database_identity(current) == identity or (
+            alias == own_alias and _registered.get(alias) == identity
+        ):
             registered = current if alias in _registered else None
-            return ResultDatabase(alias=alias, url=url, config=registered)
-    alias = app_settings.database_alias
+            return ResultDatabase(alias=alias, url=url, config=registered, identity=identity)
+    alias = own_alias
     if alias in connections.settings and alias not in _registered:
         raise BackendURLError(
             f"CELERY_SA_DATABASE_ALIAS {alias!r} already names another database in DATABASES; "
@@ -90,11 +97,11 @@ def _resolve(backend: str) -> ResultDatabase:
             "celery_sa.E008",
         )
     configured = connections.configure_settings({DEFAULT_DB_ALIAS: {}, alias: config})[alias]
-    _install(alias, configured)
-    return ResultDatabase(alias=alias, url=url, config=configured)
+    _install(alias, configured, identity)
+    return ResultDatabase(alias=alias, url=url, config=configured, identity=identity)
 
 
-def _install(alias: str, configured: dict[str, Any]) -> None:
+def _install(alias: str, configured: dict[str, Any], identity: tuple[str, ...]) -> None:
     # Drop this thread's connection to what the alias pointed at before, if it has one
     # (creating one just to close it would import a driver that may not be installed).
     for connection in connections.all(initialized_only=True):
@@ -104,4 +111,4 @@ def _install(alias: str, configured: dict[str, Any]) -> None:
     # Django's test runner writes the test database name into settings.DATABASES too.
     settings.DATABASES[alias] = configured
     connections.settings[alias] = configured
-    _registered.add(alias)
+    _registered[alias] = identity

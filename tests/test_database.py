@@ -75,3 +75,12 @@ def test_schemas_are_quoted_for_the_result_database(vendor: str, expected: str) 
         assert TaskResult._meta.db_table == expected
         assert GroupResult._meta.db_table == "celery_tasksetmeta"
     assert TaskResult._meta.db_table == "celery_taskmeta"
+
+
+def test_a_reset_keeps_the_registered_alias_on_its_test_database() -> None:
+    before = settings.DATABASES["celery_sa"]["NAME"]
+    assert before.endswith("test_results.sqlite3")
+    with override_settings(CELERY_SA_DATABASE_ALIAS="default"):  # resets the resolution
+        pass
+    assert result_alias() == "celery_sa"
+    assert settings.DATABASES["celery_sa"]["NAME"] == before
