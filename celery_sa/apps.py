@@ -10,6 +10,7 @@ from django.db import connections
 from django.utils.translation import gettext_lazy as _
 
 from celery_sa.backend_url import VENDORS, BackendURLError
+from celery_sa.compat import widen_celery_ids
 from celery_sa.database import reset, result_database
 
 TABLE_SETTINGS = {
@@ -28,6 +29,7 @@ class CelerySAConfig(AppConfig):
     def ready(self) -> None:
         from celery_sa import checks  # noqa: F401  (registers the system checks)
 
+        widen_celery_ids()
         configure()
         setting_changed.connect(_on_setting_changed, dispatch_uid="celery_sa.configure")
 

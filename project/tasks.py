@@ -24,3 +24,9 @@ def flaky(self, succeed_on: int = 2) -> str:  # type: ignore[no-untyped-def]
     if attempt < succeed_on:
         raise self.retry(exc=RuntimeError(f"attempt {attempt} failed, retrying"))
     return f"succeeded on attempt {attempt}"
+
+
+@shared_task
+def text_of_size(size: int) -> str:
+    """Return a string of ``size`` characters (results larger than a 64 KB BLOB)."""
+    return "x" * size

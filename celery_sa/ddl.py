@@ -1,0 +1,111 @@
+"""DDL that SQLAlchemy Core has no construct for, compiled by each dialect's own compiler.
+
+Column specifications, types and identifiers come from the dialect's DDL compiler and
+identifier preparer; only the ``ALTER`` keywords are spelled here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Column, Index, Sequence, Table
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.ddl import ExecutableDDLElement
+
+
+class AlterTable(ExecutableDDLElement):
+    """One ``ALTER TABLE`` adding columns, widening columns and (MySQL) adding indexes.
+
+    ``mysql_online`` is the ``ALGORITHM=…, LOCK=…`` clause MySQL/MariaDB should use.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        *,
+        add: list[Column[Any]] | None = None,
+        widen: list[Column[Any]] | None = None,
+        indexes: list[Index] | None = None,
+        keep_auto_increment: bool = False,
+        mysql_online: str = "",
+    ) -> None:
+        self.table = table
+        self.add = add or []
+        self.widen = widen or []
+        self.indexes = indexes or []
+        self.keep_auto_increment = keep_auto_increment
+        self.mysql_online = mysql_online
+
+
+class RestartSequence(ExecutableDDLElement):
+    """``ALTER SEQUENCE … RESTART WITH n``: move a sequence past the ids already used."""
+
+    def __init__(self, sequence: Sequence, start: int) -> None:
+        self.sequence = sequence
+        self.start = start
+
+
+class WidenSequence(ExecutableDDLElement):
+    """``ALTER SEQUENCE … AS BIGINT`` (PostgreSQL sequences made for an INTEGER column)."""
+
+    def __init__(self, sequence: Sequence) -> None:
+        self.sequence = sequence
+
+
+def _column_type(column: Column[Any], compiler: Any) -> str:
+    return str(column.type.compile(dialect=compiler.dialect))
+
+
+@compiles(AlterTable)
+def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
+    # PostgreSQL (and the SQL standard): several actions in one statement, one rewrite.
+    clauses = [f"ADD COLUMN {compiler.get_column_specification(c)}" for c in element.add]
+    clauses += [
+        f"ALTER COLUMN {compiler.preparer.format_column(c)} TYPE {_column_type(c, compiler)}"
+        for c in element.widen
+    ]
+    return f"ALTER TABLE {compiler.preparer.format_table(element.table)} {', '.join(clauses)}"
+
+
+@compiles(AlterTable, "sqlite")
+def _alter_table_sqlite(element: AlterTable, compiler: Any, **kw: Any) -> str:
+    # SQLite adds one column per statement and never needs a wider type.
+    (column,) = element.add
+    table = compiler.preparer.format_table(element.table)
+    return f"ALTER TABLE {table} ADD COLUMN {compiler.get_column_specification(column)}"
+
+
+@compiles(AlterTable, "mssql")
+def _alter_table_mssql(element: AlterTable, compiler: Any, **kw: Any) -> str:
+    specs = ", ".join(compiler.get_column_specification(c) for c in element.add)
+    return f"ALTER TABLE {compiler.preparer.format_table(element.table)} ADD {specs}"
+
+
+@compiles(AlterTable, "mysql")
+@compiles(AlterTable, "mariadb")
+def _alter_table_mysql(element: AlterTable, compiler: Any, **kw: Any) -> str:
+    preparer = compiler.preparer
+    clauses = []
+    for column in element.widen:
+        spec = compiler.get_column_specification(column)
+        if column.primary_key and element.keep_auto_increment and "AUTO_INCREMENT" not in spec:
+            spec += " AUTO_INCREMENT"
+        clauses.append(f"MODIFY {spec}")
+    clauses += [f"ADD COLUMN {compiler.get_column_specification(c)}" for c in element.add]
+    for index in element.indexes:
+        columns = ", ".join(preparer.quote(c.name) for c in index.columns)
+        clauses.append(f"ADD INDEX {preparer.format_index(index)} ({columns})")
+    if element.mysql_online:
+        clauses.append(element.mysql_online)
+    return f"ALTER TABLE {preparer.format_table(element.table)} {', '.join(clauses)}"
+
+
+@compiles(RestartSequence)
+def _restart_sequence(element: RestartSequence, compiler: Any, **kw: Any) -> str:
+    name = compiler.preparer.format_sequence(element.sequence)
+    return f"ALTER SEQUENCE {name} RESTART WITH {int(element.start)}"
+
+
+@compiles(WidenSequence)
+def _widen_sequence(element: WidenSequence, compiler: Any, **kw: Any) -> str:
+    return f"ALTER SEQUENCE {compiler.preparer.format_sequence(element.sequence)} AS BIGINT"

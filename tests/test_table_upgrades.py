@@ -1,0 +1,394 @@
+"""``celery_sa_tables status``/``upgrade`` on tables that older Celery versions created."""
+
+from __future__ import annotations
+
+import pickle
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connections
+from django.test import override_settings
+from sqlalchemy import MetaData, Table, create_engine, insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from celery_sa.database import result_database
+from celery_sa.management.commands import celery_sa_tables
+from celery_sa.schema import result_tables
+from tests.conftest import (
+    BASE_DIR,
+    RESULT_DBS,
+    ResultDB,
+    drop_result_tables,
+    fresh_result_db,
+    producer,
+    project_env,
+    running_worker,
+    service_url,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+LEGACY = Path(__file__).parent / "legacy"
+VERSIONS = ["4.2.2", "4.4.7", "5.2.7", "5.7.0"]
+FIXTURE_DIALECT = {
+    "mysqlclient": "mariadb",
+    "pymysql": "mariadb",
+    "postgresql": "postgresql",
+    "sqlite": "sqlite",
+}
+BEYOND_INT = 2**31 + 5
+
+
+def manage(*args: str) -> tuple[int, str]:
+    """Run the command in-process; return its exit status and output."""
+    out = StringIO()
+    try:
+        call_command("celery_sa_tables", *args, stdout=out)
+    except SystemExit as exit_:
+        return int(exit_.code or 0), out.getvalue()
+    return 0, out.getvalue()
+
+
+def engine() -> Any:
+    return create_engine(result_database().url, poolclass=NullPool)
+
+
+def load_legacy(result_db: ResultDB, version: str) -> None:
+    """Replace the result tables with the ones ``version`` of Celery created, plus the rows
+    an old worker would have written (one a raw pickle, as Celery 4 stored results)."""
+    drop_result_tables()
+    sql = (LEGACY / f"celery-{version}.{FIXTURE_DIALECT[result_db.name]}.sql").read_text()
+    database = engine()
+    with database.begin() as connection:
+        for statement in re.split(r";\s*(?:\n|$)", sql):
+            if statement.strip():
+                connection.exec_driver_sql(statement)
+        if "CREATE SEQUENCE" in sql:  # old workers drew ids from the sequence
+            table: Table = result_tables().task
+        else:  # ... or let AUTO_INCREMENT / SQLite pick them
+            table = Table(result_tables().task.name, MetaData(), autoload_with=connection)
+        connection.execute(
+            insert(table),
+            [
+                {
+                    "task_id": f"old-{n}",
+                    "status": "SUCCESS" if n else "FAILURE",
+                    "result": pickle.dumps({"answer": n}),
+                    "date_done": datetime(2020, 1, 1, 12, n),
+                    "traceback": None if n else "Traceback (most recent call last): ...",
+                }
+                for n in range(3)
+            ],
+        )
+    database.dispose()
+
+
+def snapshot() -> list[tuple[Any, ...]]:
+    table = result_tables().task
+    columns = [table.c.id, table.c.task_id, table.c.status, table.c.result, table.c.traceback]
+    database = engine()
+    with database.connect() as connection:
+        rows = connection.execute(select(*columns, table.c.date_done).order_by(table.c.id))
+        snapshot = [tuple(row) for row in rows]
+    database.dispose()
+    return snapshot
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_upgrade_brings_old_tables_up_to_date_and_keeps_every_row(
+    result_db: ResultDB, version: str
+) -> None:
+    load_legacy(result_db, version)
+    before = snapshot()
+
+    code, output = manage("status")
+    assert code == 1
+    assert output.splitlines()[-1].endswith(
+        "pending: run `manage.py celery_sa_tables upgrade` (--dry-run shows the SQL)."
+    )
+    if result_db.name != "sqlite":  # SQLite's INTEGER key is 64-bit already
+        assert "  - column id is INTEGER: ids stop at 2,147,483,647; widen it to BIGINT" in output
+    assert "index on (status, date_done) is missing" in output
+
+    code, dry_run = manage("upgrade", "--dry-run")
+    assert code == 0
+    assert re.search(r"^(ALTER TABLE|CREATE INDEX).*;$", dry_run, re.MULTILINE)
+    assert dry_run.splitlines()[-1].startswith("Would apply ")
+    assert manage("status") == (1, output)  # the dry run changed nothing
+
+    code, applied = manage("upgrade")
+    assert code == 0
+    assert applied.splitlines()[-1] == dry_run.splitlines()[-1].replace("Would apply", "Applied")
+    assert manage("status") == (
+        0,
+        f"{result_tables().task.name} (about 3 rows): up to date\n"
+        f"{result_tables().group.name} (about 0 rows): up to date\n"
+        "The result tables are up to date.\n",
+    )
+    assert manage("upgrade") == (0, "Nothing to do: the result tables are up to date.\n")
+    assert snapshot() == before
+
+
+def advance_ids(result_db: ResultDB) -> None:
+    """Make the next task id exceed 2**31, as after two billion results."""
+    table = result_tables().task
+    database = engine()
+    with database.begin() as connection:
+        if result_db.name == "sqlite":
+            connection.execute(
+                text("UPDATE sqlite_sequence SET seq = :seq WHERE name = :name"),
+                {"seq": BEYOND_INT, "name": table.name},
+            )
+        else:
+            connection.exec_driver_sql(f"ALTER SEQUENCE task_id_sequence RESTART WITH {BEYOND_INT}")
+    database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("result_db", "version"),
+    [
+        *[("mysqlclient", version) for version in VERSIONS],
+        ("pymysql", "5.2.7"),
+        ("postgresql", "4.2.2"),
+        ("postgresql", "5.7.0"),
+        ("sqlite", "4.2.2"),
+    ],
+    indirect=["result_db"],
+)
+def test_celery_57_stores_and_reads_results_in_upgraded_tables(
+    result_db: ResultDB, version: str, sqla_broker: str, tmp_path: Path
+) -> None:
+    load_legacy(result_db, version)
+    assert manage("upgrade")[0] == 0
+    advance_ids(result_db)
+    big = 1_500_000 if result_db.name != "sqlite" else 100_000
+    with running_worker(tmp_path, result_url=result_db.url, broker_url=sqla_broker) as worker:
+        app = producer(sqla_broker, result_db.url)
+        try:
+            small = app.send_task("project.tasks.add", (20, 22), queue=worker.queue)
+            large = app.send_task("project.tasks.text_of_size", (big,), queue=worker.queue)
+            # Celery itself reads the results back from the upgraded table.
+            assert small.get(timeout=60) == 42, worker.output
+            assert large.get(timeout=60) == "x" * big, worker.output
+        finally:
+            app.close()
+    ids = dict((row[1], row[0]) for row in snapshot())
+    assert ids[small.id] > 2**31 and ids[large.id] > 2**31
+    assert ids["old-0"] < 10  # the old rows are still there
+
+
+def stored(task_id: str) -> dict[str, Any]:
+    table = result_tables().task
+    database = engine()
+    with database.connect() as connection:
+        row = connection.execute(select(table).where(table.c.task_id == task_id)).one()
+    database.dispose()
+    return dict(row._mapping)
+
+
+@pytest.mark.parametrize("result_db", ["mysqlclient"], indirect=True)
+def test_without_the_upgrade_celery_loses_a_70_kb_result_on_mariadb(
+    result_db: ResultDB, sqla_broker: str, tmp_path: Path
+) -> None:
+    load_legacy(result_db, "5.7.0")  # the table Celery 5.7 itself creates
+    size = 70_000
+    with running_worker(tmp_path, result_url=result_db.url, broker_url=sqla_broker) as worker:
+        app = producer(sqla_broker, result_db.url)
+        try:
+            lost = app.send_task("project.tasks.text_of_size", (size,), queue=worker.queue)
+            with pytest.raises(Exception, match="failed to store result on the backend"):
+                lost.get(timeout=60)
+            assert "Data too long for column 'result'" in str(stored(lost.id)["traceback"])
+            assert manage("upgrade")[0] == 0  # with the worker running
+            kept = app.send_task("project.tasks.text_of_size", (size,), queue=worker.queue)
+            assert kept.get(timeout=60) == "x" * size
+        finally:
+            app.close()
+
+
+def test_a_table_that_is_not_a_celery_table_is_refused(embedded_result_db: ResultDB) -> None:
+    drop_result_tables()
+    database = engine()
+    with database.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE celery_taskmeta (id INTEGER, note TEXT)")
+    database.dispose()
+    message = (
+        "celery_taskmeta exists but is not a Celery result table "
+        "(no column task_id, status, result, date_done, traceback)."
+    )
+    for subcommand in ("status", "upgrade"):
+        with pytest.raises(CommandError) as caught:
+            manage(subcommand)
+        assert str(caught.value) == message
+        assert caught.value.returncode == 2
+    tables = connections["celery_sa"].introspection.table_names()
+    assert "celery_tasksetmeta" not in tables  # upgrade created nothing
+
+
+@pytest.fixture
+def limited_user(result_db: ResultDB) -> Iterator[str]:
+    """A MariaDB user who may read and write rows but not ALTER tables."""
+    with connections["mysql"].cursor() as cursor:
+        cursor.execute("DROP USER IF EXISTS 'celery_sa_rw'@'%'")
+        cursor.execute("CREATE USER 'celery_sa_rw'@'%' IDENTIFIED BY 'rw'")
+        cursor.execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON test_celery_sa.* TO 'celery_sa_rw'@'%'"
+        )
+    url = make_url(result_db.url.removeprefix("db+")).set(username="celery_sa_rw", password="rw")
+    yield "db+" + url.render_as_string(hide_password=False)
+    with connections["mysql"].cursor() as cursor:
+        cursor.execute("DROP USER IF EXISTS 'celery_sa_rw'@'%'")
+
+
+@pytest.mark.parametrize("result_db", ["mysqlclient"], indirect=True)
+def test_a_denied_alter_names_the_statement_and_changes_nothing(
+    result_db: ResultDB, limited_user: str, tmp_path: Path
+) -> None:
+    load_legacy(result_db, "5.2.7")
+    before = snapshot()
+    run = subprocess.run(
+        [sys.executable, "manage.py", "celery_sa_tables", "upgrade"],
+        cwd=BASE_DIR,
+        env=project_env(tmp_path, CELERY_RESULT_BACKEND=limited_user),
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith("CommandError: (1142, \"ALTER command denied to user 'celery_sa_rw'")
+    assert "(while running: ALTER TABLE celery_taskmeta MODIFY id BIGINT NOT NULL" in line
+    assert snapshot() == before
+    assert manage("status")[0] == 1
+
+
+def test_status_exit_codes_as_a_deploy_script_sees_them(
+    embedded_result_db: ResultDB, tmp_path: Path
+) -> None:
+    env = project_env(tmp_path, CELERY_RESULT_BACKEND=embedded_result_db.url)
+    argv = [sys.executable, "manage.py", "celery_sa_tables", "status"]
+    up_to_date = subprocess.run(argv, cwd=BASE_DIR, env=env, capture_output=True, text=True)
+    assert (up_to_date.returncode, up_to_date.stdout.splitlines()[-1]) == (
+        0,
+        "The result tables are up to date.",
+    )
+    drop_result_tables()
+    missing = subprocess.run(argv, cwd=BASE_DIR, env=env, capture_output=True, text=True)
+    assert missing.returncode == 1
+    assert (
+        missing.stdout.splitlines()[0] == "celery_taskmeta: missing (create or upgrade creates it)"
+    )
+    unreachable = subprocess.run(
+        argv,
+        cwd=BASE_DIR,
+        env={**env, "CELERY_RESULT_BACKEND": "db+postgresql+psycopg://u@127.0.0.1:1/r"},
+        capture_output=True,
+        text=True,
+    )
+    assert unreachable.returncode == 2
+    assert unreachable.stderr.startswith(
+        "CommandError: Cannot connect to the result database (postgresql+psycopg://u@127.0.0.1:1/r)"
+    )
+
+
+@pytest.mark.parametrize("result_db", ["mysqlclient", "postgresql"], indirect=True)
+def test_a_large_table_is_announced_before_it_is_rewritten(
+    result_db: ResultDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_legacy(result_db, "5.7.0")
+    monkeypatch.setattr(celery_sa_tables, "LARGE_TABLE_ROWS", 1)
+    code, output = manage("upgrade", "--noinput")
+    assert code == 0
+    assert re.search(
+        r"^celery_taskmeta has about \d+ rows and widening a type rewrites all of them\. ",
+        output,
+        re.MULTILINE,
+    )
+
+
+@pytest.mark.parametrize(
+    "table_names", [{"task": "qc_taskmeta", "group": "qc_tasksetmeta"}], indirect=True
+)
+def test_custom_table_names_are_inspected_and_upgraded(
+    table_names: dict[str, str], result_db: ResultDB
+) -> None:
+    drop_result_tables()
+    sql = (LEGACY / f"celery-4.4.7.{FIXTURE_DIALECT[result_db.name]}.sql").read_text()
+    sql = sql.replace("celery_taskmeta", "qc_taskmeta").replace(
+        "celery_tasksetmeta", "qc_tasksetmeta"
+    )
+    database = engine()
+    with database.begin() as connection:
+        for statement in re.split(r";\s*(?:\n|$)", sql):
+            if statement.strip():
+                connection.exec_driver_sql(statement)
+    database.dispose()
+    code, output = manage("status")
+    assert code == 1
+    assert output.startswith("qc_taskmeta (about 0 rows): ")
+    assert manage("upgrade")[0] == 0
+    assert manage("status")[1].splitlines()[-1] == "The result tables are up to date."
+
+
+def test_sql_upgrade_prints_the_statements_for_the_live_tables(
+    embedded_result_db: ResultDB,
+) -> None:
+    load_legacy(embedded_result_db, "4.2.2")
+    code, output = manage("sql", "--upgrade")
+    assert code == 0
+    assert "ALTER TABLE celery_taskmeta ADD COLUMN name VARCHAR(155);" in output.splitlines()
+    assert manage("status")[0] == 1  # printing changed nothing
+
+
+@pytest.mark.parametrize("result_db", ["postgresql"], indirect=True)
+def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt(result_db: ResultDB) -> None:
+    database = engine()
+    with database.begin() as connection:
+        # What a cancelled CREATE INDEX CONCURRENTLY leaves behind.
+        connection.exec_driver_sql(
+            "UPDATE pg_index SET indisvalid = false "
+            "WHERE indexrelid = 'ix_celery_taskmeta_status_date_done'::regclass"
+        )
+    database.dispose()
+    code, output = manage("status")
+    assert code == 1
+    assert (
+        "  - index ix_celery_taskmeta_status_date_done is invalid (an interrupted build); "
+        "build it again"
+    ) in output.splitlines()
+    code, dry_run = manage("upgrade", "--dry-run")
+    assert dry_run.splitlines()[-3:] == [
+        "DROP INDEX CONCURRENTLY IF EXISTS ix_celery_taskmeta_status_date_done;",
+        "CREATE INDEX CONCURRENTLY ix_celery_taskmeta_status_date_done "
+        "ON celery_taskmeta (status, date_done);",
+        "Would apply 1 change.",
+    ]
+    assert manage("upgrade")[0] == 0
+    assert manage("status")[0] == 0
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mysqlclient"])
+def test_tables_in_a_custom_schema_are_created_and_inspected(database: str) -> None:
+    service, alias, _ = RESULT_DBS[database]
+    service_url(str(service))
+    schema = "test_celery_sa_schema"
+    with connections[str(alias)].cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    try:
+        schemas = {"task": schema, "group": schema}
+        with override_settings(CELERY_DATABASE_TABLE_SCHEMAS=schemas), fresh_result_db(database):
+            code, output = manage("status")
+            assert code == 0
+            assert output.splitlines()[0] == f"{schema}.celery_taskmeta (about 0 rows): up to date"
+    finally:
+        drop = "DROP SCHEMA {} CASCADE" if database == "postgresql" else "DROP SCHEMA {}"
+        with connections[str(alias)].cursor() as cursor:
+            cursor.execute(drop.format(schema))
