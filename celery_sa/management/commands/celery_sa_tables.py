@@ -139,10 +139,10 @@ class Command(BaseCommand):
         with self.connect() as connection:
             plans = self.plan(connection, tables)
             missing = [plan.table for plan in plans if not plan.exists]
-            self.create_tables(connection, tables, missing, dry_run=dry_run)
             changed = [plan for plan in plans if plan.statements]
             if not dry_run:
                 self.confirm_rewrites(changed, connection.dialect.name, interactive)
+            self.create_tables(connection, tables, missing, dry_run=dry_run)
             for plan in changed:
                 self.apply(connection, plan, dry_run=dry_run)
         count = sum(len(plan.problems) for plan in changed) + len(missing)
