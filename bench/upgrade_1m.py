@@ -2,8 +2,8 @@
 
 The table is the one Celery 5.7 creates (INT id, BLOB/TEXT columns, no status/name index),
 filled with 1M rows by MariaDB's sequence engine. Each run times the real command and, as
-the floor any type change costs, a bare table rebuild (ALTER TABLE … FORCE, ALGORITHM=COPY) of the same
-table. Prints each run and the medians:
+the floor any type change costs, a bare rebuild of the same table (ALTER TABLE … FORCE,
+ALGORITHM=COPY). Prints each run and the medians:
 
     .venv/bin/python bench/upgrade_1m.py [--rows 1000000] [--runs 3]
 
@@ -42,7 +42,9 @@ def main() -> None:
     try:
         for run in range(1, options.runs + 1):
             fill = load(admin, bench_url, options.rows)
-            rebuild = timed(lambda: execute(bench_url, "ALTER TABLE celery_taskmeta FORCE, ALGORITHM=COPY"))
+            rebuild = timed(
+                lambda: execute(bench_url, "ALTER TABLE celery_taskmeta FORCE, ALGORITHM=COPY")
+            )
             upgrade = timed(lambda: run_upgrade(bench_url))
             check_upgraded(bench_url)
             upgrades.append(upgrade)

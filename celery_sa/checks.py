@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DEFAULT_DB_ALIAS
 from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -117,8 +118,7 @@ def probe(database: ResultDatabase) -> list[CheckMessage]:
     except SQLAlchemyError as exc:
         return [
             Error(
-                f"Cannot connect to the result database "
-                f"({database.url.render_as_string(hide_password=True)}): {one_line(exc)}",
+                cannot_connect(database.url, exc),
                 hint="Check the host, port, user, password and database name in "
                 "CELERY_RESULT_BACKEND, and that the server is running.",
                 id="celery_sa.E009",
@@ -173,6 +173,12 @@ def _missing_driver(
             id=check_id,
         )
     ]
+
+
+def cannot_connect(url: URL, exc: BaseException) -> str:
+    """The one-line message for a failed connection to the result database."""
+    shown = url.render_as_string(hide_password=True)
+    return f"Cannot connect to the result database ({shown}): {one_line(exc)}"
 
 
 def one_line(exc: BaseException) -> str:

@@ -25,10 +25,13 @@ from celery.states import READY_STATES
 from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from celery_sa.backend_url import sqlalchemy_url
-from celery_sa.database import result_alias
+from celery_sa.database import result_alias, result_database
 from celery_sa.models import TaskResult
+from celery_sa.schema import result_tables
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVICES = {
@@ -148,12 +151,6 @@ def fresh_result_db(name: str) -> Iterator[ResultDB]:
 
 def drop_result_tables() -> None:
     """Drop the configured result tables (and their sequences) on the result database."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    from celery_sa.database import result_database
-    from celery_sa.schema import result_tables
-
     engine = create_engine(result_database().url, poolclass=NullPool)
     try:
         result_tables().metadata.drop_all(engine, checkfirst=True)

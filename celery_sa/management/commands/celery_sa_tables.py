@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from celery_sa.backend_url import BackendURLError
-from celery_sa.checks import one_line
+from celery_sa.checks import cannot_connect, one_line
 from celery_sa.database import result_database
 from celery_sa.schema import ResultTables, create_statements, dialect_named, result_tables
 from celery_sa.upgrade import TablePlan, plan_upgrade
@@ -240,11 +240,7 @@ class Command(BaseCommand):
             engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
             connection = engine.connect()
         except (SQLAlchemyError, ImportError) as exc:
-            raise CommandError(
-                f"Cannot connect to the result database "
-                f"({url.render_as_string(hide_password=True)}): {one_line(exc)}",
-                returncode=ERROR_EXIT,
-            ) from exc
+            raise CommandError(cannot_connect(url, exc), returncode=ERROR_EXIT) from exc
         try:
             yield connection
         finally:
