@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from celery_sa.backend_url import VENDORS, BackendURLError
 from celery_sa.compat import widen_celery_ids
 from celery_sa.database import reset, result_database
+from celery_sa.engines import dispose_engines
 
 TABLE_SETTINGS = {
     "CELERY_RESULT_BACKEND",
@@ -19,6 +20,12 @@ TABLE_SETTINGS = {
     "CELERY_DATABASE_TABLE_SCHEMAS",
 }
 ALIAS_SETTINGS = {"CELERY_SA_DATABASE_ALIAS", "DATABASES"}
+ENGINE_SETTINGS = {
+    "CELERY_SA_DATABASE_URL",
+    "CELERY_SA_DATABASES",
+    "CELERY_SA_ENGINE_OPTIONS",
+    "DATABASES",
+}
 
 
 class CelerySAConfig(AppConfig):
@@ -50,6 +57,8 @@ def configure() -> None:
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in ENGINE_SETTINGS:
+        dispose_engines()
     if setting in ALIAS_SETTINGS:
         reset()
     if setting in TABLE_SETTINGS | ALIAS_SETTINGS:

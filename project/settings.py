@@ -79,6 +79,8 @@ CELERY_DATABASE_TABLE_NAMES = env.dict("CELERY_DATABASE_TABLE_NAMES", default={}
 CELERY_DATABASE_TABLE_SCHEMAS = env.dict("CELERY_DATABASE_TABLE_SCHEMAS", default={})
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Extra task modules for the worker to import (the tests load theirs this way).
+CELERY_IMPORTS = env.list("CELERY_IMPORTS", default=[])
 # Several processes write one SQLite file: wait for its lock rather than fail. (kombu's
 # SQLAlchemy transport hands its transport options to create_engine.)
 if CELERY_BROKER_URL.startswith("sqla+sqlite"):
@@ -90,6 +92,8 @@ if CELERY_RESULT_BACKEND.startswith("db+sqlite"):
 CELERY_SA_DATABASE_URL = env.str(
     "CELERY_SA_DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'books.sqlite3'}"
 )
+# Engine options for every SessionTask database (JSON), over celery_sa's defaults.
+CELERY_SA_ENGINE_OPTIONS = env.json("CELERY_SA_ENGINE_OPTIONS", default={})
 
 # Only the all-files default gets a demo superuser with a printed password.
 EMBEDDED_DEFAULT = "DATABASE_URL" not in env.ENVIRON

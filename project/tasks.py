@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from celery_sa.tasks import SessionTask
+from project.books import Book
+
 
 @shared_task
 def add(x: int, y: int) -> int:
@@ -30,3 +33,14 @@ def flaky(self, succeed_on: int = 2) -> str:  # type: ignore[no-untyped-def]
 def text_of_size(size: int) -> str:
     """Return a string of ``size`` characters (results larger than a 64 KB BLOB)."""
     return "x" * size
+
+
+@shared_task(bind=True, base=SessionTask)
+def rename_book(self: SessionTask, book_id: int, title: str) -> str:
+    """The seed document's example: change a book through ``self.session``."""
+    book = self.session.get(Book, book_id)
+    if book is None:
+        raise LookupError(f"There is no book {book_id}.")
+    old, book.title = book.title, title
+    self.session.commit()
+    return f"{old!r} is now {title!r}"

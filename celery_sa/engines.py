@@ -1,0 +1,126 @@
+"""SQLAlchemy engines for non-ORM data: one per database per process, made when first used.
+
+Databases are named. ``CELERY_SA_DATABASE_URL`` is the one called ``"default"``;
+``CELERY_SA_DATABASES`` adds others (or replaces it)::
+
+    CELERY_SA_DATABASES = {
+        "default": "postgresql+psycopg://app@db/books",      # a SQLAlchemy URL
+        "app": {"ALIAS": "default"},                          # Django's DATABASES["default"]
+        "warehouse": {"URL": "mysql://…", "ENGINE_OPTIONS": {"pool_size": 10}},
+    }
+
+Every engine gets ``CELERY_SA_ENGINE_OPTIONS`` over the defaults below, then the
+database's own ``ENGINE_OPTIONS``. Engines survive ``fork()``: each child disposes of the
+pool it inherited without closing the parent's connections (SQLAlchemy's documented recipe),
+so a connection opened before the fork never crosses into a child.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from celery_sa.backend_url import BackendURLError, sqlalchemy_url
+
+DEFAULT_DATABASE = "default"
+DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
+    # A connection the server dropped (restart, failover) is noticed before it is used.
+    "pool_pre_ping": True,
+    # Below MySQL's default wait_timeout (8 hours), so the server never closes an idle
+    # pooled connection under us.
+    "pool_recycle": 3600,
+}
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+
+
+def database_names() -> list[str]:
+    """The names of the configured databases."""
+    return list(_databases())
+
+
+def get_engine(name: str = DEFAULT_DATABASE) -> Engine:
+    """The engine of database ``name`` in this process, created on first use."""
+    engine = _engines.get(name)
+    if engine is not None:
+        return engine
+    with _lock:
+        if name not in _engines:
+            url, options = _engine_arguments(name)
+            _engines[name] = create_engine(url, **options)
+        return _engines[name]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection and forget the engines (settings changed, tests)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def _engine_arguments(name: str) -> tuple[URL, dict[str, Any]]:
+    databases = _databases()
+    if name not in databases:
+        known = ", ".join(sorted(databases)) or "none"
+        raise ImproperlyConfigured(
+            f"No database {name!r} for SessionTask: set CELERY_SA_DATABASE_URL (the "
+            f"'default' one) or add it to CELERY_SA_DATABASES (configured: {known})."
+        )
+    entry = databases[name]
+    if isinstance(entry, str):
+        entry = {"URL": entry}
+    options = {
+        **DEFAULT_ENGINE_OPTIONS,
+        **getattr(settings, "CELERY_SA_ENGINE_OPTIONS", {}),
+        **entry.get("ENGINE_OPTIONS", {}),
+    }
+    if "ALIAS" in entry:
+        return _alias_url(name, entry["ALIAS"]), options
+    try:
+        return make_url(entry["URL"]), options
+    except (KeyError, ArgumentError, ValueError) as exc:
+        raise ImproperlyConfigured(
+            f"CELERY_SA_DATABASES[{name!r}] needs a SQLAlchemy URL or an ALIAS ({exc})."
+        ) from exc
+
+
+def _alias_url(name: str, alias: str) -> URL:
+    if alias not in connections.settings:
+        raise ImproperlyConfigured(
+            f"CELERY_SA_DATABASES[{name!r}] names Django database {alias!r}, "
+            "which DATABASES does not define."
+        )
+    try:
+        # The connection's settings carry the test database's name under a test runner.
+        return sqlalchemy_url(connections[alias].settings_dict)
+    except BackendURLError as exc:
+        raise ImproperlyConfigured(f"CELERY_SA_DATABASES[{name!r}]: {exc}") from exc
+
+
+def _databases() -> dict[str, Any]:
+    databases: dict[str, Any] = {}
+    url = getattr(settings, "CELERY_SA_DATABASE_URL", None)
+    if url:
+        databases[DEFAULT_DATABASE] = url
+    databases.update(getattr(settings, "CELERY_SA_DATABASES", None) or {})
+    return databases
+
+
+def _after_fork_in_child() -> None:
+    # The parent's connections stay the parent's: close=False drops them from this
+    # process's pool without sending anything on the shared sockets.
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
