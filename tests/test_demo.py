@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -52,13 +53,19 @@ def test_the_demo_runs_on_the_embedded_default_and_runs_again(tmp_path: Path) ->
         run = demo(tmp_path, "--no-server")
         assert run.returncode == 0, run.stderr
         assert "Admin login: user 'admin', password 'admin'" in run.stdout
-        assert "Enqueued 7 demo tasks" in run.stdout
-        assert "Demo tasks finished: 1 FAILURE, 6 SUCCESS." in run.stdout
+        assert "Enqueued 8 demo tasks" in run.stdout
+        assert "Demo tasks finished: 1 FAILURE, 7 SUCCESS." in run.stdout
+        assert re.search(
+            r"^Book 1 \(SessionTask example\) is now called 'Dune \(\d\d:\d\d:\d\d\)'\.$",
+            run.stdout,
+            re.MULTILINE,
+        )
         assert run.stdout.rstrip().endswith("Demo stopped.")
     assert {p.name for p in tmp_path.glob("*.sqlite3")} >= {
         "db.sqlite3",
         "results.sqlite3",
         "broker.sqlite3",
+        "books.sqlite3",
     }
 
 

@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session
 from celery_sa.engines import get_engine
 from celery_sa.sessions import session_scope
 from celery_sa.tasks import SessionTask
+from project.books import Base as BooksBase
+from project.books import Book
+from project.tasks import rename_book
 from tests.worker_tasks import Base, Row
 
 app = Celery("session-task-tests", set_as_current=False)
@@ -218,3 +221,13 @@ def test_session_scope_rolls_back_and_closes_for_code_outside_tasks() -> None:
         session.add(Row(key="command"))
     assert keys() == ["command"]
     assert checked_out() == 0
+
+
+def test_the_readme_example_of_testing_a_session_task(tmp_path: Path) -> None:
+    with override_settings(CELERY_SA_DATABASE_URL=f"sqlite:///{tmp_path / 'test-books.sqlite3'}"):
+        BooksBase.metadata.create_all(get_engine())
+        with session_scope(commit=True) as session:
+            session.add(Book(id=1, title="Dune", author="Frank Herbert"))
+        assert rename_book.apply((1, "Dune Messiah")).get() == "'Dune' is now 'Dune Messiah'"
+        with session_scope() as session:
+            assert session.get(Book, 1).title == "Dune Messiah"  # type: ignore[union-attr]

@@ -17,9 +17,15 @@ from django.core.checks import ERROR, CheckMessage, run_checks
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from celery_sa.checks import one_line
+from celery_sa.engines import get_engine
 from celery_sa.models import TaskResult
-from project.tasks import add, divide, flaky
+from celery_sa.sessions import session_scope
+from project.books import Base, Book
+from project.tasks import add, divide, flaky, rename_book
 
 DEMO_USER = ("admin", "admin")
 STOP_TIMEOUT = 15.0
@@ -53,6 +59,7 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot migrate the DATABASE_URL database: {exc}") from exc
         call_command("celery_sa_tables", "create", stdout=self.stdout)
         self.demo_superuser()
+        book_id = self.seed_book()
         children = [
             self.spawn(
                 "worker",
@@ -76,8 +83,9 @@ class Command(BaseCommand):
                 children.append(
                     self.spawn("server", ["manage.py", "runserver", "--noreload", addrport])
                 )
-            task_ids = self.enqueue()
+            task_ids = self.enqueue(book_id)
             self.report(self.wait_for(task_ids, timeout, children))
+            self.report_book(book_id)
             if not no_server:
                 self.stdout.write(
                     self.style.SUCCESS(f"Open http://{addrport}/admin/ — Ctrl-C stops the demo.")
@@ -118,8 +126,29 @@ class Command(BaseCommand):
             [sys.executable, *argv], cwd=settings.BASE_DIR, start_new_session=True
         )
 
-    def enqueue(self) -> list[str]:
+    def seed_book(self) -> int:
+        """The SessionTask example's data: a books table on CELERY_SA_DATABASE_URL."""
+        try:
+            Base.metadata.create_all(get_engine())
+            with session_scope(commit=True) as session:
+                book = session.scalars(select(Book).order_by(Book.id)).first()
+                if book is None:
+                    book = Book(title="Dune", author="Frank Herbert")
+                    session.add(book)
+                    session.flush()
+                return book.id
+        except SQLAlchemyError as exc:
+            raise CommandError(f"Cannot use CELERY_SA_DATABASE_URL: {one_line(exc)}") from exc
+
+    def report_book(self, book_id: int) -> None:
+        with session_scope() as session:
+            book = session.get(Book, book_id)
+            self.stdout.write(f"Book {book_id} (SessionTask example) is now called {book.title!r}.")
+
+    def enqueue(self, book_id: int) -> list[str]:
+        title = f"Dune ({time.strftime('%H:%M:%S')})"
         results = [add.delay(2, 3), add.delay(40, 2), divide.delay(1, 0), flaky.delay(2)]
+        results.append(rename_book.delay(book_id, title))
         members = group(add.s(i, i) for i in range(3)).apply_async()
         members.save()
         ids = [r.id for r in results] + [r.id for r in members.results]
