@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("boilerplate", "session_task", "seed_pattern")
@@ -78,7 +79,12 @@ def eager_rounds(tasks: int, rounds: int) -> dict[str, list[float]]:
     for _ in range(rounds):
         for variant in VARIANTS:
             task = getattr(session_tasks, variant)
-            timings[variant].append(timed(lambda: [task.apply() for _ in range(tasks)]) / tasks)
+
+            def run(task: Any = task) -> None:
+                for _ in range(tasks):
+                    task.apply()
+
+            timings[variant].append(timed(run) / tasks)
     return timings
 
 
