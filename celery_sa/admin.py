@@ -1,19 +1,53 @@
-"""Read-only Django admin over Celery's result tables."""
+"""Django admin over Celery's result tables: read-only, decoded, safe, fast on large tables."""
 
 from __future__ import annotations
 
+import csv
+import re
+from datetime import timedelta
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.db import DatabaseError
+from django.db.models import BinaryField, Q, QuerySet
+from django.db.models.functions import Length, Substr
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from celery_sa.actions import rerun_tasks, revoke_tasks
+from celery_sa.decoding import DECODE_LIMIT, Decoded, decode
+from celery_sa.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
 from celery_sa.models import GroupResult, TaskResult
+from celery_sa.pagination import EstimatedCountPaginator
+
+STATUS_COLOURS = {
+    "SUCCESS": "#1b7f3a",
+    "FAILURE": "#b3261e",
+    "RETRY": "#b25e00",
+    "REVOKED": "#6a1b9a",
+    "REJECTED": "#6a1b9a",
+    "STARTED": "#0b57d0",
+    "RECEIVED": "#0b57d0",
+    "PENDING": "#5f6368",
+}
+BLOB_COLUMNS = ("result", "args", "kwargs", "children", "stamps")
+LIST_COLUMNS = ("id", "task_id", "name", "status", "date_done", "worker", "queue", "retries")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+CSV_COLUMNS = ("task_id", "name", "status", "date_done", "worker", "queue", "retries")
+GROUP_LOOKAROUND = timedelta(hours=1)
+GROUP_SCAN_LIMIT = 500
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Rows belong to Celery: view them, delete them with permission, never edit them."""
 
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 100
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -21,19 +55,296 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        try:
+            return super().changelist_view(request, extra_context)
+        except DatabaseError as exc:
+            return self.table_problem(request, exc)
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except DatabaseError as exc:
+            return self.table_problem(request, exc)
+
+    def table_problem(self, request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+        """The table is missing or unreadable: say which command fixes it, not a 500."""
+        table = self.model._meta.db_table
+        self.message_user(
+            request,
+            _(
+                "Cannot read the Celery result table %(table)s (%(error)s). Create or "
+                "upgrade it with: python manage.py celery_sa_tables upgrade"
+            )
+            % {"table": table, "error": " ".join(str(exc).split())[:200]},
+            level=messages.ERROR,
+        )
+        return HttpResponseRedirect(reverse("admin:index"))
+
+
+def with_value_heads(queryset: QuerySet[TaskResult]) -> QuerySet[TaskResult]:
+    """Annotate each value column's first DECODE_LIMIT + 1 bytes and its size: enough to
+    decode any value that may be decoded, and never a whole 10 MB one."""
+    heads = {
+        f"{column}_head": Substr(column, 1, DECODE_LIMIT + 1, output_field=BinaryField())
+        for column in BLOB_COLUMNS
+    }
+    sizes = {f"{column}_size": Length(column) for column in BLOB_COLUMNS}
+    return queryset.annotate(**heads, **sizes)
+
+
+def value_of(row: TaskResult, column: str) -> Decoded | None:
+    """The decoded value of a column of a row from :func:`with_value_heads`."""
+    head = getattr(row, f"{column}_head", None)
+    return decode(head, size=getattr(row, f"{column}_size", None))
+
+
+def decoded_html(value: Decoded | None) -> SafeString:
+    if value is None:
+        return mark_safe('<span class="celery-sa-empty">—</span>')
+    marker = (
+        format_html('<p class="celery-sa-marker"><strong>{}</strong></p>', value.problem)
+        if value.problem
+        else ""
+    )
+    return format_html(
+        '{}<pre class="celery-sa-value" style="white-space: pre-wrap; max-height: 40em; '
+        'overflow: auto">{}</pre>',
+        marker,
+        value.text,
+    )
+
 
 @admin.register(TaskResult)
-class TaskResultAdmin(ReadOnlyAdmin):
-    list_display = ("task_id", "name", "status", "date_done", "worker", "queue", "retries")
-    list_filter = ("status",)
-    search_fields = ("=task_id",)
+class TaskResultAdmin(ResultAdmin):
+    list_display = ("task_id", "name", "status_badge", "date_done", "worker", "queue", "retries")
+    list_filter = (
+        StatusFilter,
+        NameFilter,
+        WorkerFilter,
+        QueueFilter,
+        # Today, past 7 days, this month, this year, by the real time of completion: the
+        # field converts the bounds into the zone the column is stored in.
+        ("date_done", admin.DateFieldListFilter),
+    )
+    search_fields = ("task_id", "name")
+    search_help_text = _("An exact task id, an exact task name or the start of one.")
     ordering = ("-date_done", "-id")
-    exclude = ("result", "args", "kwargs", "children", "stamps")
+    actions = ("rerun", "revoke", "export_csv")
+    fieldsets = (
+        (None, {"fields": ("task_id", "name", "status_badge", "date_done", "group_links")}),
+        (_("Execution"), {"fields": ("worker", "queue", "retries")}),
+        (
+            _("Values"),
+            {"fields": ("result_view", "args_view", "kwargs_view", "children_view", "stamps_view")},
+        ),
+        (_("Traceback"), {"fields": ("traceback_view",)}),
+    )
+    readonly_fields = (
+        "task_id",
+        "name",
+        "status_badge",
+        "date_done",
+        "group_links",
+        "worker",
+        "queue",
+        "retries",
+        "result_view",
+        "args_view",
+        "kwargs_view",
+        "children_view",
+        "stamps_view",
+        "traceback_view",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TaskResult]:
+        queryset = super().get_queryset(request)
+        url_name = request.resolver_match.url_name if request.resolver_match else ""
+        if (url_name or "").endswith("_changelist"):
+            return queryset.only(*LIST_COLUMNS)
+        return with_value_heads(queryset.defer(*BLOB_COLUMNS))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[TaskResult], search_term: str
+    ) -> tuple[QuerySet[TaskResult], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # Each branch is an index lookup: the unique task_id, the (name, date_done) index.
+        return queryset.filter(Q(task_id=term) | Q(name=term) | Q(name__startswith=term)), False
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: TaskResult) -> SafeString:
+        colour = STATUS_COLOURS.get(obj.status or "", "#5f6368")
+        return format_html(
+            '<span class="celery-sa-status" style="color: {}; font-weight: bold">{}</span>',
+            colour,
+            obj.status or "—",
+        )
+
+    def _value(self, obj: TaskResult, column: str) -> SafeString:
+        return decoded_html(value_of(obj, column))
+
+    @admin.display(description=_("result"))
+    def result_view(self, obj: TaskResult) -> SafeString:
+        return self._value(obj, "result")
+
+    @admin.display(description=_("args"))
+    def args_view(self, obj: TaskResult) -> SafeString:
+        return self._value(obj, "args")
+
+    @admin.display(description=_("kwargs"))
+    def kwargs_view(self, obj: TaskResult) -> SafeString:
+        return self._value(obj, "kwargs")
+
+    @admin.display(description=_("children"))
+    def children_view(self, obj: TaskResult) -> SafeString:
+        return self._value(obj, "children")
+
+    @admin.display(description=_("stamps"))
+    def stamps_view(self, obj: TaskResult) -> SafeString:
+        return self._value(obj, "stamps")
+
+    @admin.display(description=_("traceback"))
+    def traceback_view(self, obj: TaskResult) -> SafeString:
+        if not obj.traceback:
+            return decoded_html(None)
+        return format_html(
+            '<pre class="celery-sa-traceback" style="font-family: monospace; '
+            'white-space: pre; overflow: auto">{}</pre>',
+            obj.traceback,
+        )
+
+    @admin.display(description=_("group"))
+    def group_links(self, obj: TaskResult) -> SafeString:
+        """Groups saved within an hour of this task that list it among their members."""
+        if obj.date_done is None or not obj.task_id:
+            return decoded_html(None)
+        around = (obj.date_done - GROUP_LOOKAROUND, obj.date_done + GROUP_LOOKAROUND)
+        groups = GroupResult.objects.filter(date_done__range=around).order_by("-date_done")
+        found = [
+            group
+            for group in groups[:GROUP_SCAN_LIMIT]
+            if obj.task_id.encode() in bytes(group.result or b"")
+        ]
+        if not found:
+            return decoded_html(None)
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:celery_sa_groupresult_change", args=[group.pk]), group.taskset_id)
+                for group in found
+            ),
+        )
+
+    # -- actions -----------------------------------------------------------------------
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("celery_sa.rerun_taskresult")
+
+    @admin.action(description=_("Re-run selected tasks"), permissions=["rerun"])
+    def rerun(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
+        sent, problems = rerun_tasks(queryset)
+        for problem in problems:
+            self.message_user(request, problem, level=messages.WARNING)
+        if sent:
+            self.message_user(
+                request,
+                ngettext(
+                    "Sent %(count)d task again: %(ids)s.",
+                    "Sent %(count)d tasks again: %(ids)s.",
+                    len(sent),
+                )
+                % {"count": len(sent), "ids": ", ".join(sent)},
+                level=messages.SUCCESS,
+            )
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("celery_sa.revoke_taskresult")
+
+    @admin.action(description=_("Revoke selected unfinished tasks"), permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
+        revoked, problem = revoke_tasks(queryset)
+        if problem:
+            self.message_user(request, problem, level=messages.ERROR)
+            return
+        self.message_user(
+            request,
+            ngettext(
+                "Revoked %(count)d unfinished task.",
+                "Revoked %(count)d unfinished tasks.",
+                len(revoked),
+            )
+            % {"count": len(revoked)},
+            level=messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Export selected tasks as CSV"), permissions=["view"])
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[TaskResult]
+    ) -> StreamingHttpResponse:
+        class Echo:
+            def write(self, value: str) -> str:
+                return value
+
+        writer = csv.writer(Echo())
+        rows = with_value_heads(queryset.only(*LIST_COLUMNS, "traceback"))
+
+        def lines() -> Any:
+            yield writer.writerow([*CSV_COLUMNS, "args", "kwargs", "result", "traceback"])
+            for row in rows.order_by("-date_done", "-id").iterator(chunk_size=500):
+                values = [getattr(row, column) for column in CSV_COLUMNS]
+                decoded = [value_of(row, column) for column in ("args", "kwargs", "result")]
+                texts = [(d.problem or d.text) if d else "" for d in decoded]
+                yield writer.writerow([*values, *texts, row.traceback or ""])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="celery-task-results.csv"'
+        return response
 
 
 @admin.register(GroupResult)
-class GroupResultAdmin(ReadOnlyAdmin):
+class GroupResultAdmin(ResultAdmin):
     list_display = ("taskset_id", "date_done")
-    search_fields = ("=taskset_id",)
+    search_fields = ("taskset_id",)
     ordering = ("-date_done", "-id")
-    exclude = ("result",)
+    fields = ("taskset_id", "date_done", "member_links", "result_view")
+    readonly_fields = fields
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[GroupResult], search_term: str
+    ) -> tuple[QuerySet[GroupResult], bool]:
+        term = search_term.strip()
+        return (queryset.filter(taskset_id=term) if term else queryset), False
+
+    @admin.display(description=_("result"))
+    def result_view(self, obj: GroupResult) -> SafeString:
+        return decoded_html(decode(obj.result))
+
+    @admin.display(description=_("member tasks"))
+    def member_links(self, obj: GroupResult) -> SafeString:
+        ids = [
+            i
+            for i in dict.fromkeys(UUID.findall(bytes(obj.result or b"").decode("latin-1")))
+            if i != obj.taskset_id
+        ]
+        if not ids:
+            return decoded_html(None)
+        found = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "pk"))
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}",
+            (
+                (
+                    format_html(
+                        '<a href="{}">{}</a>',
+                        reverse("admin:celery_sa_taskresult_change", args=[found[task_id]]),
+                        task_id,
+                    )
+                    if task_id in found
+                    else task_id,
+                )
+                for task_id in ids
+            ),
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
@@ -14,11 +15,13 @@ from django.utils.dateparse import parse_datetime
 
 
 class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
-    """A naive ``DATETIME``/``TIMESTAMP`` column holding wall-clock time in a given zone.
+    """A naive ``DATETIME``/``TIMESTAMP`` column holding wall-clock time in a known zone.
 
-    Celery stores ``date_done`` without a time zone: the task table in Celery's zone, the
-    group table in UTC. Django would read such values as UTC on every database (or not at
-    all on PostgreSQL), so this field converts both ways itself.
+    Celery stores ``date_done`` without a time zone. MySQL and SQLite drivers write the wall
+    time of the datetime they are given: Celery's zone for the task table, UTC for the group
+    table (``zone``). PostgreSQL converts the aware value into the writing session's
+    ``TimeZone``, the database's default, for both. Django would read every one of them as
+    UTC (or, on PostgreSQL, not at all), so this field converts both ways itself.
     """
 
     def __init__(self, *args: Any, zone: Callable[[], str] | str = "UTC", **kwargs: Any):
@@ -39,8 +42,10 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
     def db_type(self, connection: BaseDatabaseWrapper) -> str | None:
         return connection.data_types["DateTimeField"] % self.db_type_parameters(connection)
 
-    def tzinfo(self) -> zoneinfo.ZoneInfo:
-        """The zone the stored wall-clock times are in."""
+    def tzinfo(self, connection: BaseDatabaseWrapper) -> zoneinfo.ZoneInfo:
+        """The zone the stored wall-clock times are in, on ``connection``'s database."""
+        if connection.vendor == "postgresql":
+            return _postgresql_default_zone(connection)
         return zoneinfo.ZoneInfo(self.zone() if callable(self.zone) else self.zone)
 
     def from_db_value(
@@ -53,7 +58,7 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
             if value is None:
                 return None
         if timezone.is_naive(value):
-            value = value.replace(tzinfo=self.tzinfo())
+            value = value.replace(tzinfo=self.tzinfo(connection))
         return value  # type: ignore[no-any-return]
 
     def get_db_prep_value(
@@ -62,5 +67,26 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
         if not prepared:
             value = self.get_prep_value(value)
         if isinstance(value, datetime) and timezone.is_aware(value):
-            value = value.astimezone(self.tzinfo()).replace(tzinfo=None)
+            value = value.astimezone(self.tzinfo(connection)).replace(tzinfo=None)
         return connection.ops.adapt_datetimefield_value(value)
+
+
+_default_zones: weakref.WeakKeyDictionary[Any, zoneinfo.ZoneInfo] = weakref.WeakKeyDictionary()
+
+
+def _postgresql_default_zone(connection: BaseDatabaseWrapper) -> zoneinfo.ZoneInfo:
+    # Django sets its own sessions to UTC; reset_val is the default that Celery's sessions
+    # get. Asked once per DB-API connection.
+    connection.ensure_connection()
+    raw = connection.connection
+    zone = _default_zones.get(raw)
+    if zone is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'")
+            name = cursor.fetchone()[0]
+        try:
+            zone = zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = zoneinfo.ZoneInfo("UTC")
+        _default_zones[raw] = zone
+    return zone

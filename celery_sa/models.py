@@ -43,6 +43,10 @@ class TaskResult(models.Model):
         db_table = "celery_taskmeta"
         verbose_name = _("task result")
         verbose_name_plural = _("task results")
+        permissions = [
+            ("rerun_taskresult", _("Can re-run task results' tasks")),
+            ("revoke_taskresult", _("Can revoke unfinished tasks")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task_id} ({self.status})"

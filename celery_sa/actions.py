@@ -1,0 +1,55 @@
+"""What the admin's actions do to Celery: send tasks again, revoke them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import current_app
+from celery.states import READY_STATES
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils.module_loading import import_string
+
+from celery_sa.decoding import decode
+
+
+def celery_app() -> Any:
+    """``CELERY_SA_CELERY_APP`` (a dotted path), else Celery's current app."""
+    path = getattr(settings, "CELERY_SA_CELERY_APP", None)
+    return import_string(path) if path else current_app._get_current_object()
+
+
+def rerun_tasks(queryset: QuerySet[Any]) -> tuple[list[str], list[str]]:
+    """Send each selected task again with the same name, args and kwargs.
+
+    Returns the new task ids and, for rows that cannot be sent, why (no extended columns,
+    arguments that cannot be decoded safely).
+    """
+    app = celery_app()
+    sent: list[str] = []
+    problems: list[str] = []
+    for row in queryset.only("task_id", "name", "args", "kwargs"):
+        if not row.name:
+            problems.append(
+                f"Task {row.task_id}: no task name stored; re-running needs CELERY_RESULT_EXTENDED."
+            )
+            continue
+        args, kwargs = decode(row.args), decode(row.kwargs)
+        if args is None or kwargs is None or args.problem or kwargs.problem:
+            problems.append(f"Task {row.task_id}: its args/kwargs cannot be read safely.")
+            continue
+        result = app.send_task(row.name, args=args.value, kwargs=kwargs.value)
+        sent.append(result.id)
+    return sent, problems
+
+
+def revoke_tasks(queryset: QuerySet[Any]) -> tuple[list[str], str]:
+    """Revoke the selected tasks that have not finished; returns their ids, or a problem."""
+    ids = list(queryset.exclude(status__in=READY_STATES).values_list("task_id", flat=True))
+    if not ids:
+        return [], ""
+    try:
+        celery_app().control.revoke(ids)
+    except Exception as exc:  # the broker decides what fails (some cannot broadcast)
+        return [], f"Cannot revoke through the broker: {exc}"
+    return ids, ""

@@ -1,0 +1,159 @@
+"""Decode what Celery stored in a result row, for people to read, without trusting it.
+
+Values are decoded with kombu's serializer registry, as Celery does, honouring
+``CELERY_RESULT_SERIALIZER`` and ``CELERY_RESULT_ACCEPT_CONTENT``/``CELERY_ACCEPT_CONTENT``,
+and compressed payloads are unpacked. A pickle is never executed: rows from Celery 4 (which
+always pickled) and pickle-serialized results are read by an unpickler that builds plain
+builtin values only and refuses every class and function; what it refuses is reported by
+name, read from the opcodes without running them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import pickletools
+from dataclasses import dataclass
+from typing import Any
+
+from celery.backends.base import decompress_payload
+from django.conf import settings
+from kombu.serialization import loads, registry
+
+DECODE_LIMIT = 1024 * 1024  # larger values are previewed, not decoded
+PREVIEW_BYTES = 4096
+PICKLE_MARKER = b"\x80"  # every pickle of protocol 2 or later starts with it
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A stored value made readable."""
+
+    text: str
+    """Pretty-printed JSON of the value, or a preview of the raw bytes."""
+    size: int
+    """Bytes stored."""
+    problem: str = ""
+    """Why the value is not shown decoded ("" when it is)."""
+    value: Any = None
+
+
+def decode(raw: bytes | memoryview | None, size: int | None = None) -> Decoded | None:
+    """Decode one stored column value (``None`` stays ``None``).
+
+    ``raw`` may be only the head of a larger value whose full ``size`` is given: a value
+    over :data:`DECODE_LIMIT` is previewed, never decoded.
+    """
+    if raw is None:
+        return None
+    data = bytes(raw)
+    total = len(data) if size is None else size
+    if total > DECODE_LIMIT:
+        return _preview(data, f"{_size(total)}: too large to decode here", total)
+    content_type, content_encoding = _content_type()
+    try:
+        data = _decompress(data)
+        value = loads(data, content_type, content_encoding, accept=_accept())  # type: ignore[no-untyped-call]
+    except Exception as exc:  # any serializer may fail in its own way on corrupt bytes
+        if data.startswith(PICKLE_MARKER):
+            return decode_pickle(data)
+        return _preview(data, f"cannot be decoded as {_serializer()}: {type(exc).__name__}")
+    return Decoded(text=_pretty(value), size=len(raw), value=value)
+
+
+def decode_pickle(data: bytes) -> Decoded:
+    """Read a pickle of plain values; refuse (and name) anything that would run code."""
+    try:
+        value = _PlainUnpickler(io.BytesIO(data)).load()
+    except _Refused:
+        names = ", ".join(sorted(_globals_in(data))) or "unknown objects"
+        return _preview(data, f"pickle of {names} (not executed)")
+    except Exception as exc:
+        return _preview(data, f"corrupt pickle: {type(exc).__name__}")
+    return Decoded(text=_pretty(value), size=len(data), problem="", value=value)
+
+
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, tuples, sets, strings, bytes, numbers, booleans and None from
+    their own opcodes; any class, function or extension reference is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise _Refused(f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise _Refused("persistent id")
+
+
+def _globals_in(data: bytes) -> set[str]:
+    """The classes and functions a pickle names, read from its opcodes (nothing runs)."""
+    names: set[str] = set()
+    strings: list[str] = []
+    try:
+        for opcode, argument, _ in pickletools.genops(data):
+            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                strings.append(str(argument))
+            elif opcode.name == "GLOBAL":
+                names.add(str(argument).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.add(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # a truncated or corrupt pickle: report what was read
+        pass
+    return names
+
+
+def _decompress(data: bytes) -> bytes:
+    # Celery marks a compressed payload with its method (result_compression).
+    return bytes(decompress_payload(data))
+
+
+def _preview(data: bytes, problem: str, size: int | None = None) -> Decoded:
+    total = len(data) if size is None else size
+    head = data[:PREVIEW_BYTES]
+    try:
+        shown = head.decode("utf-8")
+    except UnicodeDecodeError:  # binary: show the bytes escaped, never raw
+        shown = repr(head)
+    if total > PREVIEW_BYTES:
+        shown += f"\n… ({_size(total - PREVIEW_BYTES)} more)"
+    return Decoded(text=shown, size=total, problem=problem)
+
+
+def _pretty(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KB"
+    return f"{count / 1024 / 1024:.1f} MB"
+
+
+def _serializer() -> str:
+    return str(getattr(settings, "CELERY_RESULT_SERIALIZER", None) or "json")
+
+
+def _content_type() -> tuple[str, str]:
+    # What Celery's backend encodes results with (it does not store the content type).
+    content_type, content_encoding, _ = registry.dumps(None, serializer=_serializer())  # type: ignore[no-untyped-call]
+    return content_type, content_encoding
+
+
+def _accept() -> set[str]:
+    accept = (
+        getattr(settings, "CELERY_RESULT_ACCEPT_CONTENT", None)
+        or getattr(settings, "CELERY_ACCEPT_CONTENT", None)
+        or ["json"]
+    )
+    # pickle is read by decode_pickle's plain unpickler, never by kombu's.
+    types = {registry.name_to_type.get(name, name) for name in accept}
+    return types - {"application/x-python-serialize"}
