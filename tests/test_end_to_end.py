@@ -89,6 +89,20 @@ def test_worker_results_are_read_through_the_models_and_the_admin(
     assert "ZeroDivisionError" in page.text
     groups = admin_client.get(reverse("admin:celery_sa_groupresult_changelist"))
     assert ids["group"] in groups.text
+    # A member's page links to its group, the group's page to every member.
+    member = rows[ids["member0"]]
+    member_page = admin_client.get(reverse("admin:celery_sa_taskresult_change", args=[member.pk]))
+    group_url = reverse("admin:celery_sa_groupresult_change", args=[saved_group.pk])
+    assert f'<a href="{group_url}">{ids["group"]}</a>' in member_page.text
+    group_page = admin_client.get(group_url).text
+    for index in range(3):
+        task = rows[ids[f"member{index}"]]
+        task_url = reverse("admin:celery_sa_taskresult_change", args=[task.pk])
+        assert f'<a href="{task_url}">{task.task_id}</a>' in group_page
+    # Values are decoded with the result serializer and pretty-printed.
+    added_page = admin_client.get(reverse("admin:celery_sa_taskresult_change", args=[added.pk]))
+    assert '<pre class="celery-sa-value"' in added_page.text
+    assert "[\n  2,\n  3\n]" in added_page.text
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])

@@ -1,0 +1,163 @@
+"""Benchmark: celery_sa's admin against django-celery-results' admin, 1,000,000 rows each.
+
+    .venv/bin/pip install -r bench/requirements.txt
+    .venv/bin/python bench/admin_1m.py [--rows 1000000] [--runs 5]
+
+Both tables live in one MariaDB database (CELERY_SA_BENCH_MYSQL_URL, default
+mysql://root@127.0.0.1:3306; database celery_sa_bench_admin, dropped at the end) and are
+filled by MariaDB's sequence engine with the same rows. Each view is requested through
+Django's test client in this process (server time: query, rendering, no network); the
+median of the runs after one warm-up is printed, with django-celery-results' time divided
+by celery_sa's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "celery_sa_bench_admin"
+NAMES = 50
+WORKERS = 5
+
+
+def fill_statements(rows: int) -> dict[str, str]:
+    """The same rows for both tables: id n, task id bench-n, one of four states, one of 50
+    names, one of five workers, done n seconds before now."""
+    common = (
+        "seq, CONCAT('bench-', seq), ELT(1 + MOD(seq, 4), 'SUCCESS', 'FAILURE', 'RETRY', 'STARTED')"
+    )
+    name = f"CONCAT('app.tasks.t', MOD(seq, {NAMES}))"
+    worker = f"CONCAT('celery@w', MOD(seq, {WORKERS}))"
+    done = "NOW() - INTERVAL seq SECOND"
+    return {
+        "celery_taskmeta": (
+            "INSERT INTO celery_taskmeta (id, task_id, status, result, date_done, traceback,"
+            " name, args, kwargs, worker, retries, queue)"
+            f" SELECT {common}, '42', {done}, NULL, {name}, '[1, 2]', '{{}}', {worker}, 0,"
+            f" 'celery' FROM seq_1_to_{rows}"
+        ),
+        "django_celery_results_taskresult": (
+            "INSERT INTO django_celery_results_taskresult (id, task_id, status, content_type,"
+            " content_encoding, result, date_done, date_created, traceback, meta, task_args,"
+            " task_kwargs, task_name, worker, periodic_task_name, date_started)"
+            f" SELECT {common}, 'application/json', 'utf-8', '42', {done}, {done}, NULL,"
+            f" '{{}}', '[1, 2]', '{{}}', {name}, {worker}, NULL, NULL FROM seq_1_to_{rows}"
+        ),
+    }
+
+
+CASES = [
+    # (what, celery_sa's query, django-celery-results' query)
+    ("unfiltered list", "", ""),
+    ("filter by status", "status=FAILURE", "status__exact=FAILURE"),
+    ("filter by name", "name=app.tasks.t7", "task_name__exact=app.tasks.t7"),
+    ("filter by worker", "worker=celery%40w1", "worker__exact=celery%40w1"),
+    ("filter by date (7 days)", "DATE7", "DATE7"),
+    ("search a task id", "q=bench-500000", "q=bench-500000"),
+    ("a deep page", "p=DEEP", "p=DEEP"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    options = parser.parse_args()
+    server = os.environ.get("CELERY_SA_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306")
+    os.environ["CELERY_SA_BENCH_DATABASE_URL"] = f"{server}/{DATABASE}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    sys.path.insert(0, str(ROOT))
+    from sqlalchemy import create_engine, text
+
+    admin_engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE}"))
+        connection.execute(text(f"CREATE DATABASE {DATABASE}"))
+    try:
+        run(options.rows, options.runs)
+    finally:
+        with admin_engine.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE}"))
+
+
+def run(rows: int, runs: int) -> None:
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.utils import timezone
+
+    quiet = open(os.devnull, "w")
+    call_command("migrate", verbosity=0)
+    call_command("celery_sa_tables", "create", stdout=quiet)
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        for table, sql in fill_statements(rows).items():
+            cursor.execute(sql)
+            cursor.execute(f"ANALYZE TABLE {table}")
+    print(f"filled {rows:,} rows in each table in {time.monotonic() - started:.0f} s")
+    client = Client()
+    client.force_login(User.objects.create_superuser("bench", password="bench"))
+    # The bounds DateFieldListFilter's "Past 7 days" link carries: aware midnights.
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    week, tomorrow = today - timezone.timedelta(days=7), today + timezone.timedelta(days=1)
+    date7 = urlencode({"date_done__gte": str(week), "date_done__lt": str(tomorrow)})
+    deep = min(5000, rows // 200)
+    middle = rows // 2
+    bases = {
+        "celery_sa": "/admin/celery_sa/taskresult/",
+        "django-celery-results": "/admin/django_celery_results/taskresult/",
+    }
+    cases = [
+        (
+            what,
+            [
+                bases["celery_sa"] + "?" + ours.replace("DATE7", date7).replace("DEEP", str(deep)),
+                bases["django-celery-results"]
+                + "?"
+                + theirs.replace("DATE7", date7).replace("DEEP", str(deep)),
+            ],
+        )
+        for what, ours, theirs in CASES
+    ]
+    cases.append(
+        (
+            "task page",
+            [
+                f"{bases['celery_sa']}{middle}/change/",
+                f"{bases['django-celery-results']}{middle}/change/",
+            ],
+        )
+    )
+    print(f"median of {runs} runs after a warm-up, server time per request:")
+    print(f"  {'view':<26} {'celery_sa':>10} {'django-celery-results':>22} {'ratio':>8}")
+    for what, urls in cases:
+        ours, theirs = (median_ms(client, url, runs) for url in urls)
+        print(f"  {what:<26} {ours:>8.1f} ms {theirs:>19.1f} ms {theirs / ours:>7.1f}x")
+
+
+def median_ms(client, url: str, runs: int) -> float:  # type: ignore[no-untyped-def]
+    timings = []
+    for attempt in range(runs + 1):
+        started = time.perf_counter()
+        response = client.get(url)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise SystemExit(f"{url} answered {response.status_code}")
+        if attempt:
+            timings.append(elapsed)
+    return statistics.median(timings)
+
+
+if __name__ == "__main__":
+    main()
