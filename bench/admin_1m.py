@@ -61,7 +61,9 @@ CASES = [
     ("filter by worker", "worker=celery%40w1", "worker__exact=celery%40w1"),
     ("filter by date (7 days)", "DATE7", "DATE7"),
     ("search a task id", "q=bench-500000", "q=bench-500000"),
-    ("a deep page", "p=DEEP", "p=DEEP"),
+    ("page 5,000", "p=DEEP", "p=DEEP"),
+    # celery_sa shows 50 rows a page, django-celery-results 100: the same offset too.
+    ("offset 499,950 / 499,900", "p=DEEPER", "p=DEEP"),
 ]
 
 
@@ -113,21 +115,21 @@ def run(rows: int, runs: int) -> None:
     week, tomorrow = today - timezone.timedelta(days=7), today + timezone.timedelta(days=1)
     date7 = urlencode({"date_done__gte": str(week), "date_done__lt": str(tomorrow)})
     deep = min(5000, rows // 200)
+    deeper = min(10000, rows // 100)
     middle = rows // 2
     bases = {
         "celery_sa": "/admin/celery_sa/taskresult/",
         "django-celery-results": "/admin/django_celery_results/taskresult/",
     }
+    values = {"DATE7": date7, "DEEPER": str(deeper), "DEEP": str(deep)}  # DEEPER first
+
+    def url(base: str, query: str) -> str:
+        for key, value in values.items():
+            query = query.replace(key, value)
+        return f"{base}?{query}"
+
     cases = [
-        (
-            what,
-            [
-                bases["celery_sa"] + "?" + ours.replace("DATE7", date7).replace("DEEP", str(deep)),
-                bases["django-celery-results"]
-                + "?"
-                + theirs.replace("DATE7", date7).replace("DEEP", str(deep)),
-            ],
-        )
+        (what, [url(bases["celery_sa"], ours), url(bases["django-celery-results"], theirs)])
         for what, ours, theirs in CASES
     ]
     cases.append(

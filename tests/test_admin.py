@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from celery import Celery
+from celery.backends.base import compress_payload
 from django.contrib.auth.models import Permission, User
 from django.db import connections
 from django.test import Client, override_settings
@@ -24,7 +26,13 @@ from celery_sa.backend_url import sqlalchemy_url
 from celery_sa.database import result_database
 from celery_sa.models import TaskResult
 from celery_sa.schema import result_tables
-from tests.conftest import ResultDB, drop_result_tables
+from tests.conftest import (
+    ResultDB,
+    drop_result_tables,
+    running_worker,
+    service_url,
+    wait_for_results,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 CHANGELIST = "admin:celery_sa_taskresult_changelist"
@@ -192,26 +200,44 @@ def test_the_admin_is_view_only_and_acting_needs_permissions(
     assert TaskResult.objects.get(pk=pk).status == "SUCCESS"
 
 
-rerun_app = Celery("rerun-tests", set_as_current=False)
+# The app the admin's actions use in these tests (CELERY_SA_CELERY_APP names it).
+action_app: Celery | None = None
+ACTION_APP = "tests.test_admin.action_app"
+
+
+@pytest.fixture
+def actions_on(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Point the admin's actions at a fresh Celery app on the given broker."""
+    apps: list[Celery] = []
+
+    def use(broker: str) -> Celery:
+        app = Celery("admin-actions", broker=broker, set_as_current=False)
+        monkeypatch.setattr(sys.modules[__name__], "action_app", app)
+        apps.append(app)
+        return app
+
+    with override_settings(CELERY_SA_CELERY_APP=ACTION_APP):
+        yield use
+    for app in apps:
+        app.close()
 
 
 def test_rerun_sends_the_same_task_again_and_explains_what_it_cannot(
-    embedded_result_db: ResultDB, admin_client: Client, sqla_broker: str
+    embedded_result_db: ResultDB, admin_client: Client, sqla_broker: str, actions_on: Any
 ) -> None:
-    rerun_app.conf.broker_url = sqla_broker
+    app = actions_on(sqla_broker)
     insert_rows(
         row("again", name="project.tasks.add", args=b"[2, 3]", kwargs=b"{}"),
         row("nameless", name=None),
     )
     ids = list(TaskResult.objects.values_list("pk", flat=True))
-    with override_settings(CELERY_SA_CELERY_APP="tests.test_admin.rerun_app"):
-        response = admin_client.post(
-            reverse(CHANGELIST), {"action": "rerun", "_selected_action": ids}, follow=True
-        )
+    response = admin_client.post(
+        reverse(CHANGELIST), {"action": "rerun", "_selected_action": ids}, follow=True
+    )
     text = response.text
     assert "Sent 1 task again: " in text
     assert "Task nameless: no task name stored; re-running needs CELERY_RESULT_EXTENDED." in text
-    with rerun_app.connection_for_read() as connection:
+    with app.connection_for_read() as connection:
         message = connection.SimpleQueue("celery").get(timeout=10)
         assert message.headers["task"] == "project.tasks.add"
         assert message.decode()[0] == [2, 3]
@@ -219,13 +245,59 @@ def test_rerun_sends_the_same_task_again_and_explains_what_it_cannot(
 
 
 def test_revoke_broadcasts_only_the_unfinished_tasks(
-    embedded_result_db: ResultDB, admin_client: Client, sqla_broker: str
+    embedded_result_db: ResultDB, admin_client: Client, sqla_broker: str, actions_on: Any
 ) -> None:
-    rerun_app.conf.broker_url = sqla_broker
+    actions_on(sqla_broker)
     insert_rows(row("running", status="STARTED", date_done=None), row("finished"))
     ids = list(TaskResult.objects.values_list("pk", flat=True))
-    with override_settings(CELERY_SA_CELERY_APP="tests.test_admin.rerun_app"):
-        response = admin_client.post(
-            reverse(CHANGELIST), {"action": "revoke", "_selected_action": ids}, follow=True
-        )
+    response = admin_client.post(
+        reverse(CHANGELIST), {"action": "revoke", "_selected_action": ids}, follow=True
+    )
     assert [str(m) for m in response.context["messages"]] == ["Revoked 1 unfinished task."]
+
+
+def test_compressed_results_are_decoded(embedded_result_db: ResultDB, admin_client: Client) -> None:
+    insert_rows(row("packed", result=compress_payload(b'{"packed": true}', "gzip")))
+    assert "&quot;packed&quot;: true" in task_page(admin_client, "packed")
+
+
+def test_the_configured_serializer_is_used_and_pickle_still_never_runs(
+    embedded_result_db: ResultDB, admin_client: Client, tmp_path: Path
+) -> None:
+    victim = tmp_path / "pwned"
+    insert_rows(
+        row("plain", result=pickle.dumps([1, "two", None])),
+        row("evil", result=pickle.dumps(Hostile(str(victim)))),
+    )
+    with override_settings(CELERY_RESULT_SERIALIZER="pickle", CELERY_ACCEPT_CONTENT=["pickle"]):
+        assert "&quot;two&quot;" in task_page(admin_client, "plain")
+        assert "pickle of posix.system (not executed)" in task_page(admin_client, "evil")
+    assert not victim.exists()
+
+
+def test_revoking_a_retrying_task_in_the_admin_stops_its_next_attempt(
+    embedded_result_db: ResultDB, admin_client: Client, tmp_path: Path, actions_on: Any
+) -> None:
+    broker = service_url("redis")
+    with running_worker(
+        tmp_path,
+        result_url=embedded_result_db.url,
+        broker_url=broker,
+        CELERY_IMPORTS="tests.worker_tasks",
+    ) as worker:
+        task_id = (
+            actions_on(broker)
+            .send_task("tests.worker_tasks.retry_later", (4,), queue=worker.queue)
+            .id
+        )
+        deadline = time.monotonic() + 30
+        while not TaskResult.objects.filter(task_id=task_id, status="RETRY").exists():
+            assert time.monotonic() < deadline, worker.output
+            time.sleep(0.2)
+        pk = TaskResult.objects.get(task_id=task_id).pk
+        response = admin_client.post(
+            reverse(CHANGELIST), {"action": "revoke", "_selected_action": [pk]}, follow=True
+        )
+        assert [str(m) for m in response.context["messages"]] == ["Revoked 1 unfinished task."]
+        wait_for_results([task_id], worker, timeout=30)
+    assert TaskResult.objects.get(task_id=task_id).status == "REVOKED"

@@ -185,3 +185,24 @@ def test_custom_schemas_are_written_by_celery_and_read_by_the_admin(
         drop = "DROP SCHEMA {} CASCADE" if database == "postgresql" else "DROP SCHEMA {}"
         with connections[str(alias)].cursor() as cursor:
             cursor.execute(drop.format(schema))
+
+
+def test_rows_without_the_extended_columns_render_in_the_admin(
+    result_db: ResultDB, sqla_broker: str, tmp_path: Path, admin_client: Client
+) -> None:
+    with running_worker(
+        tmp_path, result_url=result_db.url, broker_url=sqla_broker, CELERY_RESULT_EXTENDED="false"
+    ) as worker:
+        app = producer(sqla_broker, result_db.url)
+        app.conf.result_extended = False
+        try:
+            task_id = app.send_task("project.tasks.divide", (1, 0), queue=worker.queue).id
+        finally:
+            app.close()
+        wait_for_results([task_id], worker)
+    row = TaskResult.objects.get(task_id=task_id)
+    assert (row.status, row.name, row.worker, row.args) == ("FAILURE", None, None, None)
+    listing = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
+    assert task_id in listing.text
+    page = admin_client.get(reverse("admin:celery_sa_taskresult_change", args=[row.pk]))
+    assert "ZeroDivisionError" in page.text

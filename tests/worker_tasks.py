@@ -109,3 +109,11 @@ def _note_done(task_id: str, state: str | None = None, **kwargs: Any) -> None:
     if path:
         with _done_lock, open(path, "a") as file:
             file.write(f"{task_id} {state}\n")
+
+
+@shared_task(bind=True, max_retries=1)
+def retry_later(self: Any, seconds: float) -> str:
+    """Ask to be retried in ``seconds``: the row says RETRY until then (revoke it)."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=seconds)
+    return "retried"
