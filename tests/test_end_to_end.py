@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import group
@@ -50,6 +51,28 @@ def send_demo_tasks(
     finally:
         app.close()
     return ids
+
+
+def run_task(
+    tmp_path: Path,
+    result_url: str,
+    broker_url: str,
+    name: str,
+    args: tuple[Any, ...],
+    conf: dict[str, Any] | None = None,
+    **variables: str,
+) -> str:
+    """Run one task in a fresh worker (with these environment variables) and wait for its
+    row; ``conf`` is the sending app's Celery configuration."""
+    with running_worker(tmp_path, result_url=result_url, broker_url=broker_url, **variables) as w:
+        app = producer(broker_url, result_url)
+        app.conf.update(conf or {})
+        try:
+            task_id = str(app.send_task(name, args, queue=w.queue).id)
+        finally:
+            app.close()
+        wait_for_results([task_id], w)
+    return task_id
 
 
 def test_worker_results_are_read_through_the_models_and_the_admin(
@@ -109,15 +132,8 @@ def test_worker_results_are_read_through_the_models_and_the_admin(
 def test_real_brokers_deliver_to_the_worker(
     broker: str, embedded_result_db: ResultDB, tmp_path: Path
 ) -> None:
-    result_db = embedded_result_db
-    broker_url = service_url(broker)
-    with running_worker(tmp_path, result_url=result_db.url, broker_url=broker_url) as worker:
-        app = producer(broker_url, result_db.url)
-        try:
-            task_id = app.send_task("project.tasks.add", (20, 22), queue=worker.queue).id
-        finally:
-            app.close()
-        wait_for_results([task_id], worker)
+    url = embedded_result_db.url
+    task_id = run_task(tmp_path, url, service_url(broker), "project.tasks.add", (20, 22))
     row = TaskResult.objects.get(task_id=task_id)
     assert (row.status, json.loads(bytes(row.result))) == ("SUCCESS", 42)
 
@@ -164,19 +180,15 @@ def test_custom_schemas_are_written_by_celery_and_read_by_the_admin(
             fresh_result_db(database) as result_db,
         ):
             assert schema in TaskResult._meta.db_table
-            with running_worker(
+            task_id = run_task(
                 tmp_path,
-                result_url=result_db.url,
-                broker_url=sqla_broker,
+                result_db.url,
+                sqla_broker,
+                "project.tasks.add",
+                (3, 4),
+                conf={"database_table_schemas": schemas},
                 CELERY_DATABASE_TABLE_SCHEMAS=f"task={schema},group={schema}",
-            ) as worker:
-                app = producer(sqla_broker, result_db.url)
-                app.conf.database_table_schemas = schemas
-                try:
-                    task_id = app.send_task("project.tasks.add", (3, 4), queue=worker.queue).id
-                finally:
-                    app.close()
-                wait_for_results([task_id], worker)
+            )
             row = TaskResult.objects.get(task_id=task_id)
             assert json.loads(bytes(row.result)) == 7
             response = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
@@ -190,16 +202,15 @@ def test_custom_schemas_are_written_by_celery_and_read_by_the_admin(
 def test_rows_without_the_extended_columns_render_in_the_admin(
     result_db: ResultDB, sqla_broker: str, tmp_path: Path, admin_client: Client
 ) -> None:
-    with running_worker(
-        tmp_path, result_url=result_db.url, broker_url=sqla_broker, CELERY_RESULT_EXTENDED="false"
-    ) as worker:
-        app = producer(sqla_broker, result_db.url)
-        app.conf.result_extended = False
-        try:
-            task_id = app.send_task("project.tasks.divide", (1, 0), queue=worker.queue).id
-        finally:
-            app.close()
-        wait_for_results([task_id], worker)
+    task_id = run_task(
+        tmp_path,
+        result_db.url,
+        sqla_broker,
+        "project.tasks.divide",
+        (1, 0),
+        conf={"result_extended": False},
+        CELERY_RESULT_EXTENDED="false",
+    )
     row = TaskResult.objects.get(task_id=task_id)
     assert (row.status, row.name, row.worker, row.args) == ("FAILURE", None, None, None)
     listing = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
