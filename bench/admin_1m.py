@@ -14,7 +14,9 @@ by celery_sa's.
 from __future__ import annotations
 
 import argparse
+import html
 import os
+import re
 import statistics
 import sys
 import time
@@ -61,10 +63,15 @@ CASES = [
     ("filter by worker", "worker=celery%40w1", "worker__exact=celery%40w1"),
     ("filter by date (7 days)", "DATE7", "DATE7"),
     ("search a task id", "q=bench-500000", "q=bench-500000"),
-    ("page 5,000", "p=DEEP", "p=DEEP"),
+    # Reached as the admin reaches it: a link on the page before (with its anchor).
+    ("page 5,000 (link)", "LINK:p=BEFORE:DEEP", "LINK:p=BEFORE:DEEP"),
+    ("last page (link on page 1)", "LINK::LAST", "LINK::LAST"),
+    # A page number typed into the address: no anchor, the index walked to the offset.
+    ("page 5,000 (typed in)", "p=DEEP", "p=DEEP"),
     # celery_sa shows 50 rows a page, django-celery-results 100: the same offset too.
-    ("offset 499,950 / 499,900", "p=DEEPER", "p=DEEP"),
+    ("offset 499,950 (typed in)", "p=DEEPER", "p=DEEP"),
 ]
+PAGE_LINK = re.compile(r'<a href="(\?[^"]*)"[^>]*>(\d+)</a>')
 
 
 def main() -> None:
@@ -121,11 +128,15 @@ def run(rows: int, runs: int) -> None:
         "celery_sa": "/admin/celery_sa/taskresult/",
         "django-celery-results": "/admin/django_celery_results/taskresult/",
     }
-    values = {"DATE7": date7, "DEEPER": str(deeper), "DEEP": str(deep)}  # DEEPER first
+    # DEEPER before DEEP: the one name contains the other.
+    values = {"DATE7": date7, "DEEPER": str(deeper), "DEEP": str(deep), "BEFORE": str(deep - 1)}
 
     def url(base: str, query: str) -> str:
         for key, value in values.items():
             query = query.replace(key, value)
+        if query.startswith("LINK:"):
+            _, on, to = query.split(":")
+            return base + link_on(client, f"{base}?{on}", to)
         return f"{base}?{query}"
 
     cases = [
@@ -146,6 +157,14 @@ def run(rows: int, runs: int) -> None:
     for what, urls in cases:
         ours, theirs = (median_ms(client, url, runs) for url in urls)
         print(f"  {what:<26} {ours:>8.1f} ms {theirs:>19.1f} ms {theirs / ours:>7.1f}x")
+
+
+def link_on(client, page: str, label: str) -> str:  # type: ignore[no-untyped-def]
+    """The page link numbered ``label`` ("LAST": the highest) on the list at ``page``."""
+    text = client.get(page).content.decode()
+    paginator = text[text.index('class="paginator"') :]
+    links = {int(number): html.unescape(href) for href, number in PAGE_LINK.findall(paginator)}
+    return links[max(links) if label == "LAST" else int(label)]
 
 
 def median_ms(client, url: str, runs: int) -> float:  # type: ignore[no-untyped-def]

@@ -21,8 +21,8 @@ from django.utils.translation import ngettext
 from celery_sa.actions import rerun_tasks, revoke_tasks
 from celery_sa.decoding import DECODE_LIMIT, Decoded, decode
 from celery_sa.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
-from celery_sa.models import GroupResult, TaskResult
-from celery_sa.pagination import EstimatedCountPaginator
+from celery_sa.models import GroupResult, TaskResult, unreadable_table
+from celery_sa.pagination import ANCHOR_VAR, Anchor, AnchoredChangeList, EstimatedCountPaginator
 
 STATUS_COLOURS = {
     "SUCCESS": "#1b7f3a",
@@ -48,10 +48,24 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     show_full_result_count = False
     # Facet counts would be one COUNT(*) per filter choice over the whole table.
     show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
     # Rendering a row costs more than finding it: 50 a page keep a list of a million rows
     # at about 40 ms (bench/admin_1m.py).
     list_per_page = 50
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[AnchoredChangeList]:
+        return AnchoredChangeList
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> EstimatedCountPaginator:
+        paginator = EstimatedCountPaginator(queryset, per_page, orphans, allow_empty_first_page)
+        paginator.anchor = Anchor.parse(request.GET.get(ANCHOR_VAR))
+        return paginator
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -73,16 +87,7 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def table_problem(self, request: HttpRequest, exc: DatabaseError) -> HttpResponse:
         """The table is missing or unreadable: say which command fixes it, not a 500."""
-        table = self.model._meta.db_table
-        self.message_user(
-            request,
-            _(
-                "Cannot read the Celery result table %(table)s (%(error)s). Create or "
-                "upgrade it with: python manage.py celery_sa_tables upgrade"
-            )
-            % {"table": table, "error": " ".join(str(exc).split())[:200]},
-            level=messages.ERROR,
-        )
+        self.message_user(request, unreadable_table(self.model, exc), level=messages.ERROR)
         return HttpResponseRedirect(reverse("admin:index"))
 
 

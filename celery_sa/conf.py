@@ -8,8 +8,10 @@ settings are ``CELERY_SA_*``. Values are looked up on every access so that
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from celery.app.defaults import DEFAULTS
 from django.conf import settings
 
 DEFAULT_TABLE_NAMES = {"task": "celery_taskmeta", "group": "celery_tasksetmeta"}
@@ -52,6 +54,15 @@ class AppSettings:
         return str(
             getattr(settings, "CELERY_TIMEZONE", None) or getattr(settings, "TIME_ZONE", "UTC")
         )
+
+    @property
+    def result_expires(self) -> timedelta | None:
+        """``CELERY_RESULT_EXPIRES`` (seconds or a timedelta; Celery's default: one day):
+        the age from which results may be purged. ``None`` or 0: never."""
+        value = getattr(settings, "CELERY_RESULT_EXPIRES", DEFAULTS["result_expires"])
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = timedelta(seconds=value)
+        return value if isinstance(value, timedelta) and value > timedelta(0) else None
 
     @property
     def database_alias(self) -> str:

@@ -13,6 +13,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+# How SQLAlchemy's SQLite dialect stores a DateTime (Celery's date_done).
+SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
 
 class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
     """A naive ``DATETIME``/``TIMESTAMP`` column holding wall-clock time in a known zone.
@@ -68,6 +71,10 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
             value = self.get_prep_value(value)
         if isinstance(value, datetime) and timezone.is_aware(value):
             value = value.astimezone(self.tzinfo(connection)).replace(tzinfo=None)
+        if isinstance(value, datetime) and connection.vendor == "sqlite":
+            # SQLite compares text: SQLAlchemy always writes the microseconds, Django
+            # drops them when they are zero, and "...:26" sorts before "...:26.000000".
+            return value.strftime(SQLITE_FORMAT)
         return connection.ops.adapt_datetimefield_value(value)
 
 

@@ -85,3 +85,11 @@ def configure_tables(vendor: str) -> None:
         for model_field in model._meta.concrete_fields:
             # Field.cached_col captured the old table name for column references.
             model_field.__dict__.pop("cached_col", None)
+
+
+def unreadable_table(model: type[models.Model], exc: Exception) -> str:
+    """Why ``model``'s table could not be read, and the command that creates or fixes it."""
+    return _(
+        "Cannot read the Celery result table %(table)s (%(error)s). Create or "
+        "upgrade it with: python manage.py celery_sa_tables upgrade"
+    ) % {"table": model._meta.db_table, "error": " ".join(str(exc).split())[:200]}

@@ -1,19 +1,40 @@
-"""Paging through millions of result rows without ``COUNT(*)`` and without slow deep pages."""
+"""Paging through millions of result rows without ``COUNT(*)`` and without slow deep pages.
+
+Three ways to find a page's rows, the cheapest one that applies is used:
+
+- by offset (``LIMIT 50 OFFSET n``), through the ids first from :data:`DEFERRED_JOIN_OFFSET`
+  on, for pages near the start;
+- from an anchor: every page link the admin renders carries the first row of the page it
+  is on (``_anchor=<page>.<id>``), and the linked page is found by its position relative to
+  that row ("keyset" paging), so a neighbour of page 10,000 costs what page 2 costs;
+- from the end, in reverse order, for the last half of a list whose size is the table
+  statistics' estimate: the last page is the oldest rows, whatever the estimate's error.
+
+Only a page number typed into the address, in the middle of a huge list, is left to the
+offset: the database must then walk the index over every row before it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import Page, Paginator
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
+
+from celery_sa.keyset import beyond, keyset_ordering
 
 # A filtered count stops here: "more than 10,000" is all a person paging needs to know.
 COUNT_CAP = 10_000
 # From this offset on, rows are found through their ids first ("deferred join"): the
 # index walk over the skipped entries reads ids only, never whole rows.
 DEFERRED_JOIN_OFFSET = 1_000
+ANCHOR_VAR = "_anchor"
+# The admin links the three pages on each side of the current one: those carry an anchor.
+ANCHOR_REACH = 3
 
 ESTIMATES = {
     "mysql": (
@@ -24,11 +45,32 @@ ESTIMATES = {
 }
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """The first row (``pk``) of page ``page`` of the list a link was rendered on."""
+
+    page: int
+    pk: int
+
+    @classmethod
+    def parse(cls, value: str | None) -> Anchor | None:
+        page, _, pk = (value or "").partition(".")
+        if not (page.isdigit() and pk.isdigit()):
+            return None
+        return cls(int(page), int(pk))
+
+    def __str__(self) -> str:
+        return f"{self.page}.{self.pk}"
+
+
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     """A paginator whose count is the database's own estimate for an unfiltered list and
-    an exact count capped at :data:`COUNT_CAP` for a filtered one."""
+    an exact count capped at :data:`COUNT_CAP` for a filtered one, and whose pages are
+    found by offset, from an anchor or from the end, whichever walks fewer rows."""
 
     object_list: QuerySet[Any]
+    anchor: Anchor | None = None
+    estimated = False
 
     @cached_property
     def count(self) -> int:
@@ -36,18 +78,90 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
         if not queryset.query.where:
             estimate = estimate_rows(queryset)
             if estimate is not None:
+                self.estimated = True
                 return estimate
         # Unordered, so the database stops at the cap instead of sorting every match first.
         return queryset.order_by()[: COUNT_CAP + 1].count()
 
     def page(self, number: Any) -> Page:  # type: ignore[type-arg]
         number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        top = bottom + self.per_page
-        if bottom < DEFERRED_JOIN_OFFSET:
-            return Page(self.object_list[bottom:top], number, self)
-        ids = list(self.object_list.values_list("pk", flat=True)[bottom:top])
+        offset = (number - 1) * self.per_page
+        if offset < DEFERRED_JOIN_OFFSET:
+            return Page(list(self.object_list[offset : offset + self.per_page]), number, self)
+        ids = self.ids_near_anchor(number, offset)
+        if ids is None:
+            ids = self.ids_from_end(offset)
+        if ids is None:
+            ids = list(
+                self.object_list.values_list("pk", flat=True)[offset : offset + self.per_page]
+            )
         return Page(list(self.object_list.filter(pk__in=ids)), number, self)
+
+    def ids_near_anchor(self, number: int, offset: int) -> list[Any] | None:
+        anchor = self.anchor
+        ordering = keyset_ordering(self.object_list)
+        if anchor is None or ordering is None:
+            return None
+        if number >= anchor.page:
+            skip, backwards = (number - anchor.page) * self.per_page, False
+        else:
+            skip, backwards = (anchor.page - number - 1) * self.per_page, True
+        if skip >= offset:
+            return None
+        key = (
+            self.object_list.model._base_manager.using(self.object_list.db)
+            .filter(pk=anchor.pk)
+            .values(*(column.name for column in ordering))
+            .first()
+        )
+        if key is None:  # the anchor row is gone: fall back to the offset
+            return None
+        if backwards:
+            ordering = [column.flipped() for column in ordering]
+        queryset = self.object_list.filter(
+            beyond(ordering, key, self.object_list.db, inclusive=not backwards)
+        ).order_by(*(column.order_by() for column in ordering))
+        return list(queryset.values_list("pk", flat=True)[skip : skip + self.per_page])
+
+    def ids_from_end(self, offset: int) -> list[Any] | None:
+        size = min(self.per_page, self.count - offset)
+        from_end = max(self.count - offset - self.per_page, 0)
+        if not self.estimated or from_end >= offset:
+            return None
+        queryset = self.object_list.reverse()
+        return list(queryset.values_list("pk", flat=True)[from_end : from_end + size])
+
+
+class AnchoredChangeList(ChangeList):
+    """A change list whose page links carry the current page's first row as an anchor."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Not a filter: the search form and filter links must not carry it.
+        self.params.pop(ANCHOR_VAR, None)
+
+    def get_filters_params(self, params: Any = None) -> dict[str, Any]:
+        lookups: dict[str, Any] = super().get_filters_params(params)
+        lookups.pop(ANCHOR_VAR, None)
+        return lookups
+
+    def get_query_string(self, new_params: Any = None, remove: Any = None) -> str:
+        new_params = dict(new_params or {})
+        target = new_params.get(PAGE_VAR)
+        anchor = self.anchor_for(target) if set(new_params) == {PAGE_VAR} else None
+        new_params[ANCHOR_VAR] = str(anchor) if anchor else None
+        query: str = super().get_query_string(new_params, remove)
+        return query
+
+    def anchor_for(self, target: Any) -> Anchor | None:
+        """This page's first row, for a link to a deep page near this one."""
+        rows = getattr(self, "result_list", None)
+        if not isinstance(target, int) or not isinstance(rows, list) or not rows:
+            return None
+        deep = (target - 1) * self.list_per_page >= DEFERRED_JOIN_OFFSET
+        if not deep or abs(target - self.page_num) > ANCHOR_REACH:
+            return None
+        return Anchor(self.page_num, rows[0].pk)
 
 
 def estimate_rows(queryset: QuerySet[Any]) -> int | None:

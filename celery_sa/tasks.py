@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
-from celery import Task
+from celery import Task, shared_task
 from sqlalchemy.orm import Session
 
 from celery_sa.engines import DEFAULT_DATABASE
@@ -63,3 +64,35 @@ class SessionTask(Task):  # type: ignore[misc]
                 return result
             finally:
                 _current_session.reset(token)
+
+
+@shared_task(name="celery_sa.purge")  # type: ignore[untyped-decorator]
+def purge_results(
+    older_than: str | None = None,
+    statuses: Sequence[str] | str = (),
+    names: Sequence[str] | str = (),
+    groups: bool = True,
+    undated: bool = False,
+    batch_size: int | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """``manage.py celery_sa_purge`` as a task, with the same options, for celery beat::
+
+        CELERY_BEAT_SCHEDULE = {
+            # This key replaces Celery's own unbatched backend_cleanup.
+            "celery.backend_cleanup": {
+                "task": "celery_sa.purge",
+                "schedule": crontab(hour=4, minute=0),
+                "kwargs": {"older_than": "7d"},
+            },
+        }
+
+    Returns what was deleted (or, with ``dry_run``, would be), as a dict.
+    """
+    # Imported here: this module is imported by task modules before Django's models load.
+    from celery_sa.purge import DEFAULT_BATCH_SIZE, PurgeOptions, count, purge
+
+    options = PurgeOptions.parse(
+        older_than, statuses, names, groups, undated, batch_size or DEFAULT_BATCH_SIZE
+    )
+    return (count(options) if dry_run else purge(options)).as_dict()

@@ -1,0 +1,227 @@
+"""Deleting old results in small transactions along the ``date_done`` index.
+
+Celery's own ``backend_cleanup`` is one ``DELETE ... WHERE date_done < ...``: one transaction
+over the whole range, a table scan on MySQL, every scanned row locked until the end. Here
+each batch of at most ``batch_size`` rows is found by walking the index from where the
+previous batch ended (so deleted entries are never walked again), then deleted by primary
+key with the age condition checked again (a row Celery stored again meanwhile is spared),
+and committed. Interrupting loses only the current batch, which rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import states
+from django.db import models, transaction
+from django.utils import timezone
+
+from celery_sa.conf import app_settings
+from celery_sa.durations import parse_age
+from celery_sa.keyset import SortKey, beyond
+from celery_sa.models import GroupResult, TaskResult
+
+DEFAULT_BATCH_SIZE = 5_000
+MAX_BATCH_SIZE = 10_000
+KNOWN_STATES = tuple(sorted({*states.ALL_STATES, "REJECTED", "IGNORED"}))
+BY_DATE = [SortKey("date_done", False, True), SortKey("id", False, False)]
+BY_ID = [SortKey("id", False, False)]
+
+
+@dataclass(frozen=True)
+class PurgeOptions:
+    """What to delete: results done more than ``older_than`` ago, optionally only some
+    statuses or task names, the group results too, and rows that have no ``date_done``."""
+
+    older_than: timedelta
+    statuses: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    groups: bool = True
+    undated: bool = False
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    @classmethod
+    def parse(
+        cls,
+        older_than: str | timedelta | None = None,
+        statuses: Iterable[str] = (),
+        names: Iterable[str] = (),
+        groups: bool = True,
+        undated: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> PurgeOptions:
+        """Options as a user gives them; ``ValueError`` says what is wrong.
+
+        ``older_than`` defaults to ``CELERY_RESULT_EXPIRES``; ``statuses`` and ``names``
+        may be lists or comma-separated strings.
+        """
+        if older_than is None:
+            age = app_settings.result_expires
+            if age is None:
+                raise ValueError(
+                    "CELERY_RESULT_EXPIRES is not set (or 0): say how old results must be, "
+                    "e.g. --older-than 7d"
+                )
+        else:
+            age = older_than if isinstance(older_than, timedelta) else parse_age(older_than)
+        wanted = tuple(dict.fromkeys(s.strip().upper() for s in split(statuses)))
+        unknown = [status for status in wanted if status not in KNOWN_STATES]
+        if unknown:
+            raise ValueError(
+                f"unknown status {', '.join(map(repr, unknown))}: use one of "
+                f"{', '.join(KNOWN_STATES)}"
+            )
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"the batch size must be between 1 and {MAX_BATCH_SIZE:,}")
+        return cls(
+            age,
+            wanted,
+            tuple(dict.fromkeys(split(names))),
+            # Groups have neither a status nor a name: a filtered purge leaves them alone.
+            groups and not wanted and not names,
+            undated,
+            batch_size,
+        )
+
+
+@dataclass
+class PurgeResult:
+    """What a purge deleted (or, in a dry run, would delete)."""
+
+    cutoff: datetime
+    tasks: int = 0
+    groups: int = 0
+    undated: int = 0
+    """Of ``tasks``: rows without a ``date_done`` (only with ``undated``)."""
+    undated_kept: int = 0
+    """Rows without a ``date_done`` left alone (without ``undated``)."""
+    batches: int = 0
+    interrupted: bool = False
+    seconds: float = field(default=0.0, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cutoff": self.cutoff.isoformat(),
+            "tasks": self.tasks,
+            "groups": self.groups,
+            "undated": self.undated,
+            "undated_kept": self.undated_kept,
+            "batches": self.batches,
+            "interrupted": self.interrupted,
+        }
+
+
+def split(values: Iterable[str] | str) -> list[str]:
+    items = [values] if isinstance(values, str) else list(values)
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
+def walks(
+    options: PurgeOptions, cutoff: datetime
+) -> list[tuple[models.QuerySet[Any], list[SortKey]]]:
+    """The querysets to delete, each walkable along one index in its order: one per name
+    (the name/date_done index) or per status (the status/date_done index)."""
+    expired: models.QuerySet[Any] = TaskResult.objects.filter(date_done__lt=cutoff)
+    if options.statuses:
+        expired = expired.filter(status__in=options.statuses)
+    if options.names:
+        found = [(expired.filter(name=name), BY_DATE) for name in options.names]
+    elif len(options.statuses) > 1:
+        found = [(expired.filter(status=status), BY_DATE) for status in options.statuses]
+    else:
+        found = [(expired, BY_DATE)]
+    if options.undated:
+        found.append((undated_rows(options), BY_ID))
+    if options.groups:
+        found.append((GroupResult.objects.filter(date_done__lt=cutoff), BY_DATE))
+    return found
+
+
+def count(options: PurgeOptions, *, now: datetime | None = None) -> PurgeResult:
+    """What :func:`purge` would delete, counted (``COUNT`` over index ranges)."""
+    result = PurgeResult(cutoff=(now or timezone.now()) - options.older_than)
+    for queryset, ordering in walks(options, result.cutoff):
+        result_add(result, queryset, ordering, queryset.count())
+    if not options.undated:
+        result.undated_kept = undated_rows(options).count()
+    return result
+
+
+def purge(
+    options: PurgeOptions,
+    *,
+    now: datetime | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> PurgeResult:
+    """Delete what ``options`` select, at most ``options.batch_size`` rows a transaction.
+
+    ``on_batch`` is called with the number of rows each committed batch deleted; when
+    ``stop`` says so after a batch, the purge ends there with ``interrupted`` set. A
+    ``KeyboardInterrupt`` rolls the current batch back and ends it the same way. Running
+    it again carries on.
+    """
+    started = timezone.now()
+    result = PurgeResult(cutoff=(now or started) - options.older_than)
+    try:
+        for queryset, ordering in walks(options, result.cutoff):
+            for deleted in delete_in_batches(queryset, ordering, options.batch_size):
+                result_add(result, queryset, ordering, deleted)
+                result.batches += 1
+                if on_batch:
+                    on_batch(deleted)
+                if stop():
+                    result.interrupted = True
+                    break
+            if result.interrupted:
+                break
+        if not options.undated:
+            result.undated_kept = undated_rows(options).count()
+    except KeyboardInterrupt:
+        result.interrupted = True
+    result.seconds = (timezone.now() - started).total_seconds()
+    return result
+
+
+def delete_in_batches(
+    queryset: models.QuerySet[Any], ordering: list[SortKey], batch_size: int
+) -> Iterable[int]:
+    """Delete ``queryset`` a batch at a time, in ``ordering``; yield each batch's count."""
+    names = [column.name for column in ordering]
+    key: dict[str, Any] | None = None
+    while True:
+        batch = queryset
+        if key is not None:
+            batch = batch.filter(beyond(ordering, key, queryset.db, inclusive=False))
+        rows = list(batch.order_by(*names).values(*names)[:batch_size])
+        if not rows:
+            return
+        # Deleting by id, with the conditions again: a row stored anew since it was read
+        # (a later date_done) stays, and only these rows are locked.
+        with transaction.atomic(using=queryset.db):
+            deleted, _ = queryset.filter(pk__in=[row["id"] for row in rows]).delete()
+        key = rows[-1]
+        yield deleted
+
+
+def result_add(
+    result: PurgeResult, queryset: models.QuerySet[Any], ordering: list[SortKey], rows: int
+) -> None:
+    if queryset.model is GroupResult:
+        result.groups += rows
+    else:
+        result.tasks += rows
+        if ordering is BY_ID:
+            result.undated += rows
+
+
+def undated_rows(options: PurgeOptions) -> models.QuerySet[TaskResult]:
+    queryset = TaskResult.objects.filter(date_done__isnull=True)
+    if options.statuses:
+        queryset = queryset.filter(status__in=options.statuses)
+    if options.names:
+        queryset = queryset.filter(name__in=options.names)
+    return queryset
