@@ -82,6 +82,7 @@ def main() -> None:
     server = os.environ.get("CELERY_SA_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306")
     os.environ["CELERY_SA_BENCH_DATABASE_URL"] = f"{server}/{DATABASE}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ["CELERY_SA_BENCH_WITH_DJANGO_CELERY_RESULTS"] = "1"
     sys.path.insert(0, str(ROOT))
     from sqlalchemy import create_engine, text
 

@@ -1,4 +1,5 @@
-"""Settings for bench/admin_1m.py: both admins on one MariaDB database."""
+"""Settings for the benchmarks on one MariaDB database; bench/admin_1m.py adds
+django-celery-results' admin (CELERY_SA_BENCH_WITH_DJANGO_CELERY_RESULTS=1)."""
 
 import os
 
@@ -16,8 +17,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "celery_sa",
-    "django_celery_results",
 ]
+if os.environ.get("CELERY_SA_BENCH_WITH_DJANGO_CELERY_RESULTS"):
+    INSTALLED_APPS.append("django_celery_results")
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

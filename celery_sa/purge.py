@@ -1,22 +1,23 @@
-"""Deleting old results in small transactions along the ``date_done`` index.
+"""Deleting old results in small transactions.
 
 Celery's own ``backend_cleanup`` is one ``DELETE ... WHERE date_done < ...``: one transaction
 over the whole range, a table scan on MySQL, every scanned row locked until the end. Here
-each batch of at most ``batch_size`` rows is found by walking the index from where the
-previous batch ended (so deleted entries are never walked again), then deleted by primary
-key with the age condition checked again (a row Celery stored again meanwhile is spared),
-and committed. Interrupting loses only the current batch, which rolls back.
+each batch covers at most ``batch_size`` rows, found by walking an index from where the
+previous batch ended (so deleted entries are never walked again), deleted by that range
+with the age condition checked again (a row Celery stored anew meanwhile stays), and
+committed. Interrupting loses only the current batch, which rolls back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import states
 from django.db import models, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from celery_sa.conf import app_settings
@@ -119,32 +120,44 @@ def split(values: Iterable[str] | str) -> list[str]:
     return [part.strip() for item in items for part in item.split(",") if part.strip()]
 
 
-def walks(
-    options: PurgeOptions, cutoff: datetime
-) -> list[tuple[models.QuerySet[Any], list[SortKey]]]:
-    """The querysets to delete, each walkable along one index in its order: one per name
-    (the name/date_done index) or per status (the status/date_done index)."""
+@dataclass(frozen=True)
+class Walk:
+    """Rows to delete and the order to delete them in: along ``ordering``'s index, or
+    (``ordering`` None) in primary-key ranges."""
+
+    queryset: models.QuerySet[Any]
+    ordering: list[SortKey] | None
+    undated: bool = False
+
+
+def walks(options: PurgeOptions, cutoff: datetime) -> list[Walk]:
+    """What to delete. Everything older than the cutoff goes in primary-key order: ids
+    grow with time, so old rows sit at the start of the table and are deleted page by
+    page. A selection goes along its own index: one walk per name (the name/date_done
+    index) or per status (the status/date_done index)."""
     expired: models.QuerySet[Any] = TaskResult.objects.filter(date_done__lt=cutoff)
     if options.statuses:
         expired = expired.filter(status__in=options.statuses)
     if options.names:
-        found = [(expired.filter(name=name), BY_DATE) for name in options.names]
+        found = [Walk(expired.filter(name=name), BY_DATE) for name in options.names]
     elif len(options.statuses) > 1:
-        found = [(expired.filter(status=status), BY_DATE) for status in options.statuses]
+        found = [Walk(expired.filter(status=status), BY_DATE) for status in options.statuses]
+    elif options.statuses:
+        found = [Walk(expired, BY_DATE)]
     else:
-        found = [(expired, BY_DATE)]
+        found = [Walk(expired, None)]
     if options.undated:
-        found.append((undated_rows(options), BY_ID))
+        found.append(Walk(undated_rows(options), BY_ID, undated=True))
     if options.groups:
-        found.append((GroupResult.objects.filter(date_done__lt=cutoff), BY_DATE))
+        found.append(Walk(GroupResult.objects.filter(date_done__lt=cutoff), None))
     return found
 
 
 def count(options: PurgeOptions, *, now: datetime | None = None) -> PurgeResult:
     """What :func:`purge` would delete, counted (``COUNT`` over index ranges)."""
     result = PurgeResult(cutoff=(now or timezone.now()) - options.older_than)
-    for queryset, ordering in walks(options, result.cutoff):
-        result_add(result, queryset, ordering, queryset.count())
+    for walk in walks(options, result.cutoff):
+        result_add(result, walk, walk.queryset.count())
     if not options.undated:
         result.undated_kept = undated_rows(options).count()
     return result
@@ -167,9 +180,9 @@ def purge(
     started = timezone.now()
     result = PurgeResult(cutoff=(now or started) - options.older_than)
     try:
-        for queryset, ordering in walks(options, result.cutoff):
-            for deleted in delete_in_batches(queryset, ordering, options.batch_size):
-                result_add(result, queryset, ordering, deleted)
+        for walk in walks(options, result.cutoff):
+            for deleted in delete_in_batches(walk, options.batch_size):
+                result_add(result, walk, deleted)
                 result.batches += 1
                 if on_batch:
                     on_batch(deleted)
@@ -186,35 +199,63 @@ def purge(
     return result
 
 
-def delete_in_batches(
+def delete_in_batches(walk: Walk, batch_size: int) -> Iterable[int]:
+    """Delete ``walk``'s rows a batch at a time; yield each batch's count."""
+    if walk.ordering is None:
+        return delete_id_ranges(walk.queryset, batch_size)
+    return delete_key_ranges(walk.queryset, walk.ordering, batch_size)
+
+
+def delete_id_ranges(queryset: models.QuerySet[Any], batch_size: int) -> Iterator[int]:
+    """Delete ``queryset`` in primary-key ranges ``batch_size`` ids wide (so at most that
+    many rows), from the lowest id of the table to the highest ``queryset`` holds."""
+    highest = queryset.aggregate(highest=Max("pk"))["highest"]
+    table = queryset.model._base_manager.using(queryset.db)
+    start = table.aggregate(lowest=Min("pk"))["lowest"]
+    while highest is not None and start is not None and start <= highest:
+        end = start + batch_size - 1
+        # The conditions are checked again as the rows are deleted: a row Celery stored
+        # anew since (a later date_done) stays.
+        with transaction.atomic(using=queryset.db):
+            deleted, _ = queryset.filter(pk__gte=start, pk__lte=end).delete()
+        yield deleted
+        # Over a gap in the ids in one step.
+        start = table.filter(pk__gt=end).aggregate(lowest=Min("pk"))["lowest"]
+
+
+def delete_key_ranges(
     queryset: models.QuerySet[Any], ordering: list[SortKey], batch_size: int
-) -> Iterable[int]:
-    """Delete ``queryset`` a batch at a time, in ``ordering``; yield each batch's count."""
+) -> Iterator[int]:
+    """Delete ``queryset`` in ranges of at most ``batch_size`` of its rows along
+    ``ordering``'s index: each range ends at the key read off the index ``batch_size`` rows
+    after the previous one, so no row is walked twice and no list of ids travels."""
     names = [column.name for column in ordering]
+    backwards = [column.flipped() for column in ordering]
     key: dict[str, Any] | None = None
     while True:
-        batch = queryset
+        todo = queryset
         if key is not None:
-            batch = batch.filter(beyond(ordering, key, queryset.db, inclusive=False))
-        rows = list(batch.order_by(*names).values(*names)[:batch_size])
-        if not rows:
-            return
-        # Deleting by id, with the conditions again: a row stored anew since it was read
-        # (a later date_done) stays, and only these rows are locked.
+            todo = todo.filter(beyond(ordering, key, queryset.db, inclusive=False))
+        ahead = todo.order_by(*(column.order_by() for column in ordering)).values(*names)
+        last = next(iter(ahead[batch_size - 1 : batch_size]), None)
+        if last is None:  # fewer than a batch left: up to the last of them
+            last = (
+                todo.order_by(*(column.order_by() for column in backwards)).values(*names).first()
+            )
+            if last is None:
+                return
         with transaction.atomic(using=queryset.db):
-            deleted, _ = queryset.filter(pk__in=[row["id"] for row in rows]).delete()
-        key = rows[-1]
+            deleted, _ = todo.filter(beyond(backwards, last, queryset.db, inclusive=True)).delete()
+        key = last
         yield deleted
 
 
-def result_add(
-    result: PurgeResult, queryset: models.QuerySet[Any], ordering: list[SortKey], rows: int
-) -> None:
-    if queryset.model is GroupResult:
+def result_add(result: PurgeResult, walk: Walk, rows: int) -> None:
+    if walk.queryset.model is GroupResult:
         result.groups += rows
     else:
         result.tasks += rows
-        if ordering is BY_ID:
+        if walk.undated:
             result.undated += rows
 
 

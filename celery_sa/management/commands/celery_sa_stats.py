@@ -1,0 +1,91 @@
+"""``manage.py celery_sa_stats``: counts by status and task name over a time window."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
+from django.utils import timezone
+
+from celery_sa.durations import describe_age, parse_age
+from celery_sa.models import TaskResult, unreadable_table
+from celery_sa.stats import NameStats, Stats, collect
+
+NO_NAME = "(no name)"
+
+
+class Command(BaseCommand):
+    help = (
+        "Count the task results done in a recent window by status and by task name, with "
+        "each task's failure rate and newest failure. A table, or JSON with --json."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--since",
+            default="24h",
+            metavar="AGE",
+            help="How far back the window reaches: 24h (default), 7d, 90m, 1d12h.",
+        )
+        parser.add_argument("--json", action="store_true", help="Print JSON for scripts.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            window = parse_age(options["since"])
+        except ValueError as exc:
+            raise CommandError(f"--since: {exc}") from exc
+        now = timezone.now()
+        try:
+            stats = collect(now - window, now)
+        except DatabaseError as exc:
+            raise CommandError(unreadable_table(TaskResult, exc)) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps(stats.as_dict(), indent=2))
+            return
+        self.write_tables(stats, describe_age(window))
+
+    def write_tables(self, stats: Stats, window: str) -> None:
+        if not stats.total:
+            self.stdout.write(f"No task results done in the last {window}.")
+            return
+        self.stdout.write(f"Task results done in the last {window}: {stats.total:,}")
+        self.stdout.write("")
+        self.write_table(
+            ("Status", "Results"), [(status, f"{n:,}") for status, n in stats.by_status.items()]
+        )
+        self.stdout.write("")
+        self.write_table(
+            ("Task name", "Results", "Failures", "Failure rate", "Newest failure"),
+            [name_row(entry) for entry in stats.by_name],
+            text_columns=(0, 4),
+        )
+
+    def write_table(
+        self, header: Sequence[str], rows: list[Sequence[str]], text_columns: Sequence[int] = (0,)
+    ) -> None:
+        """Columns padded to their widest cell: text left, counts and rates right."""
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            cells = [
+                cell.ljust(width) if i in text_columns else cell.rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ]
+            self.stdout.write("  ".join(cells).rstrip())
+
+
+def name_row(entry: NameStats) -> tuple[str, str, str, str, str]:
+    failure = entry.newest_failure
+    newest = "—"
+    if failure:
+        when = timezone.localtime(failure.date_done).strftime("%Y-%m-%d %H:%M:%S")
+        newest = f"{when}  {failure.task_id}  {failure.exception}".rstrip()
+    return (
+        entry.name or NO_NAME,
+        f"{entry.total:,}",
+        f"{entry.failures:,}",
+        f"{entry.failure_rate:.1%}",
+        newest,
+    )
