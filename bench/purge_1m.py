@@ -130,11 +130,17 @@ def celery_cleanup(age: int) -> dict[str, float]:
     app.conf.result_expires = age
     backend = app.backend
     before = count_rows()
-    started = time.perf_counter()
+    started = time.time()
     backend.cleanup()  # one DELETE, one transaction
-    longest = time.perf_counter() - started
+    ended = time.time()
     deleted = before - count_rows()
-    return {"deleted": deleted, "largest": deleted, "longest": longest}
+    return {
+        "deleted": deleted,
+        "largest": deleted,
+        "longest": ended - started,
+        "started": started,
+        "ended": ended,
+    }
 
 
 def celery_sa_purge(age: int, batch_size: int) -> dict[str, float]:
@@ -144,15 +150,21 @@ def celery_sa_purge(age: int, batch_size: int) -> dict[str, float]:
 
     options = PurgeOptions(timedelta(seconds=age), groups=False, batch_size=batch_size)
     batches: list[int] = []
-    times = [time.perf_counter()]
+    times = [time.time()]
 
     def on_batch(rows: int) -> None:
         batches.append(rows)
-        times.append(time.perf_counter())
+        times.append(time.time())
 
     result = purge(options, on_batch=on_batch)
-    longest = max(b - a for a, b in itertools.pairwise(times))
-    return {"deleted": result.tasks, "largest": max(batches, default=0), "longest": longest}
+    return {
+        "deleted": result.tasks,
+        "largest": max(batches, default=0),
+        # A batch's time, its transaction's included: an upper bound of how long it held locks.
+        "longest": max(b - a for a, b in itertools.pairwise(times)),
+        "started": times[0],
+        "ended": time.time(),
+    }
 
 
 def count_rows() -> int:
@@ -164,8 +176,9 @@ def count_rows() -> int:
 
 
 def with_writer(delete: Any, age: int, rows: int) -> dict[str, float]:
-    """Run ``delete`` while a writer process stores results; its figures plus the time
-    and the writer's latencies over the writes that started during it."""
+    """Run ``delete`` while a writer process stores results: its figures, the time between
+    the ``started`` and ``ended`` it reports (the deletion only, no counting) and the
+    writer's latencies over the writes that started in between."""
     context = multiprocessing.get_context("spawn")
     stop, ready = context.Event(), context.Event()
     queue: Any = context.Queue()
@@ -173,9 +186,8 @@ def with_writer(delete: Any, age: int, rows: int) -> dict[str, float]:
     writer.start()
     ready.wait(60)
     time.sleep(0.5)  # steady state before the delete starts
-    started = time.time()
     figures = delete()
-    ended = time.time()
+    started, ended = figures.pop("started"), figures.pop("ended")
     time.sleep(0.2)
     stop.set()
     samples: list[tuple[float, float]] = queue.get(timeout=60)

@@ -74,6 +74,7 @@ def purge_results(
     groups: bool = True,
     undated: bool = False,
     batch_size: int | None = None,
+    jobs: int | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """``manage.py celery_sa_purge`` as a task, with the same options, for celery beat::
@@ -90,9 +91,15 @@ def purge_results(
     Returns what was deleted (or, with ``dry_run``, would be), as a dict.
     """
     # Imported here: this module is imported by task modules before Django's models load.
-    from celery_sa.purge import DEFAULT_BATCH_SIZE, PurgeOptions, count, purge
+    from celery_sa.purge import DEFAULT_BATCH_SIZE, DEFAULT_JOBS, PurgeOptions, count, purge
 
     options = PurgeOptions.parse(
-        older_than, statuses, names, groups, undated, batch_size or DEFAULT_BATCH_SIZE
+        older_than,
+        statuses,
+        names,
+        groups,
+        undated,
+        batch_size or DEFAULT_BATCH_SIZE,
+        jobs or DEFAULT_JOBS,
     )
     return (count(options) if dry_run else purge(options)).as_dict()

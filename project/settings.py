@@ -87,6 +87,18 @@ if CELERY_BROKER_URL.startswith("sqla+sqlite"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 30}}
 if CELERY_RESULT_BACKEND.startswith("db+sqlite"):
     CELERY_DATABASE_ENGINE_OPTIONS = {"connect_args": {"timeout": 30}}
+else:
+    # What the result backend passes to create_engine (JSON).
+    CELERY_DATABASE_ENGINE_OPTIONS = env.json("CELERY_DATABASE_ENGINE_OPTIONS", default={})
+# Delivery and retry knobs: Celery's defaults here; README "Production settings" says which
+# values survive a database restart and a killed worker (tests/test_reliability.py).
+CELERY_TASK_ACKS_LATE = env.bool("CELERY_TASK_ACKS_LATE", default=False)
+CELERY_TASK_REJECT_ON_WORKER_LOST = env.bool("CELERY_TASK_REJECT_ON_WORKER_LOST", default=False)
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = env.bool("CELERY_RESULT_BACKEND_ALWAYS_RETRY", default=False)
+CELERY_RESULT_BACKEND_MAX_RETRIES = env.float(
+    "CELERY_RESULT_BACKEND_MAX_RETRIES", default=float("inf")
+)
 
 # The demo's non-ORM data, used through celery_sa's SessionTask.
 CELERY_SA_DATABASE_URL = env.str(

@@ -71,7 +71,7 @@ def remaining() -> set[str]:
 
 
 def test_purge_deletes_old_results_in_bounded_batches(aged_rows: ResultDB) -> None:
-    output = purge("--older-than", "7d", "--batch-size", "3", "-v", "2")
+    output = purge("--older-than", "7d", "--batch-size", "3", "--jobs", "1", "-v", "2")
     lines = output.splitlines()
     assert lines[0].startswith("Deleting results done before ")
     assert lines[0].endswith(", at most 3 rows a transaction.")
@@ -93,6 +93,14 @@ def test_purge_deletes_old_results_in_bounded_batches(aged_rows: ResultDB) -> No
         "Deleted 0 task results and 0 group results older than 7 days.",
         "Kept 2 task results without a date_done (never finished): --undated deletes them.",
     ]
+
+
+def test_parallel_streams_delete_the_same_rows_in_bounded_batches(aged_rows: ResultDB) -> None:
+    lines = purge("--older-than", "7d", "--batch-size", "2", "--jobs", "3", "-v", "2").splitlines()
+    batches = [int(line.split()[3]) for line in lines if line.startswith("Batch ")]
+    assert sum(batches) == 12 and max(batches) <= 2
+    assert "Deleted 10 task results and 2 group results older than 7 days." in lines
+    assert remaining() == {"new-0", "new-1", "new-2", "new-3", "undated-1", "undated-2"}
 
 
 def test_dry_run_counts_and_deletes_nothing(aged_rows: ResultDB) -> None:
@@ -144,6 +152,7 @@ def test_status_and_name_select_task_results_and_leave_groups(aged_rows: ResultD
         ),
         (["--batch-size", "0"], "the batch size must be between 1 and 10,000"),
         (["--batch-size", "20000"], "the batch size must be between 1 and 10,000"),
+        (["--jobs", "0"], "the number of jobs must be between 1 and 8"),
     ],
 )
 def test_bad_options_are_refused_before_anything_is_deleted(

@@ -15,7 +15,8 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import Ignore, Reject
 from celery.signals import task_postrun, worker_init
-from sqlalchemy import Integer, String, text
+from sqlalchemy import Integer, String, UniqueConstraint, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from celery_sa.engines import get_engine
@@ -24,6 +25,17 @@ from celery_sa.tasks import SessionTask
 
 class Base(DeclarativeBase):
     pass
+
+
+class Entry(Base):
+    """A row a reliability task commits; (key, part) unique so a rerun cannot add it twice."""
+
+    __tablename__ = "reliability_rows"
+    __table_args__ = (UniqueConstraint("key", "part"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100))
+    part: Mapped[str] = mapped_column(String(10))
 
 
 class Row(Base):
@@ -82,8 +94,10 @@ def count_rows(self: SessionTask, key: str) -> int:
 
 @shared_task
 def pool_status() -> dict[str, Any]:
-    """This worker process's engine: connections checked out right now."""
+    """This worker process's engine answers, and how many connections are checked out."""
     time.sleep(0.05)  # let every pool process pick up a probe
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT 1"))
     pool = get_engine().pool
     return {"pid": os.getpid(), "checked_out": pool.checkedout()}  # type: ignore[attr-defined]
 
@@ -117,3 +131,41 @@ def retry_later(self: Any, seconds: float) -> str:
     if self.request.retries == 0:
         raise self.retry(countdown=seconds)
     return "retried"
+
+
+@shared_task(
+    bind=True,
+    base=SessionTask,
+    autoretry_for=(OperationalError,),
+    retry_backoff=0.5,
+    retry_backoff_max=4,
+    retry_jitter=False,
+    max_retries=40,
+)
+def store_once(self: SessionTask, key: str) -> str:
+    """Commit ``key``'s row once, however often the task runs: the idempotent write the
+    README recommends. While the database is away, OperationalError retries it."""
+    self.session.add(Entry(key=key, part="row"))
+    try:
+        self.session.commit()
+    except IntegrityError:  # an earlier run committed it, then lost its result or ack
+        self.session.rollback()
+        return "already"
+    return "stored"
+
+
+@shared_task(bind=True, base=SessionTask)
+def two_parts(self: SessionTask, key: str, marker_dir: str) -> str:
+    """Write part a, then part b, in one transaction. The first run of a key writes its pid
+    and connection id to marker_dir/key and waits to be killed before part b."""
+    self.session.add(Entry(key=key, part="a"))
+    self.session.flush()
+    marker = os.path.join(marker_dir, key)
+    if not os.path.exists(marker):
+        with open(marker + ".tmp", "w") as file:
+            file.write(f"{os.getpid()} {connection_id(self)}")
+        os.rename(marker + ".tmp", marker)
+        time.sleep(60)
+    self.session.add(Entry(key=key, part="b"))
+    self.session.commit()
+    return key

@@ -17,7 +17,9 @@ from celery_sa.durations import describe_age
 from celery_sa.models import TaskResult, unreadable_table
 from celery_sa.purge import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_JOBS,
     MAX_BATCH_SIZE,
+    MAX_JOBS,
     PurgeOptions,
     PurgeResult,
     count,
@@ -80,6 +82,13 @@ class Command(BaseCommand):
             f"{MAX_BATCH_SIZE:,}).",
         )
         parser.add_argument(
+            "--jobs",
+            type=int,
+            default=DEFAULT_JOBS,
+            help=f"Batches deleted at the same time, each on a connection of its own (default "
+            f"{DEFAULT_JOBS}, at most {MAX_JOBS}; always 1 on SQLite).",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="Count what would be deleted; delete nothing.",
@@ -94,6 +103,7 @@ class Command(BaseCommand):
                 groups=options["groups"],
                 undated=options["undated"],
                 batch_size=options["batch_size"],
+                jobs=options["jobs"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
@@ -111,7 +121,7 @@ class Command(BaseCommand):
                 )
             batches = 0
 
-            def on_batch(rows: int) -> None:
+            def on_batch(rows: int) -> None:  # called under the purge's lock
                 nonlocal batches
                 batches += 1
                 if bar:
