@@ -142,10 +142,14 @@ def retry_later(self: Any, seconds: float) -> str:
     retry_jitter=False,
     max_retries=40,
 )
-def store_once(self: SessionTask, key: str) -> str:
+def store_once(self: SessionTask, key: str, hold: float = 0.0) -> str:
     """Commit ``key``'s row once, however often the task runs: the idempotent write the
-    README recommends. While the database is away, OperationalError retries it."""
+    README recommends. While the database is away, OperationalError retries it. ``hold``:
+    seconds between writing the row and committing it."""
     self.session.add(Entry(key=key, part="row"))
+    if hold:
+        self.session.flush()
+        time.sleep(hold)
     try:
         self.session.commit()
     except IntegrityError:  # an earlier run committed it, then lost its result or ack
