@@ -82,7 +82,6 @@ def test_json_has_the_same_figures_for_scripts(recent_rows: str) -> None:
     assert divide == {
         "name": "app.tasks.divide",
         "total": 3,
-        "by_status": {"FAILURE": 2, "SUCCESS": 1},
         "failures": 2,
         "failure_rate": 0.6667,
         "newest_failure": {
