@@ -32,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.scratch import scratch_database  # noqa: E402
+
 DATABASE = "celery_sa_bench_purge"
 # Rows are done one a second apart up to now: those older than this share of the row count
 # are deleted (233,000 s and about 767,000 rows of 1,000,000).
@@ -45,21 +49,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=None)
     options = parser.parse_args()
-    server = os.environ.get("CELERY_SA_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306")
-    os.environ["CELERY_SA_BENCH_DATABASE_URL"] = f"{server}/{DATABASE}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
-    sys.path.insert(0, str(ROOT))
-    from sqlalchemy import create_engine, text
-
-    admin_engine = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE}"))
-        connection.execute(text(f"CREATE DATABASE {DATABASE}"))
-    try:
+    with scratch_database(DATABASE):
         run(options.rows, options.runs, options.batch_size)
-    finally:
-        with admin_engine.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE}"))
 
 
 def run(rows: int, runs: int, batch_size: int | None) -> None:

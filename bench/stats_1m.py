@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.purge_1m import DATABASE, fill  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 
 STATES = "ELT(1 + MOD(seq, 4), 'SUCCESS', 'FAILURE', 'RETRY', 'SUCCESS')"
 WINDOWS = ("1h", "24h", "7d")
@@ -32,20 +33,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     options = parser.parse_args()
-    server = os.environ.get("CELERY_SA_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306")
-    os.environ["CELERY_SA_BENCH_DATABASE_URL"] = f"{server}/{DATABASE}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
-    from sqlalchemy import create_engine, text
-
-    admin_engine = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE}"))
-        connection.execute(text(f"CREATE DATABASE {DATABASE}"))
-    try:
+    with scratch_database(DATABASE):
         run(options.rows, options.runs)
-    finally:
-        with admin_engine.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE}"))
 
 
 def run(rows: int, runs: int) -> None:

@@ -33,8 +33,8 @@ BAR_WIDTH = 30
 class Command(BaseCommand):
     help = (
         "Delete task and group results older than an age (default: CELERY_RESULT_EXPIRES), "
-        "a few thousand rows a transaction, along the date_done index. Safe to interrupt "
-        "and run again."
+        "a few thousand rows a transaction, in primary-key ranges (a status or name "
+        "selection along its own index). Safe to interrupt and run again."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
