@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import PAGE_VAR
 from django.db import DatabaseError
 from django.db.models import BinaryField, QuerySet
 from django.db.models.functions import Length, Substr
@@ -65,6 +66,9 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ) -> EstimatedCountPaginator:
         paginator = EstimatedCountPaginator(queryset, per_page, orphans, allow_empty_first_page)
         paginator.anchor = Anchor.parse(request.GET.get(ANCHOR_VAR))
+        page = request.GET.get(PAGE_VAR, "")
+        paginator.requested_page = int(page) if page.isdigit() else 1
+        paginator.show_all_limit = self.list_max_show_all
         return paginator
 
     def has_add_permission(self, request: HttpRequest) -> bool:

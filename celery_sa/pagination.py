@@ -27,7 +27,10 @@ from django.utils.functional import cached_property
 
 from celery_sa.keyset import beyond, keyset_ordering
 
-# A filtered count stops here: "more than 10,000" is all a person paging needs to know.
+# A filtered count stops a little past the page asked for: "more than 1,000" is all a person
+# on page 1 needs to know, and on a column without an index each row counted is a row read.
+COUNT_FLOOR = 1_000
+COUNT_PAGES_AHEAD = 10
 COUNT_CAP = 10_000
 # From this offset on, rows are found through their ids first ("deferred join"): the
 # index walk over the skipped entries reads ids only, never whole rows.
@@ -70,7 +73,14 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
 
     object_list: QuerySet[Any]
     anchor: Anchor | None = None
+    requested_page = 1
+    show_all_limit = 0
+    """The admin's list_max_show_all: a capped count stays above it, so that "Show all"
+    (every row on one page) is never offered for a list of unknown length."""
     estimated = False
+    """The count is the table statistics' estimate."""
+    capped = False
+    """The count stopped at the cap: there are more rows."""
 
     @cached_property
     def count(self) -> int:
@@ -80,8 +90,12 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
             if estimate is not None:
                 self.estimated = True
                 return estimate
+        ahead = (self.requested_page + COUNT_PAGES_AHEAD) * self.per_page
+        cap = min(max(COUNT_FLOOR, ahead, self.show_all_limit + 1), COUNT_CAP)
         # Unordered, so the database stops at the cap instead of sorting every match first.
-        return queryset.order_by()[: COUNT_CAP + 1].count()
+        found: int = queryset.order_by()[: cap + 1].count()
+        self.capped = found > cap
+        return found
 
     def page(self, number: Any) -> Page:  # type: ignore[type-arg]
         number = self.validate_number(number)

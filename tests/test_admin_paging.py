@@ -144,3 +144,34 @@ def test_filter_and_search_links_drop_the_anchor(
     assert 'name="_anchor"' not in text  # the search form's hidden fields
     filter_links = re.findall(r'href="(\?[^"]*status=[^"]*)"', text)
     assert filter_links and all("_anchor" not in link for link in filter_links)
+
+
+def test_counts_say_what_they_are(
+    paged_rows: ResultDB, admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pagination, "COUNT_FLOOR", 20)
+    monkeypatch.setattr(pagination, "COUNT_PAGES_AHEAD", 1)
+    monkeypatch.setattr(TaskResultAdmin, "list_max_show_all", 10)
+    url = reverse("admin:celery_sa_taskresult_changelist")
+
+    def count_line(query: str) -> str:
+        text = admin_client.get(url + query).text
+        assert "showall" not in text  # never "Show all" for a list of unknown length
+        paginator = text[
+            text.index('<p class="paginator">') : text.index(
+                "</p>", text.index('<p class="paginator">')
+            )
+        ]
+        return " ".join(
+            re.sub(r"<a [^>]*>\d+</a>|<span[^>]*>[^<]*</span>|…", " ", paginator[21:]).split()
+        )
+
+    # A filtered count stops a little past the page asked for, and grows as you page on.
+    assert count_line("?status=FAILURE") == "more than 20 task results"
+    assert count_line("?status=FAILURE&p=3") == "more than 40 task results"
+    assert count_line("?status=FAILURE&p=6") == "62 task results"
+    unfiltered = count_line("")
+    if paged_rows.name == "sqlite":  # no statistics to estimate from: counted, capped
+        assert unfiltered == "more than 20 task results"
+    else:
+        assert unfiltered == "about 125 task results"

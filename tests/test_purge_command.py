@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import signal
 import subprocess
 import sys
@@ -253,3 +255,34 @@ def test_ctrl_c_stops_after_a_committed_batch_and_a_rerun_finishes(
             f"Deleted {rows - deleted:,} task results and 0 group results older than 7 days."
         )
         assert TaskResult.objects.count() == 0
+
+
+def test_a_terminal_gets_a_progress_bar(tmp_path: Path) -> None:
+    with fresh_result_db("sqlite") as result_db:
+        insert_rows(*(row(f"old-{n}", date_done=ago(days=9, seconds=n)) for n in range(250)))
+        env = project_env(
+            tmp_path,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'django.sqlite3'}",
+            CELERY_RESULT_BACKEND=result_db.url,
+        )
+        controller, terminal = pty.openpty()
+        argv = [sys.executable, "manage.py", "celery_sa_purge", "--older-than", "7d"]
+        process = subprocess.Popen(
+            [*argv, "--batch-size", "100"], cwd=BASE_DIR, env=env, stdout=terminal
+        )
+        os.close(terminal)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            output += chunk
+        os.close(controller)
+        assert process.wait(60) == 0
+    text = output.decode().replace("\r\n", "\n")
+    assert "\r[############..................] 100 of 250 rows" in text
+    assert "\r[##############################] 250 of 250 rows\n" in text
+    assert text.endswith("Deleted 250 task results and 0 group results older than 7 days.\n")

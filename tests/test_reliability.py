@@ -227,17 +227,29 @@ def test_a_killed_pool_child_rolls_back_and_with_late_acks_its_task_runs_again(
             ]
             connection_ids = tuple(connection for _, connection in holders)
             assert open_transactions(connection_ids) == 2  # part a written, not committed
+            killed = time.monotonic()
             for pid, _ in holders:
                 os.kill(pid, signal.SIGKILL)
             # The server sees the connections close and rolls their transactions back.
             wait_for(lambda: open_transactions(connection_ids) == 0, worker, 30, "rollback")
+            rolled_back = time.monotonic() - killed
             outcomes = [result.get(timeout=60, propagate=False) for result in sent]
+            finished = time.monotonic() - killed
             states = [result.state for result in sent]
             app.close()
         parts = scalar(
             root,
             "SELECT GROUP_CONCAT(CONCAT(`key`, part) ORDER BY `key`, part) FROM reliability_rows",
         )
+    record(
+        f"killed pool children, {settings}",
+        {
+            "killed_with_open_transactions": len(holders),
+            "rolled_back_within_seconds": round(rolled_back, 2),
+            "tasks_succeeded": states.count("SUCCESS"),
+            "seconds_from_kill_to_results": round(finished, 2),
+        },
+    )
     if settings == "recommended":
         assert states == ["SUCCESS", "SUCCESS"], outcomes
         assert parts == "lefta,leftb,righta,rightb"  # both parts, once each
