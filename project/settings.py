@@ -87,18 +87,21 @@ if CELERY_BROKER_URL.startswith("sqla+sqlite"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 30}}
 if CELERY_RESULT_BACKEND.startswith("db+sqlite"):
     CELERY_DATABASE_ENGINE_OPTIONS = {"connect_args": {"timeout": 30}}
-else:
-    # What the result backend passes to create_engine (JSON).
-    CELERY_DATABASE_ENGINE_OPTIONS = env.json("CELERY_DATABASE_ENGINE_OPTIONS", default={})
-# Delivery and retry knobs: Celery's defaults here; README "Production settings" says which
-# values survive a database restart and a killed worker (tests/test_reliability.py).
-CELERY_TASK_ACKS_LATE = env.bool("CELERY_TASK_ACKS_LATE", default=False)
-CELERY_TASK_REJECT_ON_WORKER_LOST = env.bool("CELERY_TASK_REJECT_ON_WORKER_LOST", default=False)
-CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
-CELERY_RESULT_BACKEND_ALWAYS_RETRY = env.bool("CELERY_RESULT_BACKEND_ALWAYS_RETRY", default=False)
-CELERY_RESULT_BACKEND_MAX_RETRIES = env.float(
-    "CELERY_RESULT_BACKEND_MAX_RETRIES", default=float("inf")
-)
+# Delivery, retry and engine knobs: Celery's defaults unless the environment sets them.
+# README "Production settings" says which values survive a database restart and a killed
+# worker (tests/test_reliability.py runs its workers with them).
+for _name, _cast in {
+    "CELERY_TASK_ACKS_LATE": env.bool,
+    "CELERY_TASK_REJECT_ON_WORKER_LOST": env.bool,
+    "CELERY_WORKER_PREFETCH_MULTIPLIER": env.int,
+    "CELERY_RESULT_BACKEND_ALWAYS_RETRY": env.bool,
+    "CELERY_RESULT_BACKEND_MAX_RETRIES": env.int,
+    # What the result backend passes to create_engine (JSON); it replaces Celery's default
+    # {"pool_pre_ping": true, "pool_recycle": 3600}.
+    "CELERY_DATABASE_ENGINE_OPTIONS": env.json,
+}.items():
+    if _name in env.ENVIRON:
+        globals()[_name] = _cast(_name)
 
 # The demo's non-ORM data, used through celery_sa's SessionTask.
 CELERY_SA_DATABASE_URL = env.str(
