@@ -2,10 +2,11 @@
 
 Celery's own ``backend_cleanup`` is one ``DELETE ... WHERE date_done < ...``: one transaction
 over the whole range, a table scan on MySQL, every scanned row locked until the end. Here
-each batch covers at most ``batch_size`` rows, found by walking an index from where the
-previous batch ended (so deleted entries are never walked again), deleted by that range
-with the age condition checked again (a row Celery stored anew meanwhile stays), and
-committed. Interrupting loses only the current batch, which rolls back.
+each batch is one ``DELETE`` of a range that holds at most ``batch_size`` rows: a range of
+primary keys (ids grow with time, so expired rows are the start of the table), or for a
+status or name selection a range of its index from where the previous batch ended. Each
+checks the age again (a row Celery stored anew meanwhile stays) and commits on its own, so
+stopping between batches loses nothing and running again carries on.
 """
 
 from __future__ import annotations
@@ -198,15 +199,17 @@ def purge(
     stopping = threading.Event()
 
     def run(unit: Walk) -> None:
-        for deleted in delete_in_batches(unit, options.batch_size):
+        batches = iter(delete_in_batches(unit, options.batch_size))
+        while not (stop() or stopping.is_set()):
+            deleted = next(batches, None)  # one batch, deleted and committed
+            if deleted is None:
+                return
             with lock:
                 result_add(result, unit, deleted)
                 result.batches += 1
                 if on_batch:
                     on_batch(deleted)
-            if stop() or stopping.is_set():
-                stopping.set()
-                return
+        stopping.set()
 
     try:
         todo = units(walks(options, result.cutoff), options.jobs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import statistics
 import time
@@ -104,6 +105,7 @@ def private_mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)  # its data: ~100 MB
 
 
 def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
