@@ -1,6 +1,6 @@
 """Benchmark: celery_sa_purge against Celery's own cleanup(), 1,000,000 rows, a live writer.
 
-    .venv/bin/python bench/purge_1m.py [--rows 1000000] [--runs 3] [--batch-size 5000]
+    .venv/bin/python bench/purge_1m.py [--rows 1000000] [--runs 3] [--batch-size 5000] [--jobs 2]
 
 Each run fills celery_taskmeta (the table `celery_sa_tables create` makes, indexes included)
 with the same rows twice, once for each contender, in its own MariaDB database
@@ -48,18 +48,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=None)
     options = parser.parse_args()
     with scratch_database(DATABASE):
-        run(options.rows, options.runs, options.batch_size)
+        run(options.rows, options.runs, options.batch_size, options.jobs)
 
 
-def run(rows: int, runs: int, batch_size: int | None) -> None:
+def run(rows: int, runs: int, batch_size: int | None, jobs: int | None) -> None:
     import django
 
     django.setup()
     from django.core.management import call_command
 
-    from celery_sa.purge import DEFAULT_BATCH_SIZE
+    from celery_sa.purge import DEFAULT_BATCH_SIZE, DEFAULT_JOBS
 
     call_command("celery_sa_tables", "create", stdout=open(os.devnull, "w"))
     age = round(rows * KEPT_SHARE)
@@ -67,7 +68,12 @@ def run(rows: int, runs: int, batch_size: int | None) -> None:
     for number in range(1, runs + 1):
         for contender, delete in (
             ("Celery cleanup()", lambda: celery_cleanup(age)),
-            ("celery_sa_purge", lambda: celery_sa_purge(age, batch_size or DEFAULT_BATCH_SIZE)),
+            (
+                "celery_sa_purge",
+                lambda: celery_sa_purge(
+                    age, batch_size or DEFAULT_BATCH_SIZE, jobs or DEFAULT_JOBS
+                ),
+            ),
         ):
             fill(rows)
             figures = with_writer(delete, age, rows)
@@ -134,12 +140,12 @@ def celery_cleanup(age: int) -> dict[str, float]:
     }
 
 
-def celery_sa_purge(age: int, batch_size: int) -> dict[str, float]:
+def celery_sa_purge(age: int, batch_size: int, jobs: int) -> dict[str, float]:
     from datetime import timedelta
 
     from celery_sa.purge import PurgeOptions, purge
 
-    options = PurgeOptions(timedelta(seconds=age), groups=False, batch_size=batch_size)
+    options = PurgeOptions(timedelta(seconds=age), groups=False, batch_size=batch_size, jobs=jobs)
     batches: list[int] = []
     times = [time.time()]
 

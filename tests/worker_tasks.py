@@ -92,14 +92,19 @@ def count_rows(self: SessionTask, key: str) -> int:
     return int(self.session.query(Row).filter_by(key=key).count())
 
 
+_probe_lock = threading.Lock()
+
+
 @shared_task
 def pool_status() -> dict[str, Any]:
     """This worker process's engine answers, and how many connections are checked out."""
     time.sleep(0.05)  # let every pool process pick up a probe
-    with get_engine().connect() as connection:
-        connection.execute(text("SELECT 1"))
-    pool = get_engine().pool
-    return {"pid": os.getpid(), "checked_out": pool.checkedout()}  # type: ignore[attr-defined]
+    with _probe_lock:  # on a threads pool, one probe's connection is not another's count
+        with get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+        pool = get_engine().pool
+        checked_out = pool.checkedout()  # type: ignore[attr-defined]
+    return {"pid": os.getpid(), "checked_out": checked_out}
 
 
 @worker_init.connect
