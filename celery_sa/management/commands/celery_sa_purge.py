@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
@@ -112,9 +113,11 @@ class Command(BaseCommand):
             if options["dry_run"]:
                 self.report(purge_options, count(purge_options), dry_run=True)
                 return
-            bar = self.progress_bar(purge_options) if self.stdout.isatty() else None
+            # One "now" for the progress bar's count, the line below and the purge itself.
+            now = timezone.now()
+            bar = self.progress_bar(purge_options, now) if self.stdout.isatty() else None
             if verbose:
-                cutoff = timezone.localtime(timezone.now() - purge_options.older_than)
+                cutoff = timezone.localtime(now - purge_options.older_than)
                 self.stdout.write(
                     f"Deleting results done before {cutoff:%Y-%m-%d %H:%M:%S %Z}, at most "
                     f"{purge_options.batch_size:,} rows a transaction."
@@ -130,7 +133,7 @@ class Command(BaseCommand):
                     self.stdout.write(f"Batch {batches}: deleted {rows:,} rows.")
 
             with stop_on_ctrl_c(self.stdout) as stopping:
-                result = purge(purge_options, on_batch=on_batch, stop=stopping.is_set)
+                result = purge(purge_options, now=now, on_batch=on_batch, stop=stopping.is_set)
         except DatabaseError as exc:
             raise CommandError(unreadable_table(TaskResult, exc)) from exc
         if bar:
@@ -143,8 +146,8 @@ class Command(BaseCommand):
                 "Interrupted; run the command again to carry on.", returncode=INTERRUPTED_EXIT
             )
 
-    def progress_bar(self, options: PurgeOptions) -> Any:
-        planned = count(options)
+    def progress_bar(self, options: PurgeOptions, now: datetime) -> Any:
+        planned = count(options, now=now)
         total = max(planned.tasks + planned.groups, 1)
         done = 0
 
