@@ -60,7 +60,7 @@ def run(rows: int, runs: int, batch_size: int | None, jobs: int | None) -> None:
     django.setup()
     from django.core.management import call_command
 
-    from celery_sa.purge import DEFAULT_BATCH_SIZE, DEFAULT_JOBS
+    from celery_sa.housekeeping.purge import DEFAULT_BATCH_SIZE, DEFAULT_JOBS
 
     call_command("celery_sa_tables", "create", stdout=open(os.devnull, "w"))
     age = round(rows * KEPT_SHARE)
@@ -143,7 +143,7 @@ def celery_cleanup(age: int) -> dict[str, float]:
 def celery_sa_purge(age: int, batch_size: int, jobs: int) -> dict[str, float]:
     from datetime import timedelta
 
-    from celery_sa.purge import PurgeOptions, purge
+    from celery_sa.housekeeping.purge import PurgeOptions, purge
 
     options = PurgeOptions(timedelta(seconds=age), groups=False, batch_size=batch_size, jobs=jobs)
     batches: list[int] = []

@@ -11,8 +11,7 @@ from celery import Task, shared_task
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from celery_sa.engines import get_engine
-from celery_sa.tasks import SessionTask
+from celery_sa.sessions import SessionTask, get_engine
 
 QUERY = select(text("1"))
 

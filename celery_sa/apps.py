@@ -6,13 +6,13 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.core.signals import setting_changed
-from django.db import connections
 from django.utils.translation import gettext_lazy as _
 
-from celery_sa.backend_url import VENDORS, BackendURLError
-from celery_sa.compat import widen_celery_ids
 from celery_sa.database import reset, result_database
-from celery_sa.engines import dispose_engines
+from celery_sa.database.url import database_of
+from celery_sa.errors import BackendURLError
+from celery_sa.sessions import dispose_engines
+from celery_sa.tables.compat import widen_celery_ids
 
 TABLE_SETTINGS = {
     "CELERY_RESULT_BACKEND",
@@ -52,8 +52,7 @@ def configure() -> None:
         database = result_database()
     except BackendURLError:
         return
-    engine = connections.settings[database.alias]["ENGINE"]
-    configure_tables(VENDORS.get(engine, engine))
+    configure_tables(database_of(database.url))
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:

@@ -11,39 +11,49 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DEFAULT_DB_ALIAS
 from sqlalchemy import create_engine, inspect
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from celery_sa.backend_url import (
-    DJANGO_DRIVERS,
-    ENGINES,
-    BackendURLError,
-    Driver,
-    celery_driver,
-    parse_result_backend,
-)
+from celery_sa import dialects
 from celery_sa.conf import TABLE_KEYS, app_settings
 from celery_sa.database import ResultDatabase, result_database
+from celery_sa.database.url import celery_driver, parse_result_backend
+from celery_sa.dialects import Driver
+from celery_sa.errors import (
+    AliasTaken,
+    BackendURLError,
+    NoDatabaseURL,
+    UnparsableURL,
+    UnsupportedDatabase,
+    cannot_connect,
+)
 
 ROUTER = "celery_sa.routers.ResultDatabaseRouter"
 EXAMPLE_URL = "db+postgresql+psycopg://user:password@host:5432/dbname"
-HINTS = {
-    "celery_sa.E001": f'Set CELERY_RESULT_BACKEND to a database URL, e.g. "{EXAMPLE_URL}".',
-    "celery_sa.E002": (
+# Each way CELERY_RESULT_BACKEND can be wrong: its check id and the fix.
+URL_CHECKS: dict[type[BackendURLError], tuple[str, str]] = {
+    NoDatabaseURL: (
+        "celery_sa.E001",
+        f'Set CELERY_RESULT_BACKEND to a database URL, e.g. "{EXAMPLE_URL}".',
+    ),
+    UnparsableURL: (
+        "celery_sa.E002",
         "Check the URL's syntax; percent-encode special characters in the user name and "
-        "password (urllib.parse.quote(password, safe=''))."
+        "password (urllib.parse.quote(password, safe='')).",
     ),
-    "celery_sa.E003": (
-        f"Use one of: {', '.join(sorted(ENGINES))}, with a file path for SQLite "
-        "(e.g. db+mysql://…, db+mysql+pymysql://…, db+postgresql+psycopg://…, "
-        "db+sqlite:////path/results.sqlite3, db+mssql+pyodbc://…)."
+    UnsupportedDatabase: (
+        "celery_sa.E003",
+        f"Use one of: {', '.join(sorted(dialects.BACKEND_NAMES))}, with a file path for "
+        "SQLite (e.g. db+mysql://…, db+mysql+pymysql://…, db+postgresql+psycopg://…, "
+        "db+sqlite:////path/results.sqlite3, db+mssql+pyodbc://…).",
     ),
-    "celery_sa.E008": "Set CELERY_SA_DATABASE_ALIAS to an alias that DATABASES does not use.",
+    AliasTaken: (
+        "celery_sa.E008",
+        "Set CELERY_SA_DATABASE_ALIAS to an alias that DATABASES does not use.",
+    ),
 }
 
 
@@ -56,13 +66,16 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         drivers = [celery_driver(url)]
         database = result_database()
     except BackendURLError as exc:
-        return [*messages, Error(str(exc), hint=HINTS[exc.check_id], id=exc.check_id)]
-    engine = str(settings.DATABASES[database.alias]["ENGINE"])
+        check_id, hint = URL_CHECKS[type(exc)]
+        return [*messages, Error(str(exc), hint=hint, id=check_id)]
+    engine = str(app_settings.databases[database.alias]["ENGINE"])
     messages += _missing_driver(drivers[0], "celery_sa.E004", "Celery's result backend")
-    messages += _missing_driver(
-        DJANGO_DRIVERS[engine], "celery_sa.E005", f"Django's {engine} backend"
-    )
-    if database.alias != DEFAULT_DB_ALIAS and ROUTER not in settings.DATABASE_ROUTERS:
+    django_database = dialects.by_engine(engine)
+    if django_database is not None:
+        messages += _missing_driver(
+            django_database.django_drivers, "celery_sa.E005", f"Django's {engine} backend"
+        )
+    if database.alias != DEFAULT_DB_ALIAS and ROUTER not in app_settings.database_routers:
         messages.append(
             Error(
                 f"The result database is DATABASES[{database.alias!r}], but {ROUTER} is not in "
@@ -173,15 +186,3 @@ def _missing_driver(
             id=check_id,
         )
     ]
-
-
-def cannot_connect(url: URL, exc: BaseException) -> str:
-    """The one-line message for a failed connection to the result database."""
-    shown = url.render_as_string(hide_password=True)
-    return f"Cannot connect to the result database ({shown}): {one_line(exc)}"
-
-
-def one_line(exc: BaseException) -> str:
-    """A database error as one line: the driver's own message, whitespace folded."""
-    orig = getattr(exc, "orig", None) or exc
-    return " ".join(str(orig).split())

@@ -43,9 +43,19 @@ class AppSettings:
         return getattr(settings, "CELERY_DATABASE_TABLE_SCHEMAS", None) or {}
 
     @property
-    def engine_options(self) -> dict[str, Any]:
-        """``CELERY_DATABASE_ENGINE_OPTIONS``: what Celery passes to ``create_engine``."""
-        return dict(getattr(settings, "CELERY_DATABASE_ENGINE_OPTIONS", None) or {})
+    def result_serializer(self) -> str:
+        """``CELERY_RESULT_SERIALIZER``: how Celery encodes results (Celery's default: json)."""
+        return str(getattr(settings, "CELERY_RESULT_SERIALIZER", None) or "json")
+
+    @property
+    def result_accept_content(self) -> list[str]:
+        """``CELERY_RESULT_ACCEPT_CONTENT``, else ``CELERY_ACCEPT_CONTENT``, as Celery reads
+        them: the serializers a stored result may be decoded with."""
+        return list(
+            getattr(settings, "CELERY_RESULT_ACCEPT_CONTENT", None)
+            or getattr(settings, "CELERY_ACCEPT_CONTENT", None)
+            or ["json"]
+        )
 
     @property
     def timezone(self) -> str:
@@ -69,6 +79,43 @@ class AppSettings:
         """``CELERY_SA_DATABASE_ALIAS``: the alias registered for the result database when
         no alias in ``DATABASES`` already points at it."""
         return str(getattr(settings, "CELERY_SA_DATABASE_ALIAS", "celery_sa"))
+
+    @property
+    def celery_app(self) -> str | None:
+        """``CELERY_SA_CELERY_APP``: the dotted path of the Celery app the admin's actions
+        send through; ``None``: Celery's current app."""
+        value = getattr(settings, "CELERY_SA_CELERY_APP", None)
+        return str(value) if value else None
+
+    @property
+    def session_database_url(self) -> str | None:
+        """``CELERY_SA_DATABASE_URL``: the SQLAlchemy URL of ``SessionTask``'s database
+        ``"default"``."""
+        value = getattr(settings, "CELERY_SA_DATABASE_URL", None)
+        return str(value) if value else None
+
+    @property
+    def session_databases(self) -> dict[str, Any]:
+        """``CELERY_SA_DATABASES``: more named databases for ``SessionTask`` (a URL, or a
+        dict with ``URL`` or ``ALIAS`` and ``ENGINE_OPTIONS``)."""
+        return dict(getattr(settings, "CELERY_SA_DATABASES", None) or {})
+
+    @property
+    def session_engine_options(self) -> dict[str, Any]:
+        """``CELERY_SA_ENGINE_OPTIONS``: ``create_engine`` options for every ``SessionTask``
+        engine, over celery_sa's defaults."""
+        return dict(getattr(settings, "CELERY_SA_ENGINE_OPTIONS", None) or {})
+
+    @property
+    def databases(self) -> dict[str, Any]:
+        """Django's ``DATABASES`` itself (celery_sa adds the alias it registers to it)."""
+        databases: dict[str, Any] = settings.DATABASES
+        return databases
+
+    @property
+    def database_routers(self) -> list[Any]:
+        """Django's ``DATABASE_ROUTERS``."""
+        return list(settings.DATABASE_ROUTERS)
 
     def table_name(self, key: str) -> str:
         """The configured table name for ``"task"`` or ``"group"``."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
@@ -13,8 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-# How SQLAlchemy's SQLite dialect stores a DateTime (Celery's date_done).
-SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+from celery_sa import dialects
 
 
 class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
@@ -47,9 +45,8 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
 
     def tzinfo(self, connection: BaseDatabaseWrapper) -> zoneinfo.ZoneInfo:
         """The zone the stored wall-clock times are in, on ``connection``'s database."""
-        if connection.vendor == "postgresql":
-            return _postgresql_default_zone(connection)
-        return zoneinfo.ZoneInfo(self.zone() if callable(self.zone) else self.zone)
+        zone = self.zone() if callable(self.zone) else self.zone
+        return dialects.of_connection(connection).stored_zone(connection, zone)
 
     def from_db_value(
         self, value: Any, expression: Any, connection: BaseDatabaseWrapper
@@ -69,31 +66,8 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
     ) -> Any:
         if not prepared:
             value = self.get_prep_value(value)
-        if isinstance(value, datetime) and timezone.is_aware(value):
+        if not isinstance(value, datetime):
+            return connection.ops.adapt_datetimefield_value(value)
+        if timezone.is_aware(value):
             value = value.astimezone(self.tzinfo(connection)).replace(tzinfo=None)
-        if isinstance(value, datetime) and connection.vendor == "sqlite":
-            # SQLite compares text: SQLAlchemy always writes the microseconds, Django
-            # drops them when they are zero, and "...:26" sorts before "...:26.000000".
-            return value.strftime(SQLITE_FORMAT)
-        return connection.ops.adapt_datetimefield_value(value)
-
-
-_default_zones: weakref.WeakKeyDictionary[Any, zoneinfo.ZoneInfo] = weakref.WeakKeyDictionary()
-
-
-def _postgresql_default_zone(connection: BaseDatabaseWrapper) -> zoneinfo.ZoneInfo:
-    # Django sets its own sessions to UTC; reset_val is the default that Celery's sessions
-    # get. Asked once per DB-API connection.
-    connection.ensure_connection()
-    raw = connection.connection
-    zone = _default_zones.get(raw)
-    if zone is None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'")
-            name = cursor.fetchone()[0]
-        try:
-            zone = zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            zone = zoneinfo.ZoneInfo("UTC")
-        _default_zones[raw] = zone
-    return zone
+        return dialects.of_connection(connection).datetime_param(value, connection)

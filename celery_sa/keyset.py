@@ -3,7 +3,7 @@ database starts its index walk at that row instead of counting its way there."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
 
 from django.db import connections
@@ -15,11 +15,12 @@ class SortKey:
     """One column of a list's ordering."""
 
     name: str
+    _: KW_ONLY
     descending: bool
     nullable: bool
 
     def flipped(self) -> SortKey:
-        return SortKey(self.name, not self.descending, self.nullable)
+        return replace(self, descending=not self.descending)
 
     def order_by(self) -> str:
         return f"-{self.name}" if self.descending else self.name
@@ -38,7 +39,7 @@ def keyset_ordering(queryset: QuerySet[Any]) -> list[SortKey] | None:
         field = opts.pk if name == "pk" else fields.get(name)
         if field is None:
             return None
-        ordering.append(SortKey(field.name, item.startswith("-"), field.null))
+        ordering.append(SortKey(field.name, descending=item.startswith("-"), nullable=field.null))
     if not ordering or ordering[-1].name != opts.pk.name:
         return None
     return ordering

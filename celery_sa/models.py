@@ -7,13 +7,14 @@ and ``CELERY_DATABASE_TABLE_SCHEMAS``, applied by :func:`configure_tables`.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from celery_sa.conf import app_settings
+from celery_sa.dialects import Database
 from celery_sa.fields import NaiveZonedDateTimeField
-
-QUOTES = {"mysql": "`%s`", "mssql": "[%s]"}
 
 
 def _celery_zone() -> str:
@@ -22,6 +23,9 @@ def _celery_zone() -> str:
 
 class TaskResult(models.Model):
     """One row of Celery's task table (``celery_taskmeta`` unless renamed)."""
+
+    table_key: ClassVar[str] = "task"
+    """Its key in ``CELERY_DATABASE_TABLE_NAMES``/``…_SCHEMAS``."""
 
     id = models.BigAutoField(primary_key=True)
     task_id = models.CharField(_("task id"), max_length=155, unique=True, null=True)
@@ -55,6 +59,8 @@ class TaskResult(models.Model):
 class GroupResult(models.Model):
     """One row of Celery's group table (``celery_tasksetmeta`` unless renamed)."""
 
+    table_key: ClassVar[str] = "group"
+
     id = models.BigAutoField(primary_key=True)
     taskset_id = models.CharField(_("group id"), max_length=155, unique=True, null=True)
     result = models.BinaryField(_("result"), null=True)
@@ -71,25 +77,15 @@ class GroupResult(models.Model):
         return str(self.taskset_id)
 
 
-def configure_tables(vendor: str) -> None:
-    """Point the models at the configured table names and schemas.
-
-    ``vendor`` is the result database's Django vendor (``"mysql"``, ``"postgresql"``, …),
-    which decides how a schema-qualified name is quoted.
-    """
-    quote = QUOTES.get(vendor, '"%s"')
-    for model, key in ((TaskResult, "task"), (GroupResult, "group")):
-        name = app_settings.table_name(key)
-        schema = app_settings.table_schema(key)
-        model._meta.db_table = f"{quote % schema}.{quote % name}" if schema else name
+def configure_tables(database: Database) -> None:
+    """Point the models at the configured table names and schemas, a schema-qualified
+    name quoted as ``database`` (the result database) quotes it."""
+    for model in (TaskResult, GroupResult):
+        name = app_settings.table_name(model.table_key)
+        schema = app_settings.table_schema(model.table_key)
+        model._meta.db_table = (
+            f"{database.quote(schema)}.{database.quote(name)}" if schema else name
+        )
         for model_field in model._meta.concrete_fields:
             # Field.cached_col captured the old table name for column references.
             model_field.__dict__.pop("cached_col", None)
-
-
-def unreadable_table(model: type[models.Model], exc: Exception) -> str:
-    """Why ``model``'s table could not be read, and the command that creates or fixes it."""
-    return _(
-        "Cannot read the Celery result table %(table)s (%(error)s). Create or "
-        "upgrade it with: python manage.py celery_sa_tables upgrade"
-    ) % {"table": model._meta.db_table, "error": " ".join(str(exc).split())[:200]}

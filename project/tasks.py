@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from celery_sa.tasks import SessionTask
+from celery_sa.sessions import SessionTask
 from project.books import Book
 
 

@@ -28,10 +28,10 @@ from django.test import override_settings
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from celery_sa.backend_url import sqlalchemy_url
 from celery_sa.database import result_alias, result_database
+from celery_sa.database.url import sqlalchemy_url
 from celery_sa.models import TaskResult
-from celery_sa.schema import result_tables
+from celery_sa.tables.schema import result_tables
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVICES = {

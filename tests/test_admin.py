@@ -22,10 +22,10 @@ from django.urls import reverse
 from sqlalchemy import create_engine, insert
 from sqlalchemy.pool import NullPool
 
-from celery_sa.backend_url import sqlalchemy_url
 from celery_sa.database import result_database
+from celery_sa.database.url import sqlalchemy_url
 from celery_sa.models import TaskResult
-from celery_sa.schema import result_tables
+from celery_sa.tables.schema import result_tables
 from tests.conftest import (
     ResultDB,
     drop_result_tables,

@@ -18,10 +18,10 @@ from django.test import override_settings
 from sqlalchemy import create_engine, insert
 from sqlalchemy.pool import NullPool
 
-from celery_sa.backend_url import sqlalchemy_url
 from celery_sa.database import result_database
+from celery_sa.database.url import sqlalchemy_url
 from celery_sa.models import GroupResult, TaskResult
-from celery_sa.schema import result_tables
+from celery_sa.tables.schema import result_tables
 from celery_sa.tasks import purge_results
 from tests.conftest import BASE_DIR, ResultDB, drop_result_tables, fresh_result_db, project_env
 from tests.test_admin import insert_rows, row

@@ -11,9 +11,10 @@ from django.db import connections
 from django.db.utils import load_backend
 from django.test import override_settings
 
-from celery_sa.backend_url import BackendURLError, django_database_settings, parse_result_backend
 from celery_sa.checks import probe
 from celery_sa.database import result_database
+from celery_sa.database.url import django_database_settings, parse_result_backend
+from celery_sa.errors import BackendURLError
 from tests.conftest import service_url
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -17,9 +17,7 @@ from django.test import override_settings
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from celery_sa.engines import get_engine
-from celery_sa.sessions import session_scope
-from celery_sa.tasks import SessionTask
+from celery_sa.sessions import SessionTask, get_engine, session_scope
 from project.books import Base as BooksBase
 from project.books import Book
 from project.tasks import rename_book

@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from celery_sa.database import result_database
 from celery_sa.management.commands import celery_sa_tables
-from celery_sa.schema import result_tables
+from celery_sa.tables.schema import result_tables
 from tests.conftest import (
     BASE_DIR,
     RESULT_DBS,
@@ -48,12 +48,15 @@ BEYOND_INT = 2**31 + 5
 
 
 def manage(*args: str) -> tuple[int, str]:
-    """Run the command in-process; return its exit status and output."""
+    """Run the command in-process; return its exit status and output, ending with the
+    "changes pending" error of ``status`` as a shell shows it. Other errors are raised."""
     out = StringIO()
     try:
         call_command("celery_sa_tables", *args, stdout=out)
-    except SystemExit as exit_:
-        return int(exit_.code or 0), out.getvalue()
+    except CommandError as exc:
+        if exc.returncode != celery_sa_tables.PENDING_EXIT:
+            raise
+        return exc.returncode, f"{out.getvalue()}{exc}\n"
     return 0, out.getvalue()
 
 
@@ -338,11 +341,11 @@ def test_custom_table_names_are_inspected_and_upgraded(
     assert manage("status")[1].splitlines()[-1] == "The result tables are up to date."
 
 
-def test_sql_upgrade_prints_the_statements_for_the_live_tables(
+def test_upgrade_dry_run_prints_the_statements_for_the_live_tables(
     embedded_result_db: ResultDB,
 ) -> None:
     load_legacy(embedded_result_db, "4.2.2")
-    code, output = manage("sql", "--upgrade")
+    code, output = manage("upgrade", "--dry-run")
     assert code == 0
     assert "ALTER TABLE celery_taskmeta ADD COLUMN name VARCHAR(155);" in output.splitlines()
     assert manage("status")[0] == 1  # printing changed nothing

@@ -19,8 +19,7 @@ from sqlalchemy import Integer, String, UniqueConstraint, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from celery_sa.engines import get_engine
-from celery_sa.tasks import SessionTask
+from celery_sa.sessions import SessionTask, get_engine
 
 
 class Base(DeclarativeBase):

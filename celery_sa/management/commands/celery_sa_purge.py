@@ -1,4 +1,5 @@
-"""``manage.py celery_sa_purge``: delete old results in small batches along the date index."""
+"""``manage.py celery_sa_purge``: delete old results in small transactions
+(:mod:`celery_sa.housekeeping.purge` does the work)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from celery_sa.durations import describe_age
-from celery_sa.models import TaskResult, unreadable_table
-from celery_sa.purge import (
+from celery_sa.errors import unreadable_table
+from celery_sa.housekeeping.durations import describe_age
+from celery_sa.housekeeping.purge import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
     MAX_BATCH_SIZE,
@@ -26,6 +27,7 @@ from celery_sa.purge import (
     count,
     purge,
 )
+from celery_sa.models import TaskResult
 
 INTERRUPTED_EXIT = 130
 BAR_WIDTH = 30
@@ -99,8 +101,8 @@ class Command(BaseCommand):
         try:
             purge_options = PurgeOptions.parse(
                 options["older_than"],
-                options["statuses"],
-                options["names"],
+                statuses=options["statuses"],
+                names=options["names"],
                 groups=options["groups"],
                 undated=options["undated"],
                 batch_size=options["batch_size"],
@@ -135,7 +137,7 @@ class Command(BaseCommand):
             with stop_on_ctrl_c(self.stdout) as stopping:
                 result = purge(purge_options, now=now, on_batch=on_batch, stop=stopping.is_set)
         except DatabaseError as exc:
-            raise CommandError(unreadable_table(TaskResult, exc)) from exc
+            raise CommandError(unreadable_table(TaskResult._meta.db_table, exc)) from exc
         if bar:
             self.stdout.write("")
         self.report(purge_options, result, dry_run=False)

@@ -1,4 +1,5 @@
-"""``manage.py celery_sa_stats``: counts by status and task name over a time window."""
+"""``manage.py celery_sa_stats``: counts by status and task name over a time window
+(:mod:`celery_sa.housekeeping.stats` does the work)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 
-from celery_sa.durations import describe_age, parse_age
-from celery_sa.models import TaskResult, unreadable_table
-from celery_sa.stats import NameStats, Stats, collect
+from celery_sa.errors import unreadable_table
+from celery_sa.housekeeping.durations import describe_age, parse_age
+from celery_sa.housekeeping.stats import NameStats, Stats, collect
+from celery_sa.models import TaskResult
 
 NO_NAME = "(no name)"
 
@@ -41,7 +43,7 @@ class Command(BaseCommand):
         try:
             stats = collect(now - window, now)
         except DatabaseError as exc:
-            raise CommandError(unreadable_table(TaskResult, exc)) from exc
+            raise CommandError(unreadable_table(TaskResult._meta.db_table, exc)) from exc
         if options["json"]:
             self.stdout.write(json.dumps(stats.as_dict(), indent=2))
             return

@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from sqlalchemy import Connection, Table, create_engine, inspect
-from sqlalchemy.engine import URL, Dialect
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
-from sqlalchemy.sql.ddl import ExecutableDDLElement
+from sqlalchemy import Connection, Table
+from sqlalchemy.engine import URL
 
-from celery_sa.backend_url import BackendURLError
-from celery_sa.checks import cannot_connect, one_line
+from celery_sa import dialects
 from celery_sa.database import result_database
-from celery_sa.schema import ResultTables, create_statements, dialect_named, result_tables
-from celery_sa.upgrade import TablePlan, plan_upgrade
+from celery_sa.errors import BackendURLError
+from celery_sa.tables import execute
+from celery_sa.tables.schema import ResultTables, create_statements, result_tables
+from celery_sa.tables.upgrade import TablePlan
 
-DIALECTS = ("mysql", "mariadb", "postgresql", "sqlite", "mssql")
 LARGE_TABLE_ROWS = 100_000
-REWRITES = {
-    "mysql": "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait.",
-    "mariadb": "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait.",
-    "postgresql": "It is rewritten under an exclusive lock: reads and writes wait.",
-}
 PENDING_EXIT = 1
 ERROR_EXIT = 2
 
@@ -60,41 +51,40 @@ class Command(BaseCommand):
             help="Do not ask before rewriting a large table.",
         )
         sql = subcommands.add_parser(
-            "sql", help="Print the CREATE statements for a dialect, without connecting."
+            "sql",
+            help="Print the CREATE statements for a dialect, without connecting "
+            "(upgrade --dry-run prints the upgrade of the live tables).",
         )
         sql.add_argument(
             "--dialect",
-            choices=DIALECTS,
+            choices=dialects.BACKEND_NAMES,
             help="The SQL dialect (default: the one of CELERY_RESULT_BACKEND).",
-        )
-        sql.add_argument(
-            "--upgrade",
-            action="store_true",
-            help="Print the upgrade of the live tables instead (connects to read them).",
         )
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
-        if subcommand == "sql" and not options["upgrade"]:
-            self.print_create_sql(options["dialect"])
-        elif subcommand == "sql" or (subcommand == "upgrade" and options["dry_run"]):
-            self.upgrade(dry_run=True, interactive=False)
-        elif subcommand == "upgrade":
-            self.upgrade(dry_run=False, interactive=options["interactive"])
-        elif subcommand == "status":
-            self.status()
-        else:
-            self.create(dry_run=options["dry_run"])
+        try:
+            if subcommand == "sql":
+                self.print_create_sql(options["dialect"])
+            elif subcommand == "status":
+                self.status()
+            elif subcommand == "create":
+                self.create(dry_run=options["dry_run"])
+            else:
+                self.upgrade(dry_run=options["dry_run"], interactive=options["interactive"])
+        except (execute.TableError, BackendURLError) as exc:
+            raise CommandError(str(exc), returncode=ERROR_EXIT) from exc
 
     # -- subcommands ---------------------------------------------------------------------
 
-    def print_create_sql(self, dialect_name: str | None) -> None:
-        name = dialect_name or self.result_url().get_backend_name()
-        self.write_sql(create_statements(dialect_named(name), result_tables()))
+    def print_create_sql(self, name: str | None) -> None:
+        name = name or self.result_url().get_backend_name()
+        database = dialects.by_name(name)
+        assert database is not None, "argparse and parse_result_backend check the name"
+        self.write_sql(create_statements(database.offline_dialect(name), result_tables()))
 
     def status(self) -> None:
-        tables = result_tables()
-        with self.connect() as connection:
-            plans = self.plan(connection, tables)
+        with execute.connect(self.result_url()) as connection:
+            plans = execute.plan(connection, result_tables())
         pending = 0
         for plan in plans:
             if not plan.exists:
@@ -112,22 +102,19 @@ class Command(BaseCommand):
                 rewrite = " (rewrites the table)" if problem.rewrites else ""
                 self.stdout.write(f"  - {problem.text}{rewrite}")
             pending += len(plan.problems)
-        if not pending:
-            self.stdout.write(self.style.SUCCESS("The result tables are up to date."))
-            return
-        self.stdout.write(
-            self.style.WARNING(
+        if pending:
+            raise CommandError(
                 f"{_changes(pending)} pending: run `manage.py celery_sa_tables upgrade` "
-                "(--dry-run shows the SQL)."
+                "(--dry-run shows the SQL).",
+                returncode=PENDING_EXIT,
             )
-        )
-        sys.exit(PENDING_EXIT)
+        self.stdout.write(self.style.SUCCESS("The result tables are up to date."))
 
     def create(self, *, dry_run: bool) -> None:
         tables = result_tables()
-        with self.connect() as connection:
-            missing = self.missing_tables(connection, tables)
-            for table in (tables.task, tables.group):
+        with execute.connect(self.result_url()) as connection:
+            missing = execute.missing_tables(connection, tables)
+            for table in tables.by_key().values():
                 if table not in missing:
                     self.stdout.write(f"Table {table.fullname} already exists.")
             self.create_tables(connection, tables, missing, dry_run=dry_run)
@@ -136,8 +123,8 @@ class Command(BaseCommand):
 
     def upgrade(self, *, dry_run: bool, interactive: bool) -> None:
         tables = result_tables()
-        with self.connect() as connection:
-            plans = self.plan(connection, tables)
+        with execute.connect(self.result_url()) as connection:
+            plans = execute.plan(connection, tables)
             missing = [plan.table for plan in plans if not plan.exists]
             changed = [plan for plan in plans if plan.statements]
             if not dry_run:
@@ -155,48 +142,29 @@ class Command(BaseCommand):
 
     # -- steps -----------------------------------------------------------------------------
 
-    def plan(self, connection: Connection, tables: ResultTables) -> list[TablePlan]:
-        plans: list[TablePlan] = self.run_step(
-            lambda: plan_upgrade(connection, tables), "inspecting the tables"
-        )
-        errors = [plan.error for plan in plans if plan.error]
-        if errors:
-            raise CommandError(" ".join(errors), returncode=ERROR_EXIT)
-        return plans
-
-    def missing_tables(self, connection: Connection, tables: ResultTables) -> list[Table]:
-        inspector = self.run_step(lambda: inspect(connection), "inspecting the tables")
-        return [
-            table
-            for table in (tables.task, tables.group)
-            if not inspector.has_table(table.name, schema=table.schema)
-        ]
-
     def create_tables(
         self, connection: Connection, tables: ResultTables, missing: list[Table], *, dry_run: bool
     ) -> None:
         if not missing:
             return
-        statements = create_statements(connection.dialect, tables, missing)
         if dry_run:
-            self.write_sql(statements)
+            self.write_sql(create_statements(connection.dialect, tables, missing))
         else:
-            self.run_step(
-                lambda: tables.metadata.create_all(connection, tables=missing, checkfirst=True),
-                "\n".join(statements),
-            )
+            execute.create_tables(connection, tables, missing)
         verb = "Would create" if dry_run else "Created"
         for table in missing:
             self.stdout.write(self.style.SUCCESS(f"{verb} table {table.fullname}."))
 
     def confirm_rewrites(self, plans: list[TablePlan], dialect: str, interactive: bool) -> None:
+        database = dialects.by_name(dialect)
+        note = database.rewrite_note if database else ""
         for plan in plans:
             if not plan.rewrites or (plan.rows or 0) < LARGE_TABLE_ROWS:
                 continue
             self.stdout.write(
                 self.style.WARNING(
                     f"{plan.table.fullname} has about {plan.rows:,} rows and widening a type "
-                    f"rewrites all of them. {REWRITES.get(dialect, '')}"
+                    f"rewrites all of them. {note}"
                 )
             )
             if interactive and sys.stdin.isatty():
@@ -208,14 +176,10 @@ class Command(BaseCommand):
         for problem in plan.problems:
             self.stdout.write(f"{plan.table.fullname}: {problem.text}")
         if dry_run:
-            self.write_sql(
-                _compiled(statement, connection.dialect) for statement in plan.statements
-            )
+            self.write_sql(execute.compiled(s, connection.dialect) for s in plan.statements)
             return
         started = time.monotonic()
-        for statement in plan.statements:
-            sql = _compiled(statement, connection.dialect)
-            self.run_step(lambda statement=statement: connection.execute(statement), sql)
+        execute.apply(connection, plan)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Upgraded {plan.table.fullname}: {_changes(len(plan.problems))} "
@@ -226,43 +190,11 @@ class Command(BaseCommand):
     # -- plumbing --------------------------------------------------------------------------
 
     def result_url(self) -> URL:
-        try:
-            return result_database().url
-        except BackendURLError as exc:
-            raise CommandError(str(exc), returncode=ERROR_EXIT) from exc
+        return result_database().url
 
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """A connection in autocommit: every statement stands alone, so a failed or
-        interrupted upgrade keeps what was done and the next run resumes from there."""
-        url = self.result_url()
-        try:
-            engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-            connection = engine.connect()
-        except (SQLAlchemyError, ImportError) as exc:
-            raise CommandError(cannot_connect(url, exc), returncode=ERROR_EXIT) from exc
-        try:
-            yield connection
-        finally:
-            connection.close()
-            engine.dispose()
-
-    def run_step(self, step: Any, sql: str) -> Any:
-        try:
-            return step()
-        except SQLAlchemyError as exc:
-            statement = " ".join(sql.split())
-            raise CommandError(
-                f"{one_line(exc)} (while running: {statement})", returncode=ERROR_EXIT
-            ) from exc
-
-    def write_sql(self, statements: Any) -> None:
+    def write_sql(self, statements: Iterable[str]) -> None:
         for statement in statements:
             self.stdout.write(f"{statement};")
-
-
-def _compiled(statement: ExecutableDDLElement, dialect: Dialect) -> str:
-    return str(statement.compile(dialect=dialect)).strip()
 
 
 def _changes(count: int) -> str:

@@ -20,10 +20,9 @@ from django.db import DatabaseError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from celery_sa.checks import one_line
-from celery_sa.engines import get_engine
+from celery_sa.errors import one_line
 from celery_sa.models import TaskResult
-from celery_sa.sessions import session_scope
+from celery_sa.sessions import get_engine, session_scope
 from project.books import Base, Book
 from project.tasks import add, divide, flaky, rename_book
 

@@ -6,16 +6,16 @@ from typing import Any
 
 from celery import current_app
 from celery.states import READY_STATES
-from django.conf import settings
 from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
-from celery_sa.decoding import decode
+from celery_sa.admin.decoding import decode
+from celery_sa.conf import app_settings
 
 
 def celery_app() -> Any:
     """``CELERY_SA_CELERY_APP`` (a dotted path), else Celery's current app."""
-    path = getattr(settings, "CELERY_SA_CELERY_APP", None)
+    path = app_settings.celery_app
     return import_string(path) if path else current_app._get_current_object()
 
 

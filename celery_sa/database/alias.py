@@ -11,17 +11,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from sqlalchemy.engine import URL
 
-from celery_sa.backend_url import (
-    BackendURLError,
+from celery_sa.conf import app_settings
+from celery_sa.database.url import (
     database_identity,
     django_database_settings,
     parse_result_backend,
 )
-from celery_sa.conf import app_settings
+from celery_sa.errors import AliasTaken
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ _registered: dict[str, tuple[str, ...]] = {}
 def result_database() -> ResultDatabase:
     """Resolve (once per backend URL) the alias that reads the result database.
 
-    Raises :class:`~celery_sa.backend_url.BackendURLError` when ``CELERY_RESULT_BACKEND``
+    Raises :class:`~celery_sa.errors.BackendURLError` when ``CELERY_RESULT_BACKEND``
     cannot be used; the system checks report the same error with a hint.
     """
     backend = app_settings.result_backend or ""
@@ -91,10 +90,9 @@ def _resolve(backend: str) -> ResultDatabase:
             return ResultDatabase(alias=alias, url=url, config=registered, identity=identity)
     alias = own_alias
     if alias in connections.settings and alias not in _registered:
-        raise BackendURLError(
+        raise AliasTaken(
             f"CELERY_SA_DATABASE_ALIAS {alias!r} already names another database in DATABASES; "
-            f"choose a free alias for the result database.",
-            "celery_sa.E008",
+            f"choose a free alias for the result database."
         )
     configured = connections.configure_settings({DEFAULT_DB_ALIAS: {}, alias: config})[alias]
     _install(alias, configured, identity)
@@ -109,6 +107,6 @@ def _install(alias: str, configured: dict[str, Any], identity: tuple[str, ...]) 
             connection.close()
             del connections[alias]
     # Django's test runner writes the test database name into settings.DATABASES too.
-    settings.DATABASES[alias] = configured
+    app_settings.databases[alias] = configured
     connections.settings[alias] = configured
     _registered[alias] = identity

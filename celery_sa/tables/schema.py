@@ -2,7 +2,8 @@
 
 Column names, kinds and sequence names are the ones Celery 5.x reads and writes
 (``celery.backends.database.models``); the types are widened where Celery's fail in
-production: BIGINT ids everywhere and LONGBLOB/LONGTEXT on MySQL/MariaDB.
+production: BIGINT ids everywhere, LONGBLOB/LONGTEXT on MySQL/MariaDB, VARBINARY(max)/
+NVARCHAR(max) on SQL Server (each database's types: :mod:`celery_sa.dialects`).
 """
 
 from __future__ import annotations
@@ -24,28 +25,28 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects import mssql, mysql
-from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.mock import MockConnection
 from sqlalchemy.sql.ddl import ExecutableDDLElement
+from sqlalchemy.types import TypeEngine
 
 from celery_sa.conf import app_settings
+from celery_sa.dialects import DATABASES
 
-TASK_SEQUENCE = "task_id_sequence"
-GROUP_SEQUENCE = "taskset_id_sequence"
+SEQUENCES = {"task": "task_id_sequence", "group": "taskset_id_sequence"}
 
-# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY (64-bit anyway).
-BIGINT_ID = BigInteger().with_variant(Integer(), "sqlite")
-LONG_BLOB = (
-    LargeBinary()
-    .with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
-    .with_variant(mssql.VARBINARY(), "mssql")  # type: ignore[no-untyped-call]
-)
-LONG_TEXT = (
-    Text()
-    .with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-    .with_variant(mssql.NVARCHAR(), "mssql")
-)
+
+def _safe(generic: TypeEngine[Any], kind: str) -> TypeEngine[Any]:
+    for database in DATABASES:
+        variant = database.type_variants().get(kind)
+        if variant is not None:
+            generic = generic.with_variant(variant, *database.names)
+    return generic
+
+
+BIGINT_ID = _safe(BigInteger(), "id")
+LONG_BLOB = _safe(LargeBinary(), "blob")
+LONG_TEXT = _safe(Text(), "text")
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,17 @@ class ResultTables:
     task: Table
     group: Table
 
+    def by_key(self) -> dict[str, Table]:
+        """The tables by their ``CELERY_DATABASE_TABLE_NAMES`` key."""
+        return {"task": self.task, "group": self.group}
+
 
 def result_tables() -> ResultTables:
     """Build the tables for the current ``CELERY_DATABASE_TABLE_NAMES``/``…_SCHEMAS``."""
     metadata = MetaData()
-    task_name = app_settings.table_name("task")
-    task_schema = app_settings.table_schema("task")
-    task = Table(
-        task_name,
+    task = _table(
         metadata,
-        _id_column(TASK_SEQUENCE, task_schema),
+        "task",
         Column("task_id", String(155), unique=True),
         Column("status", String(50)),
         Column("result", LONG_BLOB, nullable=True),
@@ -79,45 +81,36 @@ def result_tables() -> ResultTables:
         Column("retries", Integer, nullable=True),
         Column("queue", String(155), nullable=True),
         Column("stamps", LONG_BLOB, nullable=True),
-        schema=task_schema,
-        sqlite_autoincrement=True,
     )
-    # Celery's own index name, so tables it created are recognised as indexed.
-    Index(f"ix_{task_name}_date_done", task.c.date_done)
-    Index(f"ix_{task_name}_status_date_done", task.c.status, task.c.date_done)
-    Index(f"ix_{task_name}_name_date_done", task.c.name, task.c.date_done)
-    group_name = app_settings.table_name("group")
-    group_schema = app_settings.table_schema("group")
-    group = Table(
-        group_name,
+    Index(f"ix_{task.name}_status_date_done", task.c.status, task.c.date_done)
+    Index(f"ix_{task.name}_name_date_done", task.c.name, task.c.date_done)
+    group = _table(
         metadata,
-        _id_column(GROUP_SEQUENCE, group_schema),
+        "group",
         Column("taskset_id", String(155), unique=True),
         Column("result", LONG_BLOB, nullable=True),
         Column("date_done", DateTime, nullable=True),
-        schema=group_schema,
-        sqlite_autoincrement=True,
     )
-    Index(f"ix_{group_name}_date_done", group.c.date_done)
     return ResultTables(metadata=metadata, task=task, group=group)
 
 
-def _id_column(sequence_name: str, schema: str | None) -> Column[int]:
+def _table(metadata: MetaData, key: str, *columns: Column[Any]) -> Table:
+    name = app_settings.table_name(key)
+    schema = app_settings.table_schema(key)
     # Celery inserts with nextval() of this sequence where the database has sequences
     # (PostgreSQL, MariaDB, SQL Server) and relies on AUTO_INCREMENT elsewhere.
-    sequence = Sequence(sequence_name, start=1, schema=schema)
-    return Column("id", BIGINT_ID, sequence, primary_key=True, autoincrement=True)
-
-
-def dialect_named(name: str) -> Dialect:
-    """A SQLAlchemy dialect for ``name`` (``"mariadb"``, ``"mssql"``, …), without a driver."""
-    dialect = URL.create(name).get_dialect()()
-    if name == "mariadb":
-        # Without a server to ask, assume a MariaDB that has sequences (10.3+).
-        dialect.server_version_info = (10, 11)
-        dialect._set_mariadb(True, (10, 11))  # type: ignore[attr-defined]
-        dialect.supports_sequences = True
-    return dialect
+    sequence = Sequence(SEQUENCES[key], start=1, schema=schema)
+    table = Table(
+        name,
+        metadata,
+        Column("id", BIGINT_ID, sequence, primary_key=True, autoincrement=True),
+        *columns,
+        schema=schema,
+        sqlite_autoincrement=True,
+    )
+    # Celery's own index name, so tables it created are recognised as indexed.
+    Index(f"ix_{name}_date_done", table.c.date_done)
+    return table
 
 
 def create_statements(

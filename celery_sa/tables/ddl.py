@@ -1,7 +1,9 @@
 """DDL that SQLAlchemy Core has no construct for, compiled by each dialect's own compiler.
 
 Column specifications, types and identifiers come from the dialect's DDL compiler and
-identifier preparer; only the ``ALTER`` keywords are spelled here.
+identifier preparer; only the ``ALTER`` keywords are spelled here. The standard SQL form is
+compiled here; a database that spells it otherwise compiles it in its module of
+:mod:`celery_sa.dialects`.
 """
 
 from __future__ import annotations
@@ -45,13 +47,6 @@ class RestartSequence(ExecutableDDLElement):
         self.start = start
 
 
-class WidenSequence(ExecutableDDLElement):
-    """``ALTER SEQUENCE … AS BIGINT`` (PostgreSQL sequences made for an INTEGER column)."""
-
-    def __init__(self, sequence: Sequence) -> None:
-        self.sequence = sequence
-
-
 def _column_type(column: Column[Any], compiler: Any) -> str:
     return str(column.type.compile(dialect=compiler.dialect))
 
@@ -67,45 +62,7 @@ def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
     return f"ALTER TABLE {compiler.preparer.format_table(element.table)} {', '.join(clauses)}"
 
 
-@compiles(AlterTable, "sqlite")
-def _alter_table_sqlite(element: AlterTable, compiler: Any, **kw: Any) -> str:
-    # SQLite adds one column per statement and never needs a wider type.
-    (column,) = element.add
-    table = compiler.preparer.format_table(element.table)
-    return f"ALTER TABLE {table} ADD COLUMN {compiler.get_column_specification(column)}"
-
-
-@compiles(AlterTable, "mssql")
-def _alter_table_mssql(element: AlterTable, compiler: Any, **kw: Any) -> str:
-    specs = ", ".join(compiler.get_column_specification(c) for c in element.add)
-    return f"ALTER TABLE {compiler.preparer.format_table(element.table)} ADD {specs}"
-
-
-@compiles(AlterTable, "mysql")
-@compiles(AlterTable, "mariadb")
-def _alter_table_mysql(element: AlterTable, compiler: Any, **kw: Any) -> str:
-    preparer = compiler.preparer
-    clauses = []
-    for column in element.widen:
-        spec = compiler.get_column_specification(column)
-        if column.primary_key and element.keep_auto_increment and "AUTO_INCREMENT" not in spec:
-            spec += " AUTO_INCREMENT"
-        clauses.append(f"MODIFY {spec}")
-    clauses += [f"ADD COLUMN {compiler.get_column_specification(c)}" for c in element.add]
-    for index in element.indexes:
-        columns = ", ".join(preparer.quote(c.name) for c in index.columns)
-        clauses.append(f"ADD INDEX {preparer.format_index(index)} ({columns})")
-    if element.mysql_online:
-        clauses.append(element.mysql_online)
-    return f"ALTER TABLE {preparer.format_table(element.table)} {', '.join(clauses)}"
-
-
 @compiles(RestartSequence)
 def _restart_sequence(element: RestartSequence, compiler: Any, **kw: Any) -> str:
     name = compiler.preparer.format_sequence(element.sequence)
     return f"ALTER SEQUENCE {name} RESTART WITH {int(element.start)}"
-
-
-@compiles(WidenSequence)
-def _widen_sequence(element: WidenSequence, compiler: Any, **kw: Any) -> str:
-    return f"ALTER SEQUENCE {compiler.preparer.format_sequence(element.sequence)} AS BIGINT"

@@ -25,6 +25,8 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
+from celery_sa import dialects
+from celery_sa.conf import app_settings
 from celery_sa.keyset import beyond, keyset_ordering
 
 # A filtered count stops a little past the page asked for: "more than 1,000" is all a person
@@ -38,14 +40,6 @@ DEFERRED_JOIN_OFFSET = 1_000
 ANCHOR_VAR = "_anchor"
 # The admin links the three pages on each side of the current one: those carry an anchor.
 ANCHOR_REACH = 3
-
-ESTIMATES = {
-    "mysql": (
-        "SELECT TABLE_ROWS FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s"
-    ),
-    "postgresql": "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-}
 
 
 @dataclass(frozen=True)
@@ -179,19 +173,17 @@ class AnchoredChangeList(ChangeList):
 
 
 def estimate_rows(queryset: QuerySet[Any]) -> int | None:
-    """The table statistics' row count of ``queryset``'s table (MySQL, PostgreSQL)."""
+    """The table statistics' row count of ``queryset``'s result table, where the database
+    keeps one (MySQL/MariaDB, PostgreSQL once analysed)."""
     connection = connections[queryset.db]
-    sql = ESTIMATES.get(connection.vendor)
-    if sql is None:
-        return None
-    table = queryset.model._meta.db_table
-    schema, _, name = table.rpartition(".")
-    with connection.cursor() as cursor:
-        if connection.vendor == "mysql":
-            cursor.execute(sql, [schema.strip("`") or None, name.strip("`")])
-        else:
-            cursor.execute(sql, [table])
-        row = cursor.fetchone()
-    if row is None or row[0] is None or row[0] < 0:
-        return None
-    return int(row[0])
+    key = queryset.model.table_key
+
+    def execute(sql: str, params: Any) -> Any:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return None if row is None else row[0]
+
+    return dialects.of_connection(connection).estimate_rows(
+        execute, app_settings.table_schema(key), app_settings.table_name(key)
+    )

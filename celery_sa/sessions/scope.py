@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
 
-from celery_sa.engines import DEFAULT_DATABASE, get_engine
+from celery_sa.sessions.engines import DEFAULT_DATABASE, get_engine
 
 
 @contextmanager

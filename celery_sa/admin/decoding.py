@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery.backends.base import decompress_payload
-from django.conf import settings
 from kombu.serialization import loads, registry
+
+from celery_sa.conf import app_settings
 
 DECODE_LIMIT = 1024 * 1024  # larger values are previewed, not decoded
 PREVIEW_BYTES = 4096
@@ -58,7 +59,9 @@ def decode(raw: bytes | memoryview | None, size: int | None = None) -> Decoded |
     except Exception as exc:  # any serializer may fail in its own way on corrupt bytes
         if data.startswith(PICKLE_MARKER):
             return decode_pickle(data)
-        return _preview(data, f"cannot be decoded as {_serializer()}: {type(exc).__name__}")
+        return _preview(
+            data, f"cannot be decoded as {app_settings.result_serializer}: {type(exc).__name__}"
+        )
     return Decoded(text=_pretty(value), size=len(raw), value=value)
 
 
@@ -138,22 +141,16 @@ def _size(count: int) -> str:
     return f"{count / 1024 / 1024:.1f} MB"
 
 
-def _serializer() -> str:
-    return str(getattr(settings, "CELERY_RESULT_SERIALIZER", None) or "json")
-
-
 def _content_type() -> tuple[str, str]:
     # What Celery's backend encodes results with (it does not store the content type).
-    content_type, content_encoding, _ = registry.dumps(None, serializer=_serializer())  # type: ignore[no-untyped-call]
+    content_type, content_encoding, _ = registry.dumps(
+        None, serializer=app_settings.result_serializer
+    )  # type: ignore[no-untyped-call]
     return content_type, content_encoding
 
 
 def _accept() -> set[str]:
-    accept = (
-        getattr(settings, "CELERY_RESULT_ACCEPT_CONTENT", None)
-        or getattr(settings, "CELERY_ACCEPT_CONTENT", None)
-        or ["json"]
-    )
+    accept = app_settings.result_accept_content
     # pickle is read by decode_pickle's plain unpickler, never by kombu's.
     types = {registry.name_to_type.get(name, name) for name in accept}
     return types - {"application/x-python-serialize"}

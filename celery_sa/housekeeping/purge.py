@@ -24,8 +24,9 @@ from django.db import connections, models, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from celery_sa import dialects
 from celery_sa.conf import app_settings
-from celery_sa.durations import parse_age
+from celery_sa.housekeeping.durations import parse_age
 from celery_sa.keyset import SortKey, beyond
 from celery_sa.models import GroupResult, TaskResult
 
@@ -36,8 +37,11 @@ MAX_BATCH_SIZE = 10_000
 DEFAULT_JOBS = 2
 MAX_JOBS = 8
 KNOWN_STATES = tuple(sorted({*states.ALL_STATES, "REJECTED", "IGNORED"}))
-BY_DATE = [SortKey("date_done", False, True), SortKey("id", False, False)]
-BY_ID = [SortKey("id", False, False)]
+BY_DATE = [
+    SortKey("date_done", descending=False, nullable=True),
+    SortKey("id", descending=False, nullable=False),
+]
+BY_ID = [SortKey("id", descending=False, nullable=False)]
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class PurgeOptions:
     def parse(
         cls,
         older_than: str | timedelta | None = None,
+        *,
         statuses: Iterable[str] = (),
         names: Iterable[str] = (),
         groups: bool = True,
@@ -78,7 +83,7 @@ class PurgeOptions:
                 )
         else:
             age = older_than if isinstance(older_than, timedelta) else parse_age(older_than)
-        wanted = tuple(dict.fromkeys(s.strip().upper() for s in split(statuses)))
+        wanted = tuple(dict.fromkeys(s.strip().upper() for s in comma_separated(statuses)))
         unknown = [status for status in wanted if status not in KNOWN_STATES]
         if unknown:
             raise ValueError(
@@ -89,15 +94,16 @@ class PurgeOptions:
             raise ValueError(f"the batch size must be between 1 and {MAX_BATCH_SIZE:,}")
         if not 1 <= jobs <= MAX_JOBS:
             raise ValueError(f"the number of jobs must be between 1 and {MAX_JOBS}")
+        chosen_names = tuple(dict.fromkeys(comma_separated(names)))
         return cls(
-            age,
-            wanted,
-            tuple(dict.fromkeys(split(names))),
+            older_than=age,
+            statuses=wanted,
+            names=chosen_names,
             # Groups have neither a status nor a name: a filtered purge leaves them alone.
-            groups and not wanted and not names,
-            undated,
-            batch_size,
-            jobs,
+            groups=groups and not wanted and not chosen_names,
+            undated=undated,
+            batch_size=batch_size,
+            jobs=jobs,
         )
 
 
@@ -128,51 +134,52 @@ class PurgeResult:
         }
 
 
-def split(values: Iterable[str] | str) -> list[str]:
+def comma_separated(values: Iterable[str] | str) -> list[str]:
+    """``["a,b", "c"]`` or ``"a, b"`` -> the names, in order."""
     items = [values] if isinstance(values, str) else list(values)
     return [part.strip() for item in items for part in item.split(",") if part.strip()]
 
 
 @dataclass(frozen=True)
-class Walk:
-    """Rows to delete and the order to delete them in: along ``ordering``'s index, or
-    (``ordering`` None) in primary-key ranges."""
+class Stream:
+    """Rows to delete one batch after another, on a connection of their own: along
+    ``ordering``'s index, or (``ordering`` None) in primary-key ranges within ``span``."""
 
     queryset: models.QuerySet[Any]
     ordering: list[SortKey] | None
     undated: bool = False
     span: tuple[int, int] | None = None
-    """Of a primary-key walk: the ids it covers (see :func:`units`)."""
+    """Of a primary-key stream: the ids it covers (see :func:`split_by_id`)."""
 
 
-def walks(options: PurgeOptions, cutoff: datetime) -> list[Walk]:
+def streams(options: PurgeOptions, cutoff: datetime) -> list[Stream]:
     """What to delete. Everything older than the cutoff goes in primary-key order: ids
     grow with time, so old rows sit at the start of the table and are deleted page by
-    page. A selection goes along its own index: one walk per name (the name/date_done
+    page. A selection goes along its own index: one stream per name (the name/date_done
     index) or per status (the status/date_done index)."""
     expired: models.QuerySet[Any] = TaskResult.objects.filter(date_done__lt=cutoff)
     if options.statuses:
         expired = expired.filter(status__in=options.statuses)
     if options.names:
-        found = [Walk(expired.filter(name=name), BY_DATE) for name in options.names]
+        found = [Stream(expired.filter(name=name), BY_DATE) for name in options.names]
     elif len(options.statuses) > 1:
-        found = [Walk(expired.filter(status=status), BY_DATE) for status in options.statuses]
+        found = [Stream(expired.filter(status=status), BY_DATE) for status in options.statuses]
     elif options.statuses:
-        found = [Walk(expired, BY_DATE)]
+        found = [Stream(expired, BY_DATE)]
     else:
-        found = [Walk(expired, None)]
+        found = [Stream(expired, None)]
     if options.undated:
-        found.append(Walk(undated_rows(options), BY_ID, undated=True))
+        found.append(Stream(undated_rows(options), BY_ID, undated=True))
     if options.groups:
-        found.append(Walk(GroupResult.objects.filter(date_done__lt=cutoff), None))
+        found.append(Stream(GroupResult.objects.filter(date_done__lt=cutoff), None))
     return found
 
 
 def count(options: PurgeOptions, *, now: datetime | None = None) -> PurgeResult:
     """What :func:`purge` would delete, counted (``COUNT`` over index ranges)."""
     result = PurgeResult(cutoff=(now or timezone.now()) - options.older_than)
-    for walk in walks(options, result.cutoff):
-        result_add(result, walk, walk.queryset.count())
+    for stream in streams(options, result.cutoff):
+        result_add(result, stream, stream.queryset.count())
     if not options.undated:
         result.undated_kept = undated_rows(options).count()
     return result
@@ -198,26 +205,25 @@ def purge(
     lock = threading.Lock()
     stopping = threading.Event()
 
-    def run(unit: Walk) -> None:
-        batches = iter(delete_in_batches(unit, options.batch_size))
+    def run(stream: Stream) -> None:
+        batches = iter(delete_in_batches(stream, options.batch_size))
         while not (stop() or stopping.is_set()):
             deleted = next(batches, None)  # one batch, deleted and committed
             if deleted is None:
                 return
             with lock:
-                result_add(result, unit, deleted)
+                result_add(result, stream, deleted)
                 result.batches += 1
                 if on_batch:
                     on_batch(deleted)
         stopping.set()
 
     try:
-        todo = units(walks(options, result.cutoff), options.jobs)
-        # SQLite takes one writer at a time.
-        one_writer = connections[TaskResult.objects.db].vendor == "sqlite"
-        if options.jobs == 1 or one_writer or len(todo) == 1:
-            for unit in todo:
-                run(unit)
+        todo = split_by_id(streams(options, result.cutoff), options.jobs)
+        database = dialects.of_connection(connections[TaskResult.objects.db])
+        if options.jobs == 1 or database.single_writer or len(todo) == 1:
+            for stream in todo:
+                run(stream)
                 if stopping.is_set():
                     break
         else:
@@ -232,19 +238,19 @@ def purge(
 
 
 def in_parallel(
-    run: Callable[[Walk], None], todo: list[Walk], jobs: int, stopping: threading.Event
+    run: Callable[[Stream], None], todo: list[Stream], jobs: int, stopping: threading.Event
 ) -> None:
-    """``run`` each unit on a thread (a database connection) of its own, ``jobs`` at a
+    """``run`` each stream on a thread (a database connection) of its own, ``jobs`` at a
     time; a Ctrl-C in the main thread lets the batches in progress finish, then stops."""
 
-    def in_thread(unit: Walk) -> None:
+    def in_thread(stream: Stream) -> None:
         try:
-            run(unit)
+            run(stream)
         finally:
             connections.close_all()  # this thread's connections
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="celery_sa_purge") as pool:
-        futures = [pool.submit(in_thread, unit) for unit in todo]
+        futures = [pool.submit(in_thread, stream) for stream in todo]
         try:
             for future in futures:
                 while not future.done():  # waiting in steps keeps Ctrl-C deliverable
@@ -258,32 +264,32 @@ def in_parallel(
                 future.result()
 
 
-def units(found: list[Walk], jobs: int) -> list[Walk]:
-    """The walks, each primary-key walk split into ``jobs`` spans of ids."""
-    split = []
-    for walk in found:
-        if walk.ordering is not None:
-            split.append(walk)
+def split_by_id(found: list[Stream], jobs: int) -> list[Stream]:
+    """The streams, each primary-key stream split into ``jobs`` spans of ids."""
+    parts = []
+    for stream in found:
+        if stream.ordering is not None:
+            parts.append(stream)
             continue
-        highest = walk.queryset.aggregate(highest=Max("pk"))["highest"]
-        table = walk.queryset.model._base_manager.using(walk.queryset.db)
+        highest = stream.queryset.aggregate(highest=Max("pk"))["highest"]
+        table = stream.queryset.model._base_manager.using(stream.queryset.db)
         lowest = table.aggregate(lowest=Min("pk"))["lowest"]
         if highest is None or lowest is None:
             continue
         width = -(-(highest - lowest + 1) // jobs)
-        split += [
-            replace(walk, span=(start, min(start + width - 1, highest)))
+        parts += [
+            replace(stream, span=(start, min(start + width - 1, highest)))
             for start in range(lowest, highest + 1, width)
         ]
-    return split
+    return parts
 
 
-def delete_in_batches(walk: Walk, batch_size: int) -> Iterable[int]:
-    """Delete ``walk``'s rows a batch at a time; yield each batch's count."""
-    if walk.ordering is None:
-        assert walk.span is not None
-        return delete_id_ranges(walk.queryset, walk.span, batch_size)
-    return delete_key_ranges(walk.queryset, walk.ordering, batch_size)
+def delete_in_batches(stream: Stream, batch_size: int) -> Iterable[int]:
+    """Delete ``stream``'s rows a batch at a time; yield each batch's count."""
+    if stream.ordering is None:
+        assert stream.span is not None
+        return delete_id_ranges(stream.queryset, stream.span, batch_size)
+    return delete_key_ranges(stream.queryset, stream.ordering, batch_size)
 
 
 def delete_id_ranges(
@@ -331,12 +337,12 @@ def delete_key_ranges(
         yield deleted
 
 
-def result_add(result: PurgeResult, walk: Walk, rows: int) -> None:
-    if walk.queryset.model is GroupResult:
+def result_add(result: PurgeResult, stream: Stream, rows: int) -> None:
+    if stream.queryset.model is GroupResult:
         result.groups += rows
     else:
         result.tasks += rows
-        if walk.undated:
+        if stream.undated:
             result.undated += rows
 
 

@@ -19,11 +19,17 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from celery_sa.actions import rerun_tasks, revoke_tasks
-from celery_sa.decoding import DECODE_LIMIT, Decoded, decode
-from celery_sa.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
-from celery_sa.models import GroupResult, TaskResult, unreadable_table
-from celery_sa.pagination import ANCHOR_VAR, Anchor, AnchoredChangeList, EstimatedCountPaginator
+from celery_sa.admin.actions import rerun_tasks, revoke_tasks
+from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
+from celery_sa.admin.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
+from celery_sa.admin.pagination import (
+    ANCHOR_VAR,
+    Anchor,
+    AnchoredChangeList,
+    EstimatedCountPaginator,
+)
+from celery_sa.errors import unreadable_table
+from celery_sa.models import GroupResult, TaskResult
 
 STATUS_COLOURS = {
     "SUCCESS": "#1b7f3a",
@@ -91,7 +97,9 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def table_problem(self, request: HttpRequest, exc: DatabaseError) -> HttpResponse:
         """The table is missing or unreadable: say which command fixes it, not a 500."""
-        self.message_user(request, unreadable_table(self.model, exc), level=messages.ERROR)
+        self.message_user(
+            request, unreadable_table(self.model._meta.db_table, exc), level=messages.ERROR
+        )
         return HttpResponseRedirect(reverse("admin:index"))
 
 

@@ -21,14 +21,15 @@ import os
 import threading
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from celery_sa.backend_url import BackendURLError, sqlalchemy_url
+from celery_sa.conf import app_settings
+from celery_sa.database.url import sqlalchemy_url
+from celery_sa.errors import BackendURLError
 
 DEFAULT_DATABASE = "default"
 DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
@@ -41,11 +42,6 @@ DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
-
-
-def database_names() -> list[str]:
-    """The names of the configured databases."""
-    return list(_databases())
 
 
 def get_engine(name: str = DEFAULT_DATABASE) -> Engine:
@@ -81,7 +77,7 @@ def _engine_arguments(name: str) -> tuple[URL, dict[str, Any]]:
         entry = {"URL": entry}
     options = {
         **DEFAULT_ENGINE_OPTIONS,
-        **getattr(settings, "CELERY_SA_ENGINE_OPTIONS", {}),
+        **app_settings.session_engine_options,
         **entry.get("ENGINE_OPTIONS", {}),
     }
     if "ALIAS" in entry:
@@ -109,10 +105,10 @@ def _alias_url(name: str, alias: str) -> URL:
 
 def _databases() -> dict[str, Any]:
     databases: dict[str, Any] = {}
-    url = getattr(settings, "CELERY_SA_DATABASE_URL", None)
+    url = app_settings.session_database_url
     if url:
         databases[DEFAULT_DATABASE] = url
-    databases.update(getattr(settings, "CELERY_SA_DATABASES", None) or {})
+    databases.update(app_settings.session_databases)
     return databases
 
 

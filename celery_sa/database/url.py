@@ -1,0 +1,140 @@
+"""Translation between Celery's ``db+`` result backend URL and Django's ``DATABASES``.
+
+Both directions go through SQLAlchemy's :class:`~sqlalchemy.engine.URL` (``make_url`` to read,
+``URL.create`` to write), so passwords with special characters, ports, unix sockets and
+driver options survive unchanged; nothing here formats a URL by hand. What each database
+does with its options is in :mod:`celery_sa.dialects`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from celery_sa import dialects
+from celery_sa.dialects import Database, Driver
+from celery_sa.errors import NoDatabaseURL, UnparsableURL, UnsupportedDatabase
+
+BACKEND_PREFIX = "db+"
+
+# Options Django's backends consume themselves; they are not DB-API connect arguments.
+DJANGO_ONLY_OPTIONS = {
+    "isolation_level",
+    "server_side_binding",
+    "assume_role",
+    "pool",
+    "transaction_mode",
+}
+
+
+def parse_result_backend(value: str | None) -> URL:
+    """Return the SQLAlchemy URL inside a ``db+…`` result backend URL.
+
+    Raises a :class:`~celery_sa.errors.BackendURLError` when the value is missing, is not
+    a database backend URL, cannot be parsed, or names a database celery_sa does not support.
+    """
+    if not value:
+        raise NoDatabaseURL("CELERY_RESULT_BACKEND is not set.")
+    if not value.startswith(BACKEND_PREFIX) or "://" not in value:
+        scheme = value.partition("://")[0] if "://" in value else value
+        raise NoDatabaseURL(
+            f"CELERY_RESULT_BACKEND is not a database result backend URL "
+            f"(scheme {scheme!r}; it must start with 'db+')."
+        )
+    try:
+        url = make_url(value[len(BACKEND_PREFIX) :])
+        backend = url.get_backend_name()
+    except (ArgumentError, ValueError) as exc:
+        raise UnparsableURL(f"CELERY_RESULT_BACKEND cannot be parsed: {exc}") from None
+    if dialects.by_name(backend) is None:
+        raise UnsupportedDatabase(
+            f"CELERY_RESULT_BACKEND names database {backend!r}, which celery_sa does not "
+            f"support (supported: {', '.join(sorted(dialects.BACKEND_NAMES))})."
+        )
+    return url
+
+
+def database_of(url: URL) -> Database:
+    """The database of a URL :func:`parse_result_backend` accepted."""
+    database = dialects.by_name(url.get_backend_name())
+    assert database is not None, "parse_result_backend refuses other databases"
+    return database
+
+
+def celery_driver(url: URL) -> Driver:
+    """The driver module Celery's SQLAlchemy engine imports for ``url``."""
+    try:
+        driver = url.get_driver_name()
+    except NoSuchModuleError:
+        driver = url.drivername.partition("+")[2]
+    try:
+        return database_of(url).celery_drivers[(url.get_backend_name(), driver)]
+    except KeyError:
+        supported = sorted(
+            f"{backend}+{name}" for db in dialects.DATABASES for backend, name in db.celery_drivers
+        )
+        raise UnsupportedDatabase(
+            f"CELERY_RESULT_BACKEND uses driver {url.drivername!r}, which celery_sa does not "
+            f"support (supported: {', '.join(supported)})."
+        ) from None
+
+
+def django_database_settings(url: URL) -> dict[str, Any]:
+    """The ``DATABASES`` entry that makes Django's ORM read the database at ``url``."""
+    database = database_of(url)
+    config: dict[str, Any] = {
+        "ENGINE": database.django_engine,
+        "NAME": url.database or "",
+        "USER": url.username or "",
+        "PASSWORD": url.password or "",
+        "HOST": url.host or "",
+        "PORT": str(url.port) if url.port else "",
+        "OPTIONS": {},
+    }
+    query = {key: _single(value) for key, value in url.query.items()}
+    database.to_django(config, query)
+    return config
+
+
+def sqlalchemy_url(config: dict[str, Any], drivername: str | None = None) -> URL:
+    """The SQLAlchemy URL of a Django ``DATABASES`` entry (e.g. to give a worker).
+
+    ``drivername`` defaults to the driver Django itself uses for that database.
+    """
+    engine = config["ENGINE"]
+    database = dialects.by_engine(engine)
+    if database is None:
+        raise UnsupportedDatabase(f"Database engine {engine!r} is not supported by celery_sa.")
+    options = {
+        key: value
+        for key, value in (config.get("OPTIONS") or {}).items()
+        if key not in DJANGO_ONLY_OPTIONS
+    }
+    options, host = database.from_django(options, str(config.get("HOST") or "") or None)
+    port = config.get("PORT")
+    return URL.create(
+        drivername or database.default_drivername(),
+        username=config.get("USER") or None,
+        password=config.get("PASSWORD") or None,
+        host=host,
+        port=int(port) if port else None,
+        database=str(config.get("NAME") or "") or None,
+        query={key: str(value) for key, value in options.items() if _scalar(value)},
+    )
+
+
+def database_identity(config: dict[str, Any]) -> tuple[str, ...]:
+    """What makes two ``DATABASES`` entries the same database, for comparison."""
+    engine = str(config.get("ENGINE", ""))
+    database = dialects.by_engine(engine)
+    return database.identity(config) if database else (engine,)
+
+
+def _single(value: str | tuple[str, ...]) -> str:
+    return value[-1] if isinstance(value, tuple) else value
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)

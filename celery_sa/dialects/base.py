@@ -1,0 +1,148 @@
+"""What celery_sa needs to know about a kind of database, with the answers most share.
+
+Each supported database has one subclass in a module of its own; a new database, or a new
+per-database need, is an edit there (and, for a need, a default here).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from sqlalchemy import Column, Connection, Index, Table
+from sqlalchemy import Sequence as SequenceSchema
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.schema import CreateIndex
+from sqlalchemy.sql.ddl import ExecutableDDLElement
+from sqlalchemy.types import BigInteger, TypeEngine
+
+from celery_sa.tables.ddl import AlterTable
+
+INT_LIMIT = "2,147,483,647"
+
+Execute = Callable[[str, Sequence[Any]], Any]
+"""Runs one SQL statement with ``%s`` parameters and returns its first value (or None)."""
+
+
+@dataclass(frozen=True)
+class Driver:
+    """A Python module that must be importable, and the pip package that provides it."""
+
+    module: str
+    package: str
+
+
+class Database:
+    """One kind of database, as SQLAlchemy (Celery's side) and Django (the admin's) see it."""
+
+    names: ClassVar[tuple[str, ...]]
+    """SQLAlchemy's backend names for it (``URL.get_backend_name()``), the first the main one."""
+    django_engine: ClassVar[str]
+    """The ``ENGINE`` of Django's backend for it."""
+    django_drivers: ClassVar[tuple[Driver, ...]]
+    """What Django's backend imports (any one of them will do)."""
+    celery_drivers: ClassVar[dict[tuple[str, str], Driver]]
+    """What Celery's engine imports, by (backend name, SQLAlchemy driver name)."""
+    default_port: ClassVar[str] = ""
+    quote_template: ClassVar[str] = '"%s"'
+    """How an identifier is quoted in SQL written by hand (a schema-qualified table name)."""
+    single_writer: ClassVar[bool] = False
+    """Only one transaction may write at a time, so parallel deletes would only wait."""
+    rewrite_note: ClassVar[str] = ""
+    """What a table rewrite (widening a type) blocks while it runs."""
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+    # -- URLs: Celery's SQLAlchemy URL <-> Django's DATABASES entry ----------------------
+
+    def default_drivername(self) -> str:
+        """The SQLAlchemy driver for a URL made from a Django entry: the one Django uses."""
+        return self.name
+
+    def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
+        """Move the URL's query options into the Django entry ``config``."""
+        config["OPTIONS"].update(query)
+
+    def from_django(
+        self, options: dict[str, Any], host: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """The URL query and host of a Django entry's ``OPTIONS`` and ``HOST``."""
+        return options, host
+
+    def identity(self, config: dict[str, Any]) -> tuple[str, ...]:
+        """What makes two Django entries of this database the same database."""
+        host = str(config.get("HOST") or "") or "localhost"
+        port = str(config.get("PORT") or "") or self.default_port
+        return (self.name, host, port, str(config.get("NAME") or ""))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def quote(self, identifier: str) -> str:
+        return self.quote_template % identifier
+
+    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
+        """The table statistics' row count (no scan), or None where there are none."""
+        return None
+
+    def stored_zone(self, connection: BaseDatabaseWrapper, zone: str) -> zoneinfo.ZoneInfo:
+        """The zone of the naive times a Celery worker wrote in ``zone``."""
+        return zoneinfo.ZoneInfo(zone)
+
+    def datetime_param(self, value: datetime, connection: BaseDatabaseWrapper) -> Any:
+        """A naive datetime as a query parameter compared with Celery's stored values."""
+        return connection.ops.adapt_datetimefield_value(value)
+
+    # -- the result tables -------------------------------------------------------------
+
+    def offline_dialect(self, name: str) -> Dialect:
+        """SQLAlchemy's dialect ``name`` without a driver or a server, to compile DDL."""
+        dialect: Dialect = URL.create(name).get_dialect()()
+        return dialect
+
+    def type_variants(self) -> dict[str, TypeEngine[Any]]:
+        """Safe column types where SQLAlchemy's generic ones are too small here: by the
+        kind of column (``"id"``, ``"blob"``, ``"text"``)."""
+        return {}
+
+    def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:
+        """Why a live column's type holds less than Celery writes ("" when it does not)."""
+        if column.name == "id" and not isinstance(live, BigInteger):
+            return f"column id is {live}: ids stop at {INT_LIMIT}; widen it to BIGINT"
+        return ""
+
+    def alter_statements(
+        self,
+        table: Table,
+        *,
+        add: list[Column[Any]],
+        widen: list[Column[Any]],
+        indexes: list[Index],
+        auto_increment: bool,
+    ) -> list[ExecutableDDLElement]:
+        """Add columns, widen types and build indexes on a live table."""
+        statements: list[ExecutableDDLElement] = []
+        if add or widen:
+            statements.append(AlterTable(table, add=add, widen=widen))
+        return statements + [CreateIndex(index) for index in indexes]
+
+    def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
+        """What the sequence hands out next, where that can be read without using it."""
+        return None
+
+    def sequence_fixes(
+        self, connection: Connection, sequence: SequenceSchema
+    ) -> list[tuple[str, ExecutableDDLElement]]:
+        """Problems of a live sequence beyond its position, each with its fix."""
+        return []
+
+    def qualified(self, connection: Connection, name: str, schema: str | None) -> str:
+        """``schema.name`` quoted by the connection's dialect."""
+        preparer = connection.dialect.identifier_preparer
+        quoted = preparer.quote(name)
+        return f"{preparer.quote_schema(schema)}.{quoted}" if schema else quoted

@@ -1,0 +1,145 @@
+"""MySQL and MariaDB: mysqlclient or PyMySQL for Celery, mysqlclient for Django."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Column, Connection, Index, Table, text
+from sqlalchemy import Sequence as SequenceSchema
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.ddl import ExecutableDDLElement
+from sqlalchemy.types import TypeEngine
+
+from celery_sa.dialects.base import Database, Driver, Execute
+from celery_sa.tables.ddl import AlterTable
+
+MYSQLCLIENT = Driver("MySQLdb", "mysqlclient")
+PYMYSQL = Driver("pymysql", "PyMySQL")
+SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_cipher")
+INT_OPTIONS = ("connect_timeout", "read_timeout", "write_timeout", "local_infile")
+# Types that hold less than Celery may write: name, limit, the safe type.
+LIMITS: dict[type[TypeEngine[Any]], tuple[str, str, str]] = {
+    mysql.TINYBLOB: ("TINYBLOB", "255 bytes", "LONGBLOB"),
+    mysql.BLOB: ("BLOB", "64 KB", "LONGBLOB"),
+    mysql.MEDIUMBLOB: ("MEDIUMBLOB", "16 MB", "LONGBLOB"),
+    mysql.TINYTEXT: ("TINYTEXT", "255 bytes", "LONGTEXT"),
+    mysql.TEXT: ("TEXT", "64 KB", "LONGTEXT"),
+    mysql.MEDIUMTEXT: ("MEDIUMTEXT", "16 MB", "LONGTEXT"),
+}
+# Changing a type copies the table (reads go on, writes wait); adding columns and indexes
+# does not.
+COPY = "ALGORITHM=COPY, LOCK=SHARED"
+IN_PLACE = "ALGORITHM=INPLACE, LOCK=NONE"
+
+
+class MySQL(Database):
+    names = ("mysql", "mariadb")
+    django_engine = "django.db.backends.mysql"
+    django_drivers = (MYSQLCLIENT,)
+    celery_drivers = {
+        ("mysql", "mysqldb"): MYSQLCLIENT,
+        ("mysql", "pymysql"): PYMYSQL,
+        ("mariadb", "mysqldb"): MYSQLCLIENT,
+        ("mariadb", "pymysql"): PYMYSQL,
+        ("mariadb", "mariadbconnector"): Driver("mariadb", "mariadb"),
+    }
+    default_port = "3306"
+    quote_template = "`%s`"
+    rewrite_note = "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait."
+
+    def default_drivername(self) -> str:
+        return "mysql+mysqldb"
+
+    def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
+        if "unix_socket" in query:
+            config["HOST"] = query.pop("unix_socket")
+        ssl = {key[len("ssl_") :]: query.pop(key) for key in SSL_KEYS if key in query}
+        if ssl:
+            config["OPTIONS"]["ssl"] = ssl
+        for key, value in query.items():
+            config["OPTIONS"][key] = int(value) if key in INT_OPTIONS else value
+
+    def from_django(
+        self, options: dict[str, Any], host: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        query = {f"ssl_{key}": value for key, value in (options.pop("ssl", None) or {}).items()}
+        if host and host.startswith("/"):
+            query["unix_socket"], host = host, None
+        return {**query, **options}, host
+
+    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
+        value = execute(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s",
+            [schema, table],
+        )
+        return None if value is None else int(value)
+
+    def offline_dialect(self, name: str) -> Dialect:
+        dialect = super().offline_dialect(name)
+        if name == "mariadb":
+            # Without a server to ask, assume a MariaDB that has sequences (10.3+).
+            dialect.server_version_info = (10, 11)
+            dialect._set_mariadb(True, (10, 11))  # type: ignore[attr-defined]
+            dialect.supports_sequences = True
+        return dialect
+
+    def type_variants(self) -> dict[str, TypeEngine[Any]]:
+        return {"blob": mysql.LONGBLOB(), "text": mysql.LONGTEXT()}
+
+    def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:
+        if type(live) in LIMITS:
+            name, limit, target = LIMITS[type(live)]
+            return f"column {column.name} is {name}: values stop at {limit}; widen it to {target}"
+        return super().too_narrow(live, column)
+
+    def alter_statements(
+        self,
+        table: Table,
+        *,
+        add: list[Column[Any]],
+        widen: list[Column[Any]],
+        indexes: list[Index],
+        auto_increment: bool,
+    ) -> list[ExecutableDDLElement]:
+        if not (add or widen or indexes):
+            return []
+        # One statement, so the table is copied at most once.
+        return [
+            AlterTable(
+                table,
+                add=add,
+                widen=widen,
+                indexes=indexes,
+                keep_auto_increment=auto_increment,
+                mysql_online=COPY if widen else IN_PLACE,
+            )
+        ]
+
+    def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
+        qualified = self.qualified(connection, sequence.name, sequence.schema)
+        return int(
+            connection.execute(text(f"SELECT next_not_cached_value FROM {qualified}")).scalar_one()
+        )
+
+
+@compiles(AlterTable, "mysql")
+@compiles(AlterTable, "mariadb")
+def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
+    # Every change in one statement, with the ALGORITHM/LOCK it may use.
+    preparer = compiler.preparer
+    clauses = []
+    for column in element.widen:
+        spec = compiler.get_column_specification(column)
+        if column.primary_key and element.keep_auto_increment and "AUTO_INCREMENT" not in spec:
+            spec += " AUTO_INCREMENT"
+        clauses.append(f"MODIFY {spec}")
+    clauses += [f"ADD COLUMN {compiler.get_column_specification(c)}" for c in element.add]
+    for index in element.indexes:
+        columns = ", ".join(preparer.quote(c.name) for c in index.columns)
+        clauses.append(f"ADD INDEX {preparer.format_index(index)} ({columns})")
+    if element.mysql_online:
+        clauses.append(element.mysql_online)
+    return f"ALTER TABLE {preparer.format_table(element.table)} {', '.join(clauses)}"

@@ -1,0 +1,50 @@
+"""What goes wrong, said the same way everywhere: the exceptions celery_sa raises about its
+configuration, and the wording of database errors shown to people.
+
+The system checks (:mod:`celery_sa.checks`) give each configuration error its id and hint.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext as _
+from sqlalchemy.engine import URL
+
+
+class BackendURLError(ValueError):
+    """``CELERY_RESULT_BACKEND`` cannot be used; the message is one line saying why."""
+
+
+class NoDatabaseURL(BackendURLError):
+    """The setting is missing, or is not a database (``db+…``) result backend URL."""
+
+
+class UnparsableURL(BackendURLError):
+    """The URL cannot be parsed."""
+
+
+class UnsupportedDatabase(BackendURLError):
+    """A database, driver or form of URL celery_sa cannot read results from."""
+
+
+class AliasTaken(BackendURLError):
+    """``CELERY_SA_DATABASE_ALIAS`` already names another database in ``DATABASES``."""
+
+
+def one_line(exc: BaseException) -> str:
+    """A database error as one line: the driver's own message, whitespace folded."""
+    orig = getattr(exc, "orig", None) or exc
+    return " ".join(str(orig).split())
+
+
+def cannot_connect(url: URL, exc: BaseException) -> str:
+    """The one-line message for a failed connection to the result database."""
+    shown = url.render_as_string(hide_password=True)
+    return f"Cannot connect to the result database ({shown}): {one_line(exc)}"
+
+
+def unreadable_table(table: str, exc: BaseException) -> str:
+    """Why the result table ``table`` could not be read, and the command that fixes it."""
+    return _(
+        "Cannot read the Celery result table %(table)s (%(error)s). Create or "
+        "upgrade it with: python manage.py celery_sa_tables upgrade"
+    ) % {"table": table, "error": one_line(exc)[:200]}

@@ -1,0 +1,176 @@
+"""Compare live result tables with the safe ones in :mod:`celery_sa.tables.schema`; plan the DDL.
+
+The plan is made from what the database says now, every time: a run that stopped half way
+is resumed by planning again, and a table already up to date gets no statement at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Index, Sequence, Table, inspect, select
+from sqlalchemy import func as sql_func
+from sqlalchemy.engine import Inspector
+from sqlalchemy.schema import CreateSequence, DropIndex
+from sqlalchemy.sql.ddl import ExecutableDDLElement
+
+from celery_sa import dialects
+from celery_sa.dialects.base import Database
+from celery_sa.tables.ddl import RestartSequence
+from celery_sa.tables.schema import ResultTables
+
+# Without these a table is something else that happens to have the configured name.
+CORE_COLUMNS = {
+    "task": ("id", "task_id", "status", "result", "date_done", "traceback"),
+    "group": ("id", "taskset_id", "result", "date_done"),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a live table differs from the safe one."""
+
+    text: str
+    rewrites: bool = False
+    """Fixing it rewrites the whole table (slow, and blocks writers, on a large table)."""
+
+
+@dataclass
+class TablePlan:
+    """What is wrong with one result table and the statements that fix it."""
+
+    table: Table
+    key: str
+    exists: bool
+    rows: int | None = None
+    error: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    statements: list[ExecutableDDLElement] = field(default_factory=list)
+
+    @property
+    def rewrites(self) -> bool:
+        return any(problem.rewrites for problem in self.problems)
+
+
+def plan_upgrade(connection: Connection, tables: ResultTables) -> list[TablePlan]:
+    """Plan both tables against the live database behind ``connection``."""
+    inspector = inspect(connection)
+    database = dialects.by_name(connection.dialect.name)
+    if database is None:
+        raise LookupError(f"celery_sa does not support {connection.dialect.name!r}")
+    return [
+        _plan_table(connection, inspector, database, table, key)
+        for key, table in tables.by_key().items()
+    ]
+
+
+def _plan_table(
+    connection: Connection, inspector: Inspector, database: Database, table: Table, key: str
+) -> TablePlan:
+    if not inspector.has_table(table.name, schema=table.schema):
+        return TablePlan(table=table, key=key, exists=False)
+    live = {c["name"]: c for c in inspector.get_columns(table.name, schema=table.schema)}
+    plan = TablePlan(
+        table=table, key=key, exists=True, rows=count_rows(connection, database, table)
+    )
+    missing_core = [name for name in CORE_COLUMNS[key] if name not in live]
+    if missing_core:
+        plan.error = (
+            f"{table.fullname} exists but is not a Celery result table "
+            f"(no column {', '.join(missing_core)})."
+        )
+        return plan
+    add = [c for c in table.columns if c.name not in live]
+    narrow = {
+        c.name: why
+        for c in table.columns
+        if c.name in live and (why := database.too_narrow(live[c.name]["type"], c))
+    }
+    widen = [c for c in table.columns if c.name in narrow]
+    indexes, invalid = _missing_indexes(inspector, table)
+    plan.problems += [Problem(f"column {c.name} is missing") for c in add]
+    plan.problems += [Problem(narrow[c.name], rewrites=True) for c in widen]
+    plan.problems += [
+        Problem(
+            f"index {index.name} is invalid (an interrupted build); build it again"
+            if index in invalid
+            else f"index on ({', '.join(c.name for c in index.columns)}) is missing"
+        )
+        for index in indexes
+    ]
+    plan.statements += [DropIndex(index, if_exists=True) for index in invalid]
+    plan.statements += database.alter_statements(
+        table,
+        add=add,
+        widen=widen,
+        indexes=indexes,
+        auto_increment=bool(live["id"].get("autoincrement") is True),
+    )
+    if connection.dialect.supports_sequences:
+        _plan_sequence(connection, inspector, database, table, plan)
+    return plan
+
+
+def _missing_indexes(inspector: Inspector, table: Table) -> tuple[list[Index], list[Index]]:
+    """The wanted indexes no live index covers, and those left invalid on PostgreSQL by
+    an interrupted ``CREATE INDEX CONCURRENTLY`` (to drop and build again)."""
+    live = inspector.get_indexes(table.name, schema=table.schema)
+    invalid = {i["name"] for i in live if i.get("dialect_options", {}).get("postgresql_invalid")}
+    existing = {tuple(i["column_names"]) for i in live if i["name"] not in invalid}
+    existing |= {
+        tuple(constraint["column_names"])
+        for constraint in inspector.get_unique_constraints(table.name, schema=table.schema)
+    }
+    wanted = sorted(table.indexes, key=lambda i: str(i.name))
+    missing = [
+        index
+        for index in wanted
+        if not any(cols[: len(index.columns)] == tuple(index.columns.keys()) for cols in existing)
+    ]
+    return missing, [index for index in missing if index.name in invalid]
+
+
+def _plan_sequence(
+    connection: Connection, inspector: Inspector, database: Database, table: Table, plan: TablePlan
+) -> None:
+    sequence = table.c.id.default
+    if not isinstance(sequence, Sequence):
+        return
+    max_id = connection.execute(select(sql_func.max(table.c.id))).scalar() or 0
+    if not inspector.has_sequence(sequence.name, schema=sequence.schema):
+        start = max_id + 1
+        plan.problems.append(
+            Problem(
+                f"sequence {sequence.name} is missing (Celery draws ids from it on this "
+                f"database); create it to start at {start:,}"
+            )
+        )
+        plan.statements.append(
+            CreateSequence(Sequence(sequence.name, start=start, schema=sequence.schema))
+        )
+        return
+    next_value = database.next_sequence_value(connection, sequence)
+    if next_value is not None and next_value <= max_id:
+        plan.problems.append(
+            Problem(
+                f"sequence {sequence.name} would hand out {next_value:,}, but ids up to "
+                f"{max_id:,} are taken; restart it at {max_id + 1:,}"
+            )
+        )
+        plan.statements.append(RestartSequence(sequence, max_id + 1))
+    for problem, statement in database.sequence_fixes(connection, sequence):
+        plan.problems.append(Problem(problem))
+        plan.statements.append(statement)
+
+
+def count_rows(connection: Connection, database: Database, table: Table) -> int:
+    """The table statistics' row count where the database keeps one, else ``COUNT(*)``."""
+
+    def execute(sql: str, params: Any) -> Any:
+        return connection.exec_driver_sql(sql, tuple(params)).scalar()
+
+    estimate = database.estimate_rows(execute, table.schema, table.name)
+    if estimate is not None:
+        return estimate
+    return int(connection.execute(select(sql_func.count()).select_from(table)).scalar_one())
