@@ -8,8 +8,8 @@ from django.contrib.auth.models import User
 from django.db import connections
 from django.test import override_settings
 
-from celery_sa.database import result_alias, result_database
 from celery_sa import dialects
+from celery_sa.database import result_alias, result_database
 from celery_sa.database.url import sqlalchemy_url
 from celery_sa.models import GroupResult, TaskResult, configure_tables
 from celery_sa.routers import ResultDatabaseRouter

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import PAGE_VAR
@@ -30,6 +31,9 @@ from celery_sa.admin.pagination import (
 )
 from celery_sa.errors import unreadable_table
 from celery_sa.models import GroupResult, TaskResult
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise
 
 STATUS_COLOURS = {
     "SUCCESS": "#1b7f3a",
@@ -136,6 +140,16 @@ def decoded_html(value: Decoded | None) -> SafeString:
     )
 
 
+def value_view(column: str, description: _StrOrPromise) -> Callable[[Any, TaskResult], SafeString]:
+    """A read-only field of the task page: ``column``'s value, decoded."""
+
+    @admin.display(description=description)
+    def view(model_admin: Any, obj: TaskResult) -> SafeString:
+        return decoded_html(value_of(obj, column))
+
+    return view
+
+
 @admin.register(TaskResult)
 class TaskResultAdmin(ResultAdmin):
     list_display = ("task_id", "name", "status_badge", "date_done", "worker", "queue", "retries")
@@ -207,28 +221,11 @@ class TaskResultAdmin(ResultAdmin):
             obj.status or "—",
         )
 
-    def _value(self, obj: TaskResult, column: str) -> SafeString:
-        return decoded_html(value_of(obj, column))
-
-    @admin.display(description=_("result"))
-    def result_view(self, obj: TaskResult) -> SafeString:
-        return self._value(obj, "result")
-
-    @admin.display(description=_("args"))
-    def args_view(self, obj: TaskResult) -> SafeString:
-        return self._value(obj, "args")
-
-    @admin.display(description=_("kwargs"))
-    def kwargs_view(self, obj: TaskResult) -> SafeString:
-        return self._value(obj, "kwargs")
-
-    @admin.display(description=_("children"))
-    def children_view(self, obj: TaskResult) -> SafeString:
-        return self._value(obj, "children")
-
-    @admin.display(description=_("stamps"))
-    def stamps_view(self, obj: TaskResult) -> SafeString:
-        return self._value(obj, "stamps")
+    result_view = value_view("result", _("result"))
+    args_view = value_view("args", _("args"))
+    kwargs_view = value_view("kwargs", _("kwargs"))
+    children_view = value_view("children", _("children"))
+    stamps_view = value_view("stamps", _("stamps"))
 
     @admin.display(description=_("traceback"))
     def traceback_view(self, obj: TaskResult) -> SafeString:

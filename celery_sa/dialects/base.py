@@ -10,12 +10,14 @@ import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from sqlalchemy import Column, Connection, Index, Table
+from sqlalchemy import Column, Connection
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.engine.interfaces import ReflectedIndex
 from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import BigInteger, TypeEngine
@@ -48,8 +50,6 @@ class Database:
     celery_drivers: ClassVar[dict[tuple[str, str], Driver]]
     """What Celery's engine imports, by (backend name, SQLAlchemy driver name)."""
     default_port: ClassVar[str] = ""
-    quote_template: ClassVar[str] = '"%s"'
-    """How an identifier is quoted in SQL written by hand (a schema-qualified table name)."""
     single_writer: ClassVar[bool] = False
     """Only one transaction may write at a time, so parallel deletes would only wait."""
     rewrite_note: ClassVar[str] = ""
@@ -62,8 +62,9 @@ class Database:
     # -- URLs: Celery's SQLAlchemy URL <-> Django's DATABASES entry ----------------------
 
     def default_drivername(self) -> str:
-        """The SQLAlchemy driver for a URL made from a Django entry: the one Django uses."""
-        return self.name
+        """The SQLAlchemy driver for a URL made from a Django entry: the one Django uses,
+        which is SQLAlchemy's default for the database."""
+        return f"{self.name}+{self.offline_dialect(self.name).driver}"
 
     def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
         """Move the URL's query options into the Django entry ``config``."""
@@ -84,7 +85,12 @@ class Database:
     # -- reading -------------------------------------------------------------------------
 
     def quote(self, identifier: str) -> str:
-        return self.quote_template % identifier
+        """``identifier`` quoted as SQLAlchemy's dialect quotes it, always."""
+        return str(self._preparer.quote_identifier(identifier))
+
+    @cached_property
+    def _preparer(self) -> Any:
+        return self.offline_dialect(self.name).identifier_preparer
 
     def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
         """The table statistics' row count (no scan), or None where there are none."""
@@ -116,20 +122,17 @@ class Database:
             return f"column id is {live}: ids stop at {INT_LIMIT}; widen it to BIGINT"
         return ""
 
-    def alter_statements(
-        self,
-        table: Table,
-        *,
-        add: list[Column[Any]],
-        widen: list[Column[Any]],
-        indexes: list[Index],
-        auto_increment: bool,
-    ) -> list[ExecutableDDLElement]:
-        """Add columns, widen types and build indexes on a live table."""
+    def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
+        """The statements that make ``change`` (columns to add, types to widen, indexes
+        to build) on a live table: one ``ALTER TABLE``, then each index on its own."""
         statements: list[ExecutableDDLElement] = []
-        if add or widen:
-            statements.append(AlterTable(table, add=add, widen=widen))
-        return statements + [CreateIndex(index) for index in indexes]
+        if change.add or change.widen:
+            statements.append(AlterTable(change.table, add=change.add, widen=change.widen))
+        return statements + [CreateIndex(index) for index in change.indexes]
+
+    def invalid_index(self, index: ReflectedIndex) -> bool:
+        """The reflected index exists but the database does not use it."""
+        return False
 
     def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
         """What the sequence hands out next, where that can be read without using it."""

@@ -20,10 +20,6 @@ class SQLServer(Database):
     django_drivers = (Driver("mssql", "mssql-django"),)
     celery_drivers = {("mssql", "pyodbc"): Driver("pyodbc", "pyodbc")}
     default_port = "1433"
-    quote_template = "[%s]"
-
-    def default_drivername(self) -> str:
-        return "mssql+pyodbc"
 
     def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
         if "odbc_connect" in query:

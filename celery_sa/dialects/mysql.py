@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Connection, Index, Table, text
+from sqlalchemy import Column, Connection, text
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
@@ -46,11 +46,7 @@ class MySQL(Database):
         ("mariadb", "mariadbconnector"): Driver("mariadb", "mariadb"),
     }
     default_port = "3306"
-    quote_template = "`%s`"
     rewrite_note = "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait."
-
-    def default_drivername(self) -> str:
-        return "mysql+mysqldb"
 
     def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
         if "unix_socket" in query:
@@ -95,28 +91,12 @@ class MySQL(Database):
             return f"column {column.name} is {name}: values stop at {limit}; widen it to {target}"
         return super().too_narrow(live, column)
 
-    def alter_statements(
-        self,
-        table: Table,
-        *,
-        add: list[Column[Any]],
-        widen: list[Column[Any]],
-        indexes: list[Index],
-        auto_increment: bool,
-    ) -> list[ExecutableDDLElement]:
-        if not (add or widen or indexes):
+    def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
+        if not (change.add or change.widen or change.indexes):
             return []
         # One statement, so the table is copied at most once.
-        return [
-            AlterTable(
-                table,
-                add=add,
-                widen=widen,
-                indexes=indexes,
-                keep_auto_increment=auto_increment,
-                mysql_online=COPY if widen else IN_PLACE,
-            )
-        ]
+        change.mysql_online = COPY if change.widen else IN_PLACE
+        return [change]
 
     def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
         qualified = self.qualified(connection, sequence.name, sequence.schema)

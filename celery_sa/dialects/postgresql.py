@@ -7,12 +7,14 @@ import zoneinfo
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from sqlalchemy import Column, Connection, Index, Table, text
+from sqlalchemy import Connection, text
 from sqlalchemy import Sequence as SequenceSchema
+from sqlalchemy.engine.interfaces import ReflectedIndex
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from celery_sa.dialects.base import Database, Driver, Execute
+from celery_sa.tables.ddl import AlterTable
 
 PSYCOPG = Driver("psycopg", "psycopg[binary]")
 PSYCOPG2 = Driver("psycopg2", "psycopg2-binary")
@@ -87,22 +89,16 @@ class PostgreSQL(Database):
             _default_zones[raw] = found
         return found
 
-    def alter_statements(
-        self,
-        table: Table,
-        *,
-        add: list[Column[Any]],
-        widen: list[Column[Any]],
-        indexes: list[Index],
-        auto_increment: bool,
-    ) -> list[ExecutableDDLElement]:
-        for index in indexes:
+    def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
+        for index in change.indexes:
             # Built (and an invalid one dropped) without blocking writers; the upgrade runs
             # each statement in autocommit. The Index belongs to the plan's fresh tables.
             index.dialect_options["postgresql"]["concurrently"] = True
-        return super().alter_statements(
-            table, add=add, widen=widen, indexes=indexes, auto_increment=auto_increment
-        )
+        return super().alter_statements(change)
+
+    def invalid_index(self, index: ReflectedIndex) -> bool:
+        # What an interrupted CREATE INDEX CONCURRENTLY leaves behind.
+        return bool(index.get("dialect_options", {}).get("postgresql_invalid"))
 
     def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
         qualified = self.qualified(connection, sequence.name, sequence.schema)

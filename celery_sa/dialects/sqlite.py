@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from sqlalchemy import Column, Index, Integer, Table
+from sqlalchemy import Column, Integer
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import TypeEngine
@@ -64,20 +64,12 @@ class SQLite(Database):
     def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:
         return ""  # INTEGER is 64-bit and TEXT/BLOB unbounded
 
-    def alter_statements(
-        self,
-        table: Table,
-        *,
-        add: list[Column[Any]],
-        widen: list[Column[Any]],
-        indexes: list[Index],
-        auto_increment: bool,
-    ) -> list[ExecutableDDLElement]:
+    def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
         # One column per ALTER TABLE; no type ever needs widening.
-        alters: list[ExecutableDDLElement] = [AlterTable(table, add=[column]) for column in add]
-        return alters + super().alter_statements(
-            table, add=[], widen=[], indexes=indexes, auto_increment=auto_increment
-        )
+        alters: list[ExecutableDDLElement] = [
+            AlterTable(change.table, add=[column]) for column in change.add
+        ]
+        return alters + super().alter_statements(AlterTable(change.table, indexes=change.indexes))
 
 
 @compiles(AlterTable, "sqlite")

@@ -18,7 +18,9 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 class AlterTable(ExecutableDDLElement):
     """One ``ALTER TABLE`` adding columns, widening columns and (MySQL) adding indexes.
 
-    ``mysql_online`` is the ``ALGORITHM=…, LOCK=…`` clause MySQL/MariaDB should use.
+    The upgrade plans one per table; each database's ``alter_statements`` runs it as it is
+    or splits it. ``keep_auto_increment``: the live id auto-increments (MySQL restates it
+    when it widens the column); ``mysql_online``: the ``ALGORITHM=…, LOCK=…`` clause.
     """
 
     def __init__(

@@ -17,7 +17,7 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from celery_sa import dialects
 from celery_sa.dialects.base import Database
-from celery_sa.tables.ddl import RestartSequence
+from celery_sa.tables.ddl import AlterTable, RestartSequence
 from celery_sa.tables.schema import ResultTables
 
 # Without these a table is something else that happens to have the configured name.
@@ -88,7 +88,7 @@ def _plan_table(
         if c.name in live and (why := database.too_narrow(live[c.name]["type"], c))
     }
     widen = [c for c in table.columns if c.name in narrow]
-    indexes, invalid = _missing_indexes(inspector, table)
+    indexes, invalid = _missing_indexes(inspector, database, table)
     plan.problems += [Problem(f"column {c.name} is missing") for c in add]
     plan.problems += [Problem(narrow[c.name], rewrites=True) for c in widen]
     plan.problems += [
@@ -101,22 +101,26 @@ def _plan_table(
     ]
     plan.statements += [DropIndex(index, if_exists=True) for index in invalid]
     plan.statements += database.alter_statements(
-        table,
-        add=add,
-        widen=widen,
-        indexes=indexes,
-        auto_increment=bool(live["id"].get("autoincrement") is True),
+        AlterTable(
+            table,
+            add=add,
+            widen=widen,
+            indexes=indexes,
+            keep_auto_increment=live["id"].get("autoincrement") is True,
+        )
     )
     if connection.dialect.supports_sequences:
         _plan_sequence(connection, inspector, database, table, plan)
     return plan
 
 
-def _missing_indexes(inspector: Inspector, table: Table) -> tuple[list[Index], list[Index]]:
-    """The wanted indexes no live index covers, and those left invalid on PostgreSQL by
-    an interrupted ``CREATE INDEX CONCURRENTLY`` (to drop and build again)."""
+def _missing_indexes(
+    inspector: Inspector, database: Database, table: Table
+) -> tuple[list[Index], list[Index]]:
+    """The wanted indexes no live index covers, and those left invalid (to drop and build
+    again)."""
     live = inspector.get_indexes(table.name, schema=table.schema)
-    invalid = {i["name"] for i in live if i.get("dialect_options", {}).get("postgresql_invalid")}
+    invalid = {index["name"] for index in live if database.invalid_index(index)}
     existing = {tuple(i["column_names"]) for i in live if i["name"] not in invalid}
     existing |= {
         tuple(constraint["column_names"])

@@ -26,12 +26,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--since",
-            default="24h",
-            metavar="AGE",
-            help="How far back the window reaches: 24h (default), 7d, 90m, 1d12h.",
-        )
+        window = "How far back the window reaches: 24h (default), 7d, 90m, 1d12h."
+        parser.add_argument("--since", default="24h", metavar="AGE", help=window)
         parser.add_argument("--json", action="store_true", help="Print JSON for scripts.")
 
     def handle(self, *args: Any, **options: Any) -> None:
