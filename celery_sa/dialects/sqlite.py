@@ -28,6 +28,9 @@ class SQLite(Database):
     celery_drivers = {("sqlite", "pysqlite"): SQLITE3}
     single_writer = True
 
+    def default_drivername(self) -> str:
+        return "sqlite"  # how SQLite URLs are written (pysqlite is the only driver)
+
     def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
         name = config["NAME"]
         if not name or name == ":memory:" or query.get("mode") == "memory":
