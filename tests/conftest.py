@@ -1,59 +1,56 @@
-"""Fixtures: real services when configured, a real Celery worker subprocess, result databases.
+"""Fixtures and hooks: real services when configured, result databases, brokers.
 
-A test that needs a service it was not given is skipped with the variable to set, and the
-run ends with a list of them; with ``CELERY_SA_REQUIRE_SERVICES=1`` (as in CI) it fails.
+A test says which real services it needs with ``@pytest.mark.services("mysql", …)``; the
+``result_db`` fixture's parameters carry their database's. When one is not configured the
+test is skipped with the variable to set, and the run ends with a list of them; with
+``CELERY_SA_REQUIRE_SERVICES=1`` (as in CI) it fails.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import subprocess
-import sys
-import threading
-import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import Celery
-from celery.states import READY_STATES
-from django.core.management import call_command
-from django.db import connections
 from django.test import override_settings
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
 
-from celery_sa.database import result_alias, result_database
-from celery_sa.database.url import sqlalchemy_url
-from celery_sa.models import TaskResult
-from celery_sa.tables.schema import result_tables
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-SERVICES = {
-    "mysql": "CELERY_SA_TEST_MYSQL_URL",
-    "postgresql": "CELERY_SA_TEST_POSTGRES_URL",
-    "redis": "CELERY_SA_TEST_REDIS_URL",
-    "rabbitmq": "CELERY_SA_TEST_RABBITMQ_URL",
-}
-REQUIRE_SERVICES = os.environ.get("CELERY_SA_REQUIRE_SERVICES") == "1"
-SKIP_PREFIX = "needs service "
-WORKER_START_TIMEOUT = 60.0
+from tests.utils import (
+    REQUIRE_SERVICES,
+    RESULT_DBS,
+    SERVICES,
+    SKIP_PREFIX,
+    ResultDB,
+    fresh_result_db,
+    missing_services,
+    require_service,
+    result_db_param,
+    skip_reason,
+)
 
 
-def service_url(name: str) -> str:
-    """The URL of a real service, or skip (fail under CELERY_SA_REQUIRE_SERVICES=1)."""
-    variable = SERVICES[name]
-    url = os.environ.get(variable)
-    if url:
-        return url
+def needed_services(item: pytest.Item) -> list[str]:
+    """The services the test's ``services`` markers name (its own, its class's, its
+    module's, its parameters')."""
+    return [name for marker in item.iter_markers("services") for name in marker.args]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A skip marker, not a skip in a hook: the summary then names each test's own location.
     if REQUIRE_SERVICES:
-        pytest.fail(f"CELERY_SA_REQUIRE_SERVICES=1 but {variable} is not set ({name}).")
-    pytest.skip(f"{SKIP_PREFIX}{name}: set {variable}")
+        return  # they fail in pytest_runtest_setup instead
+    for item in items:
+        missing = missing_services(needed_services(item))
+        if missing:
+            item.add_marker(pytest.mark.skip(reason=skip_reason(missing)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture runs: a missing service fails the test, not a fixture halfway.
+    if REQUIRE_SERVICES:
+        for name in needed_services(item):
+            require_service(name)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
@@ -84,27 +81,6 @@ def _reasons(reports: list[Any]) -> str:
     return "\n".join(str(report.longrepr) for report in reports)
 
 
-# --- result databases -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResultDB:
-    """A result database under test: the Django alias and the URL a worker writes to."""
-
-    name: str
-    alias: str
-    url: str
-
-
-RESULT_DBS = {
-    # name: (service, Django alias or None for the derived SQLite alias, SQLAlchemy driver)
-    "sqlite": (None, None, "sqlite"),
-    "mysqlclient": ("mysql", "mysql", "mysql+mysqldb"),
-    "pymysql": ("mysql", "mysql", "mysql+pymysql"),
-    "postgresql": ("postgresql", "postgresql", "postgresql+psycopg"),
-}
-
-
 @pytest.fixture
 def table_names(request: pytest.FixtureRequest) -> Iterator[dict[str, str] | None]:
     """CELERY_DATABASE_TABLE_NAMES for the test (parametrize indirectly to set it)."""
@@ -116,7 +92,7 @@ def table_names(request: pytest.FixtureRequest) -> Iterator[dict[str, str] | Non
         yield names
 
 
-@pytest.fixture(params=list(RESULT_DBS))
+@pytest.fixture(params=[result_db_param(name) for name in RESULT_DBS])
 def result_db(
     request: pytest.FixtureRequest, table_names: dict[str, str] | None
 ) -> Iterator[ResultDB]:
@@ -132,151 +108,7 @@ def embedded_result_db(table_names: dict[str, str] | None) -> Iterator[ResultDB]
         yield database
 
 
-@contextmanager
-def fresh_result_db(name: str) -> Iterator[ResultDB]:
-    service, alias, driver = RESULT_DBS[name]
-    if service:
-        service_url(service)
-    alias = alias or result_alias()
-    url = "db+" + sqlalchemy_url(connections[alias].settings_dict, driver).render_as_string(
-        hide_password=False
-    )
-    with override_settings(CELERY_RESULT_BACKEND=url):
-        assert result_alias() == alias, "the result URL did not resolve to the alias it came from"
-        drop_result_tables()
-        call_command("celery_sa_tables", "create", stdout=io.StringIO())
-        yield ResultDB(name=name, alias=alias, url=url)
-        drop_result_tables()
-
-
-def drop_result_tables() -> None:
-    """Drop the configured result tables (and their sequences) on the result database."""
-    engine = create_engine(result_database().url, poolclass=NullPool)
-    try:
-        result_tables().metadata.drop_all(engine, checkfirst=True)
-    finally:
-        engine.dispose()
-
-
-# --- brokers and workers ----------------------------------------------------------------
-
-
 @pytest.fixture
 def sqla_broker(tmp_path: Path) -> str:
     """kombu's SQLAlchemy transport on a SQLite file: the embedded default broker."""
     return f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
-
-
-@dataclass
-class Worker:
-    """A real ``celery worker`` subprocess of the demo project."""
-
-    process: subprocess.Popen[str]
-    queue: str
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def project_env(tmp_path: Path, **variables: str) -> dict[str, str]:
-    """The environment of a demo-project subprocess: nothing from a developer's .env."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("CELERY_") and key != "DATABASE_URL"
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="project.settings",
-        ENV_FILE=os.devnull,
-        DEMO_DATA_DIR=str(tmp_path),
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(variables)
-    return env
-
-
-@contextmanager
-def running_worker(
-    tmp_path: Path,
-    *,
-    result_url: str,
-    broker_url: str,
-    pool: str = "prefork",
-    concurrency: int = 2,
-    **variables: str,
-) -> Iterator[Worker]:
-    """Start ``celery -A project worker`` on its own queue; stop it warm afterwards."""
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    env = project_env(
-        tmp_path,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'django.sqlite3'}",
-        CELERY_BROKER_URL=broker_url,
-        CELERY_RESULT_BACKEND=result_url,
-        CELERY_TASK_DEFAULT_QUEUE=queue,
-        **variables,
-    )
-    argv = [sys.executable, "-m", "celery", "-A", "project", "worker", "-l", "INFO"]
-    argv += ["-P", pool, "-c", str(concurrency), "-Q", queue, "-n", f"{queue}@%h"]
-    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    process = subprocess.Popen(
-        argv,
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    worker = Worker(process=process, queue=queue)
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            worker.lines.append(line)
-            if " ready." in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + WORKER_START_TIMEOUT
-    while not ready.wait(0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            worker.stop()
-            pytest.fail(f"the worker did not start:\n{worker.output}")
-    try:
-        yield worker
-    finally:
-        worker.stop()
-
-
-def producer(broker_url: str, result_url: str) -> Celery:
-    """A Celery app in the test process that sends tasks by name, as any client would."""
-    app = Celery("producer", broker=broker_url, backend=result_url, set_as_current=False)
-    app.conf.result_extended = True
-    if broker_url.startswith("sqla+sqlite"):
-        app.conf.broker_transport_options = {"connect_args": {"timeout": 30}}
-    return app
-
-
-def wait_for_results(task_ids: list[str], worker: Worker, timeout: float = 60.0) -> None:
-    """Wait until every task has a finished row in the result table."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done = TaskResult.objects.filter(task_id__in=task_ids, status__in=READY_STATES).count()
-        if done == len(task_ids):
-            return
-        if time.monotonic() > deadline or worker.process.poll() is not None:
-            pytest.fail(
-                f"{done} of {len(task_ids)} tasks finished; worker output:\n{worker.output}"
-            )
-        time.sleep(0.2)

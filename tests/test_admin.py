@@ -16,19 +16,15 @@ import pytest
 from celery import Celery
 from celery.backends.base import compress_payload
 from django.contrib.auth.models import Permission, User
-from django.db import connections
 from django.test import Client, override_settings
 from django.urls import reverse
-from sqlalchemy import create_engine, insert
-from sqlalchemy.pool import NullPool
 
-from celery_sa.database import result_database
-from celery_sa.database.url import sqlalchemy_url
 from celery_sa.models import TaskResult
-from celery_sa.tables.schema import result_tables
-from tests.conftest import (
+from tests.utils import (
     ResultDB,
     drop_result_tables,
+    insert_rows,
+    row,
     running_worker,
     service_url,
     wait_for_results,
@@ -47,31 +43,6 @@ class Hostile:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (os.system, (f"touch {self.path}",))
-
-
-def insert_rows(*rows: dict[str, Any]) -> None:
-    """Insert rows as Celery's backend would (ids from its sequence where it uses one),
-    through the driver Django uses: PyMySQL sends bytes hex-encoded, so a 10 MB value
-    would exceed MariaDB's default 16 MB max_allowed_packet."""
-    database = connections[result_database().alias].settings_dict
-    engine = create_engine(sqlalchemy_url(database), poolclass=NullPool)
-    with engine.begin() as connection:
-        for values in rows:  # one by one: a 10 MB row is a packet of its own
-            connection.execute(insert(result_tables().task), values)
-    engine.dispose()
-
-
-def row(task_id: str, **values: Any) -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "status": "SUCCESS",
-        "date_done": datetime(2026, 1, 2, 3, 4, 5),
-        "name": "app.tasks.job",
-        "args": b"[1, 2]",
-        "kwargs": b"{}",
-        "result": b"null",
-        **values,
-    }
 
 
 def task_page(client: Client, task_id: str) -> str:
@@ -275,6 +246,7 @@ def test_the_configured_serializer_is_used_and_pickle_still_never_runs(
     assert not victim.exists()
 
 
+@pytest.mark.services("redis")
 def test_revoking_a_retrying_task_in_the_admin_stops_its_next_attempt(
     embedded_result_db: ResultDB, admin_client: Client, tmp_path: Path, actions_on: Any
 ) -> None:

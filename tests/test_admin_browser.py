@@ -10,8 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import BASE_DIR, ResultDB
-from tests.test_admin import insert_rows, row
+from tests.utils import BASE_DIR, ResultDB, insert_rows, row
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 CHROMIUM = Path("/usr/bin/chromium")

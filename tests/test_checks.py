@@ -11,7 +11,7 @@ import pytest
 from django.core.checks import CheckMessage, run_checks
 from django.test import override_settings
 
-from tests.conftest import BASE_DIR, ResultDB, project_env, service_url
+from tests.utils import BASE_DIR, ResultDB, project_env
 
 # Transactional: a check run under another CELERY_RESULT_BACKEND swaps the result alias's
 # connection, which must not happen inside a test-wide atomic block.
@@ -104,8 +104,8 @@ def test_an_unreachable_result_database_is_reported_by_check_database() -> None:
     assert "\n" not in messages["celery_sa.E009"].msg
 
 
+@pytest.mark.services("mysql")
 def test_a_wrong_password_is_reported_on_mariadb() -> None:
-    service_url("mysql")
     with override_settings(CELERY_RESULT_BACKEND="db+mysql://root:wrong@127.0.0.1:3306/test"):
         messages = celery_sa_messages(databases=["default"])
     assert list(messages) == ["celery_sa.E009"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASE_DIR, project_env, service_url
+from tests.utils import BASE_DIR, project_env
 
 DEMO_TIMEOUT = 120
 
@@ -132,8 +132,8 @@ def test_a_missing_driver_is_one_line_per_missing_package(tmp_path: Path) -> Non
     assert_one_line_error(run, "pip install pyodbc", "pip install mssql-django")
 
 
+@pytest.mark.services("mysql")
 def test_a_wrong_password_is_one_line(tmp_path: Path) -> None:
-    service_url("mysql")
     run = demo(
         tmp_path, "--no-server", CELERY_RESULT_BACKEND="db+mysql://root:wrong@127.0.0.1:3306/test"
     )

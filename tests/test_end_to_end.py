@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from celery_sa.models import GroupResult, TaskResult
-from tests.conftest import (
+from tests.utils import (
     RESULT_DBS,
+    SCHEMA_DATABASES,
     ResultDB,
     Worker,
     fresh_result_db,
@@ -128,7 +129,13 @@ def test_worker_results_are_read_through_the_models_and_the_admin(
     assert "[\n  2,\n  3\n]" in added_page.text
 
 
-@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("redis", marks=pytest.mark.services("redis")),
+        pytest.param("rabbitmq", marks=pytest.mark.services("rabbitmq")),
+    ],
+)
 def test_real_brokers_deliver_to_the_worker(
     broker: str, embedded_result_db: ResultDB, tmp_path: Path
 ) -> None:
@@ -164,12 +171,11 @@ def test_custom_table_names_are_written_by_celery_and_read_by_the_admin(
     assert ids["add"] in response.text
 
 
-@pytest.mark.parametrize("database", ["postgresql", "mysqlclient"])
+@pytest.mark.parametrize("database", SCHEMA_DATABASES)
 def test_custom_schemas_are_written_by_celery_and_read_by_the_admin(
     database: str, sqla_broker: str, tmp_path: Path, admin_client: Client
 ) -> None:
-    service, alias, _ = RESULT_DBS[database]
-    service_url(str(service))
+    _, alias, _ = RESULT_DBS[database]
     schema = "test_celery_sa_results"
     schemas = {"task": schema, "group": schema}
     with connections[str(alias)].cursor() as cursor:

@@ -7,7 +7,7 @@ import pty
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -23,25 +23,30 @@ from celery_sa.database.url import sqlalchemy_url
 from celery_sa.models import GroupResult, TaskResult
 from celery_sa.tables.schema import result_tables
 from celery_sa.tasks import purge_results
-from tests.conftest import BASE_DIR, ResultDB, drop_result_tables, fresh_result_db, project_env
-from tests.test_admin import insert_rows, row
+from tests.utils import (
+    BASE_DIR,
+    ResultDB,
+    ago,
+    drop_result_tables,
+    fresh_result_db,
+    insert_into,
+    insert_rows,
+    project_env,
+    result_db_param,
+    row,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
-def ago(**delta: float) -> datetime:
-    """A naive UTC wall time (the test settings' Celery zone and PostgreSQL's TimeZone)."""
-    return datetime.now(UTC).replace(tzinfo=None) - timedelta(**delta)
-
-
 def insert_groups(*dates: datetime | None) -> None:
-    database = connections[result_database().alias].settings_dict
-    engine = create_engine(sqlalchemy_url(database), poolclass=NullPool)
-    with engine.begin() as connection:
-        for n, date_done in enumerate(dates):
-            values = {"taskset_id": f"g-{n}", "result": b"[]", "date_done": date_done}
-            connection.execute(insert(result_tables().group), values)
-    engine.dispose()
+    insert_into(
+        result_tables().group,
+        tuple(
+            {"taskset_id": f"g-{n}", "result": b"[]", "date_done": date_done}
+            for n, date_done in enumerate(dates)
+        ),
+    )
 
 
 def purge(*args: str) -> str:
@@ -208,7 +213,7 @@ def test_the_purge_task_takes_the_same_options(aged_rows: ResultDB) -> None:
     assert failed.failed() and "'soon' is not a duration" in str(failed.result)
 
 
-@pytest.mark.parametrize("database", ["sqlite", "mysqlclient"])
+@pytest.mark.parametrize("database", [result_db_param("sqlite"), result_db_param("mysqlclient")])
 def test_ctrl_c_stops_after_a_committed_batch_and_a_rerun_finishes(
     database: str, tmp_path: Path
 ) -> None:

@@ -15,7 +15,6 @@ from celery_sa.checks import probe
 from celery_sa.database import result_database
 from celery_sa.database.url import django_database_settings, parse_result_backend
 from celery_sa.errors import BackendURLError
-from tests.conftest import service_url
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 ODD_PASSWORD = "p@ss:w/rd#%?&= +;"
@@ -42,7 +41,6 @@ def celery_side_errors(backend: str) -> list[str]:
 @pytest.fixture
 def odd_user() -> Iterator[str]:
     """A MariaDB user whose password needs percent-encoding in a URL."""
-    service_url("mysql")
     with connections["mysql"].cursor() as cursor:
         cursor.execute("DROP USER IF EXISTS 'celery_sa_odd'@'%'")
         cursor.execute("CREATE USER 'celery_sa_odd'@'%%' IDENTIFIED BY %s", [ODD_PASSWORD])
@@ -53,6 +51,7 @@ def odd_user() -> Iterator[str]:
 
 
 @pytest.mark.parametrize("driver", ["mysql", "mysql+pymysql"])
+@pytest.mark.services("mysql")
 def test_a_password_that_needs_encoding_logs_in_on_both_sides(odd_user: str, driver: str) -> None:
     backend = (
         f"db+{driver}://{odd_user}:{quote(ODD_PASSWORD, safe='')}@127.0.0.1:3306/test_celery_sa"
@@ -61,6 +60,7 @@ def test_a_password_that_needs_encoding_logs_in_on_both_sides(odd_user: str, dri
     assert django_query(backend, "SELECT CURRENT_USER()").startswith(f"{odd_user}@")
 
 
+@pytest.mark.services("mysql")
 def test_the_same_password_unencoded_is_refused_clearly(odd_user: str) -> None:
     backend = f"db+mysql://{odd_user}:{ODD_PASSWORD}@127.0.0.1:3306/test_celery_sa"
     with override_settings(CELERY_RESULT_BACKEND=backend):
@@ -68,15 +68,15 @@ def test_the_same_password_unencoded_is_refused_clearly(odd_user: str) -> None:
             result_database()
 
 
+@pytest.mark.services("mysql")
 def test_a_mariadb_unix_socket_works_on_both_sides() -> None:
-    service_url("mysql")
     backend = "db+mysql://root@/test_celery_sa?unix_socket=/run/mysqld/mysqld.sock"
     assert celery_side_errors(backend) == []
     assert django_query(backend, "SELECT DATABASE()") == "test_celery_sa"
 
 
+@pytest.mark.services("postgresql")
 def test_a_postgresql_socket_directory_works_on_both_sides() -> None:
-    service_url("postgresql")
     backend = "db+postgresql+psycopg://postgres@/test_celery_sa?host=/var/run/postgresql"
     assert celery_side_errors(backend) == []
     assert django_query(backend, "SELECT current_database()") == "test_celery_sa"

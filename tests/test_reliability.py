@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,22 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import BASE_DIR, Worker, fresh_result_db, producer, running_worker, service_url
 from tests.private_mariadb import PrivateMariaDB
+from tests.utils import (
+    BASE_DIR,
+    Worker,
+    fresh_result_db,
+    producer,
+    result_db_param,
+    running_worker,
+    service_url,
+)
 from tests.worker_tasks import Base
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.services("redis"),
+]
 ARTIFACT = BASE_DIR / "test-artifacts" / "reliability.json"
 LOAD_USER = "celery_sa_load"
 # Each pool process: a SessionTask engine and Celery's result engine of 2 + 1 connections.
@@ -49,6 +61,12 @@ PRODUCTION = {
     "CELERY_SA_ENGINE_OPTIONS": json.dumps(POOL),
     "CELERY_IMPORTS": "tests.worker_tasks",
 }
+# Of those, what brings a task back after its worker is lost; Celery's defaults have none.
+REDELIVERY = (
+    "CELERY_TASK_ACKS_LATE",
+    "CELERY_TASK_REJECT_ON_WORKER_LOST",
+    "CELERY_WORKER_PREFETCH_MULTIPLIER",
+)
 
 
 def record(scenario: str, figures: dict[str, Any]) -> None:
@@ -97,7 +115,6 @@ def healthy_processes(app: Celery, worker: Worker) -> dict[int, dict[str, Any]]:
 
 @pytest.fixture
 def private_mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
-    service_url("mysql")  # where MariaDB is a service, its server binaries are installed
     server = PrivateMariaDB(tmp_path / "mariadb")
     server.install()
     server.start()
@@ -108,6 +125,8 @@ def private_mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
         shutil.rmtree(server.directory, ignore_errors=True)  # its data: ~100 MB
 
 
+# MariaDB: where it is a service, its server binaries are installed for a private one.
+@pytest.mark.services("mysql")
 def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
     private_mariadb: PrivateMariaDB, tmp_path: Path
 ) -> None:
@@ -181,10 +200,21 @@ def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
 # --- a pool child killed mid-transaction ----------------------------------------------
 
 
-@pytest.mark.parametrize("settings", ["recommended", "celery defaults"])
-def test_a_killed_pool_child_rolls_back_and_with_late_acks_its_task_runs_again(
-    settings: str, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class KilledChildren:
+    """Two tasks whose pool children were killed while each held a transaction open."""
+
+    states: list[str]
+    outcomes: list[Any]
+    parts: str | None
+    """The rows the two tasks committed, ``key`` and part, e.g. ``"lefta,leftb"``."""
+
+
+def kill_children_holding_transactions(
+    tmp_path: Path, variables: dict[str, str], scenario: str
+) -> KilledChildren:
+    """Run two two-part tasks, kill -9 both pool children between the parts (part a
+    written, not committed), and wait for what becomes of the tasks."""
     broker = service_url("redis")
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -194,14 +224,6 @@ def test_a_killed_pool_child_rolls_back_and_with_late_acks_its_task_runs_again(
         Base.metadata.drop_all(engine)
         Base.metadata.create_all(engine)
         engine.dispose()
-        variables = dict(PRODUCTION)
-        if settings == "celery defaults":
-            for name in (
-                "CELERY_TASK_ACKS_LATE",
-                "CELERY_TASK_REJECT_ON_WORKER_LOST",
-                "CELERY_WORKER_PREFETCH_MULTIPLIER",
-            ):
-                variables.pop(name)
         with running_worker(
             tmp_path,
             result_url=results.url,
@@ -244,7 +266,7 @@ def test_a_killed_pool_child_rolls_back_and_with_late_acks_its_task_runs_again(
             "SELECT GROUP_CONCAT(CONCAT(`key`, part) ORDER BY `key`, part) FROM reliability_rows",
         )
     record(
-        f"killed pool children, {settings}",
+        f"killed pool children, {scenario}",
         {
             "killed_with_open_transactions": len(holders),
             "rolled_back_within_seconds": round(rolled_back, 2),
@@ -252,13 +274,28 @@ def test_a_killed_pool_child_rolls_back_and_with_late_acks_its_task_runs_again(
             "seconds_from_kill_to_results": round(finished, 2),
         },
     )
-    if settings == "recommended":
-        assert states == ["SUCCESS", "SUCCESS"], outcomes
-        assert parts == "lefta,leftb,righta,rightb"  # both parts, once each
-    else:  # acknowledged before running: the task is lost, and nothing half-written stays
-        assert states == ["FAILURE", "FAILURE"]
-        assert all("WorkerLostError" in repr(outcome) for outcome in outcomes), outcomes
-        assert parts is None
+    return KilledChildren(states=states, outcomes=outcomes, parts=parts)
+
+
+@pytest.mark.services("mysql")
+def test_a_killed_pool_child_rolls_back_and_with_late_acks_its_task_runs_again(
+    tmp_path: Path,
+) -> None:
+    killed = kill_children_holding_transactions(tmp_path, PRODUCTION, "recommended")
+    assert killed.states == ["SUCCESS", "SUCCESS"], killed.outcomes
+    assert killed.parts == "lefta,leftb,righta,rightb"  # both parts, once each
+
+
+@pytest.mark.services("mysql")
+def test_with_celerys_default_acks_a_killed_pool_child_loses_its_task_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    defaults = {name: value for name, value in PRODUCTION.items() if name not in REDELIVERY}
+    killed = kill_children_holding_transactions(tmp_path, defaults, "celery defaults")
+    # Acknowledged before running: the task is lost, and nothing half-written stays.
+    assert killed.states == ["FAILURE", "FAILURE"]
+    assert all("WorkerLostError" in repr(outcome) for outcome in killed.outcomes), killed.outcomes
+    assert killed.parts is None
 
 
 def sqlalchemy_root() -> str:
@@ -281,7 +318,10 @@ def open_transactions(connection_ids: tuple[int, ...]) -> int:
 # --- sustained load, with the admin read meanwhile ------------------------------------
 
 
-@pytest.mark.parametrize("database", ["mysqlclient", "postgresql"])
+@pytest.mark.parametrize(
+    "database",
+    [result_db_param("mysqlclient"), result_db_param("postgresql")],
+)
 def test_10000_tasks_stay_within_the_connection_budget_and_the_admin_keeps_answering(
     database: str, tmp_path: Path, admin_client: Client
 ) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import (
+from tests.utils import (
     ResultDB,
     Worker,
     fresh_result_db,
@@ -26,7 +26,10 @@ from tests.conftest import (
 )
 from tests.worker_tasks import Base, Row
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.services("mysql", "redis"),
+]
 APP_USER = "celery_sa_app"
 POOL_OPTIONS = '{"pool_size": 2, "max_overflow": 1}'
 PER_PROCESS_BUDGET = 3
@@ -72,7 +75,6 @@ class Setup:
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
     """MariaDB for results and for the tasks' own rows (as a user of their own), Redis."""
-    service_url("mysql")
     broker = service_url("redis")
     with connections["mysql"].cursor() as cursor:
         cursor.execute(f"DROP USER IF EXISTS '{APP_USER}'@'%'")

@@ -11,9 +11,16 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from celery_sa.models import TaskResult
-from tests.conftest import ResultDB, drop_result_tables, producer, running_worker, wait_for_results
-from tests.test_admin import insert_rows, row
-from tests.test_purge_command import ago
+from tests.utils import (
+    ResultDB,
+    ago,
+    drop_result_tables,
+    insert_rows,
+    producer,
+    row,
+    running_worker,
+    wait_for_results,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 TRACEBACK = 'Traceback (most recent call last):\n  File "x.py", line 1\n{}\n'

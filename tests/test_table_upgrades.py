@@ -23,16 +23,17 @@ from sqlalchemy.pool import NullPool
 from celery_sa.database import result_database
 from celery_sa.management.commands import celery_sa_tables
 from celery_sa.tables.schema import result_tables
-from tests.conftest import (
+from tests.utils import (
     BASE_DIR,
     RESULT_DBS,
+    SCHEMA_DATABASES,
     ResultDB,
     drop_result_tables,
     fresh_result_db,
     producer,
     project_env,
+    result_db_param,
     running_worker,
-    service_url,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -158,11 +159,11 @@ def advance_ids(result_db: ResultDB) -> None:
 @pytest.mark.parametrize(
     ("result_db", "version"),
     [
-        *[("mysqlclient", version) for version in VERSIONS],
-        ("pymysql", "5.2.7"),
-        ("postgresql", "4.2.2"),
-        ("postgresql", "5.7.0"),
-        ("sqlite", "4.2.2"),
+        *[result_db_param("mysqlclient", version) for version in VERSIONS],
+        result_db_param("pymysql", "5.2.7"),
+        result_db_param("postgresql", "4.2.2"),
+        result_db_param("postgresql", "5.7.0"),
+        result_db_param("sqlite", "4.2.2"),
     ],
     indirect=["result_db"],
 )
@@ -197,7 +198,7 @@ def stored(task_id: str) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-@pytest.mark.parametrize("result_db", ["mysqlclient"], indirect=True)
+@pytest.mark.parametrize("result_db", [result_db_param("mysqlclient")], indirect=True)
 def test_without_the_upgrade_celery_loses_a_70_kb_result_on_mariadb(
     result_db: ResultDB, sqla_broker: str, tmp_path: Path
 ) -> None:
@@ -251,7 +252,7 @@ def limited_user(result_db: ResultDB) -> Iterator[str]:
         cursor.execute("DROP USER IF EXISTS 'celery_sa_rw'@'%'")
 
 
-@pytest.mark.parametrize("result_db", ["mysqlclient"], indirect=True)
+@pytest.mark.parametrize("result_db", [result_db_param("mysqlclient")], indirect=True)
 def test_a_denied_alter_names_the_statement_and_changes_nothing(
     result_db: ResultDB, limited_user: str, tmp_path: Path
 ) -> None:
@@ -302,7 +303,9 @@ def test_status_exit_codes_as_a_deploy_script_sees_them(
     )
 
 
-@pytest.mark.parametrize("result_db", ["mysqlclient", "postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "result_db", [result_db_param("mysqlclient"), result_db_param("postgresql")], indirect=True
+)
 def test_a_large_table_is_announced_before_it_is_rewritten(
     result_db: ResultDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -351,7 +354,7 @@ def test_upgrade_dry_run_prints_the_statements_for_the_live_tables(
     assert manage("status")[0] == 1  # printing changed nothing
 
 
-@pytest.mark.parametrize("result_db", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("result_db", [result_db_param("postgresql")], indirect=True)
 def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt(result_db: ResultDB) -> None:
     database = engine()
     with database.begin() as connection:
@@ -378,10 +381,9 @@ def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt(result_db: Res
     assert manage("status")[0] == 0
 
 
-@pytest.mark.parametrize("database", ["postgresql", "mysqlclient"])
+@pytest.mark.parametrize("database", SCHEMA_DATABASES)
 def test_tables_in_a_custom_schema_are_created_and_inspected(database: str) -> None:
-    service, alias, _ = RESULT_DBS[database]
-    service_url(str(service))
+    _, alias, _ = RESULT_DBS[database]
     schema = "test_celery_sa_schema"
     with connections[str(alias)].cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
