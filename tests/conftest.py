@@ -36,7 +36,8 @@ def needed_services(item: pytest.Item) -> list[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # A skip marker, not a skip in a hook: the summary then names each test's own location.
+    # A skip marker, not pytest.skip() in a hook: the summary then names the test's module,
+    # not tests/utils.py.
     if REQUIRE_SERVICES:
         return  # they fail in pytest_runtest_setup instead
     for item in items:

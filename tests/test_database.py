@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from celery.backends.database.models import Task as CeleryTask
-from celery.backends.database.models import TaskSet as CeleryTaskSet
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connections
-from django.db.models import Model
 from django.test import override_settings
-from sqlalchemy import Table
 
 from celery_sa import dialects
 from celery_sa.database import result_alias, result_database
 from celery_sa.database.url import sqlalchemy_url
 from celery_sa.models import GroupResult, TaskResult, configure_tables
 from celery_sa.routers import ResultDatabaseRouter
-from celery_sa.tables.schema import result_tables
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 router = ResultDatabaseRouter()
@@ -90,21 +85,3 @@ def test_a_reset_keeps_the_registered_alias_on_its_test_database() -> None:
         pass
     assert result_alias() == "celery_sa"
     assert settings.DATABASES["celery_sa"]["NAME"] == before
-
-
-def django_columns(model: type[Model]) -> dict[str, tuple[bool, bool]]:
-    return {f.column: (f.null, f.primary_key) for f in model._meta.concrete_fields}
-
-
-def sqlalchemy_columns(table: Table) -> dict[str, tuple[bool, bool]]:
-    # A primary key is NOT NULL in the table; Django never writes NULL into one either.
-    return {c.name: (bool(c.nullable) and not c.primary_key, c.primary_key) for c in table.c}
-
-
-def test_the_models_and_the_tables_declare_the_same_columns() -> None:
-    tables = result_tables()
-    assert django_columns(TaskResult) == sqlalchemy_columns(tables.task)
-    assert django_columns(GroupResult) == sqlalchemy_columns(tables.group)
-    # Each side also reads only columns Celery's own models have (its rows, its tables).
-    assert set(django_columns(TaskResult)) == {c.name for c in CeleryTask.__table__.c}
-    assert set(django_columns(GroupResult)) == {c.name for c in CeleryTaskSet.__table__.c}
