@@ -61,4 +61,7 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in ALIAS_SETTINGS:
         reset()
     if setting in TABLE_SETTINGS | ALIAS_SETTINGS:
+        from celery_sa.models import forget_live_columns
+
         configure()
+        forget_live_columns()

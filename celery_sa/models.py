@@ -7,9 +7,12 @@ and ``CELERY_DATABASE_TABLE_SCHEMAS``, applied by :func:`configure_tables`.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import threading
+import time
+from datetime import datetime
+from typing import Any, ClassVar
 
-from django.db import models
+from django.db import DatabaseError, models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from celery_sa.conf import app_settings
@@ -19,6 +22,53 @@ from celery_sa.fields import NaiveZonedDateTimeField
 
 def _celery_zone() -> str:
     return app_settings.timezone
+
+
+# A table without date_started (made by Celery, not yet upgraded) is checked again this
+# often, so `celery_sa_tables upgrade` shows start times without a restart.
+RECHECK_SECONDS = 60.0
+_checked: dict[tuple[str, str, str], tuple[float, bool]] = {}
+_checked_lock = threading.Lock()
+
+
+def has_date_started(using: str) -> bool:
+    """Whether the live task table has celery_sa's ``date_started`` column."""
+    table = TaskResult._meta.db_table
+    key = (using, table, str(TaskResult._meta.get_field("date_started").column))
+    now = time.monotonic()
+    seen = _checked.get(key)
+    if seen is not None and (seen[1] or now - seen[0] < RECHECK_SECONDS):
+        return seen[1]
+    probe: models.QuerySet[TaskResult, Any] = (
+        models.QuerySet(TaskResult, using=using).filter(pk=-1).values_list("date_started")
+    )
+    try:
+        # A savepoint: on PostgreSQL a failed statement would end the caller's transaction.
+        with transaction.atomic(using=using):
+            list(probe)
+        present = True
+    except DatabaseError:
+        present = False
+    with _checked_lock:
+        _checked[key] = (now, present)
+    return present
+
+
+def forget_live_columns() -> None:
+    """Check the live table again on next use (its columns changed, settings changed)."""
+    with _checked_lock:
+        _checked.clear()
+
+
+class TaskResultManager(models.Manager["TaskResult"]):
+    """Reads ``date_started`` only where the table has it: Celery's own tables work
+    unchanged until ``celery_sa_tables upgrade`` adds it."""
+
+    def get_queryset(self) -> models.QuerySet[TaskResult]:
+        queryset = super().get_queryset()
+        if not has_date_started(queryset.db):
+            return queryset.defer("date_started")
+        return queryset
 
 
 class TaskResult(models.Model):
@@ -41,6 +91,10 @@ class TaskResult(models.Model):
     retries = models.IntegerField(_("retries"), null=True)
     queue = models.CharField(_("queue"), max_length=155, null=True)
     stamps = models.BinaryField(_("stamps"), null=True)
+    # Written by celery_sa's result backend under task_track_started; NULL otherwise.
+    date_started = NaiveZonedDateTimeField(_("date started"), null=True, zone=_celery_zone)
+
+    objects = TaskResultManager()
 
     class Meta:
         managed = False
@@ -54,6 +108,14 @@ class TaskResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id} ({self.status})"
+
+    @property
+    def started(self) -> datetime | None:
+        """``date_started``, or None where it is not recorded (or the table lacks it)."""
+        if "date_started" in self.get_deferred_fields():
+            return None
+        started: datetime | None = self.date_started
+        return started
 
 
 class GroupResult(models.Model):

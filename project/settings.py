@@ -85,7 +85,7 @@ CELERY_IMPORTS = env.list("CELERY_IMPORTS", default=[])
 # SQLAlchemy transport hands its transport options to create_engine.)
 if CELERY_BROKER_URL.startswith("sqla+sqlite"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 30}}
-if CELERY_RESULT_BACKEND.startswith("db+sqlite"):
+if CELERY_RESULT_BACKEND.partition("+")[2].startswith("sqlite"):
     CELERY_DATABASE_ENGINE_OPTIONS = {"connect_args": {"timeout": 30}}
 # Delivery, retry and engine knobs: Celery's defaults unless the environment sets them.
 # README "Production settings" says which values survive a database restart and a killed

@@ -21,24 +21,21 @@ def run(*args: str) -> str:
 
 def test_create_is_idempotent(result_db: ResultDB) -> None:
     drop_result_tables()
+    names = ["celery_taskmeta", "celery_tasksetmeta", "celery_sa_chord", "celery_sa_chord_part"]
+    assert run("create").splitlines() == [f"Created table {name}." for name in names]
     assert run("create").splitlines() == [
-        "Created table celery_taskmeta.",
-        "Created table celery_tasksetmeta.",
-    ]
-    assert run("create").splitlines() == [
-        "Table celery_taskmeta already exists.",
-        "Table celery_tasksetmeta already exists.",
+        *(f"Table {name} already exists." for name in names),
         "Nothing to do: the result tables exist.",
     ]
     tables = connections[result_db.alias].introspection.table_names()
-    assert {"celery_taskmeta", "celery_tasksetmeta"} <= set(tables)
+    assert set(names) <= set(tables)
 
 
 def test_create_dry_run_prints_sql_and_creates_nothing(embedded_result_db: ResultDB) -> None:
     drop_result_tables()
     output = run("create", "--dry-run")
     assert "CREATE TABLE celery_taskmeta (" in output
-    assert output.splitlines()[-1] == "Would create table celery_tasksetmeta."
+    assert output.splitlines()[-1] == "Would create table celery_sa_chord_part."
     assert "celery_taskmeta" not in connections["celery_sa"].introspection.table_names()
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from celery_sa.database import result_alias, result_database
 from celery_sa.database.url import sqlalchemy_url
-from celery_sa.models import TaskResult
+from celery_sa.models import TaskResult, forget_live_columns
 from celery_sa.tables.schema import result_tables
 
 if TYPE_CHECKING:
@@ -126,6 +126,7 @@ def fresh_result_db(name: str) -> Iterator[ResultDB]:
 
 def drop_result_tables() -> None:
     """Drop the configured result tables (and their sequences) on the result database."""
+    forget_live_columns()
     engine = create_engine(result_database().url, poolclass=NullPool)
     try:
         result_tables().metadata.drop_all(engine, checkfirst=True)

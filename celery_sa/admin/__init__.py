@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -30,7 +30,7 @@ from celery_sa.admin.pagination import (
     EstimatedCountPaginator,
 )
 from celery_sa.errors import unreadable_table
-from celery_sa.models import GroupResult, TaskResult
+from celery_sa.models import GroupResult, TaskResult, has_date_started
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
@@ -46,7 +46,17 @@ STATUS_COLOURS = {
     "PENDING": "#5f6368",
 }
 BLOB_COLUMNS = ("result", "args", "kwargs", "children", "stamps")
-LIST_COLUMNS = ("id", "task_id", "name", "status", "date_done", "worker", "queue", "retries")
+LIST_COLUMNS = (
+    "id",
+    "task_id",
+    "name",
+    "status",
+    "date_started",
+    "date_done",
+    "worker",
+    "queue",
+    "retries",
+)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CSV_COLUMNS = ("task_id", "name", "status", "date_done", "worker", "queue", "retries")
 GROUP_LOOKAROUND = timedelta(hours=1)
@@ -107,6 +117,19 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return HttpResponseRedirect(reverse("admin:index"))
 
 
+def format_runtime(seconds: float) -> str:
+    """``0.042 s``, ``12.5 s``, ``3 min 20 s``, ``2 h 5 min``."""
+    if seconds < 10:
+        return f"{seconds:.3f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
 def with_value_heads(queryset: QuerySet[TaskResult]) -> QuerySet[TaskResult]:
     """Annotate each value column's first DECODE_LIMIT + 1 bytes and its size: enough to
     decode any value that may be decoded, and never a whole 10 MB one."""
@@ -152,7 +175,16 @@ def value_view(column: str, description: _StrOrPromise) -> Callable[[Any, TaskRe
 
 @admin.register(TaskResult)
 class TaskResultAdmin(ResultAdmin):
-    list_display = ("task_id", "name", "status_badge", "date_done", "worker", "queue", "retries")
+    list_display = (
+        "task_id",
+        "name",
+        "status_badge",
+        "date_done",
+        "runtime",
+        "worker",
+        "queue",
+        "retries",
+    )
     list_filter = (
         StatusFilter,
         NameFilter,
@@ -167,7 +199,20 @@ class TaskResultAdmin(ResultAdmin):
     ordering = ("-date_done", "-id")
     actions = ("rerun", "revoke", "export_csv")
     fieldsets = (
-        (None, {"fields": ("task_id", "name", "status_badge", "date_done", "group_links")}),
+        (
+            None,
+            {
+                "fields": (
+                    "task_id",
+                    "name",
+                    "status_badge",
+                    "started",
+                    "date_done",
+                    "runtime",
+                    "group_links",
+                )
+            },
+        ),
         (_("Execution"), {"fields": ("worker", "queue", "retries")}),
         (
             _("Values"),
@@ -179,7 +224,9 @@ class TaskResultAdmin(ResultAdmin):
         "task_id",
         "name",
         "status_badge",
+        "started",
         "date_done",
+        "runtime",
         "group_links",
         "worker",
         "queue",
@@ -196,7 +243,9 @@ class TaskResultAdmin(ResultAdmin):
         queryset = super().get_queryset(request)
         url_name = request.resolver_match.url_name if request.resolver_match else ""
         if (url_name or "").endswith("_changelist"):
-            return queryset.only(*LIST_COLUMNS)
+            if has_date_started(queryset.db):
+                return queryset.only(*LIST_COLUMNS)
+            return queryset.only(*(c for c in LIST_COLUMNS if c != "date_started"))
         return with_value_heads(queryset.defer(*BLOB_COLUMNS))
 
     def get_search_results(
@@ -220,6 +269,17 @@ class TaskResultAdmin(ResultAdmin):
             colour,
             obj.status or "—",
         )
+
+    @admin.display(description=_("runtime"))
+    def runtime(self, obj: TaskResult) -> str:
+        """From the start (kept by celery_sa's backend under task_track_started) to done."""
+        if obj.started is None or obj.date_done is None:
+            return "—"
+        return format_runtime((obj.date_done - obj.started).total_seconds())
+
+    @admin.display(description=_("date started"))
+    def started(self, obj: TaskResult) -> datetime | None:
+        return obj.started
 
     result_view = value_view("result", _("result"))
     args_view = value_view("args", _("args"))

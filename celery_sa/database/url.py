@@ -17,7 +17,8 @@ from celery_sa import dialects
 from celery_sa.dialects import Database, Driver
 from celery_sa.errors import NoDatabaseURL, UnparsableURL, UnsupportedDatabase
 
-BACKEND_PREFIX = "db+"
+# Celery's database backend, and celery_sa's (celery_sa.backend), on the same tables.
+BACKEND_PREFIXES = ("db+", "celery_sa+")
 
 # Options Django's backends consume themselves; they are not DB-API connect arguments.
 DJANGO_ONLY_OPTIONS = {
@@ -30,21 +31,22 @@ DJANGO_ONLY_OPTIONS = {
 
 
 def parse_result_backend(value: str | None) -> URL:
-    """Return the SQLAlchemy URL inside a ``db+…`` result backend URL.
+    """Return the SQLAlchemy URL inside a ``db+…`` (or ``celery_sa+…``) result backend URL.
 
     Raises a :class:`~celery_sa.errors.BackendURLError` when the value is missing, is not
     a database backend URL, cannot be parsed, or names a database celery_sa does not support.
     """
     if not value:
         raise NoDatabaseURL("CELERY_RESULT_BACKEND is not set.")
-    if not value.startswith(BACKEND_PREFIX) or "://" not in value:
+    prefix = next((p for p in BACKEND_PREFIXES if value.startswith(p)), None)
+    if prefix is None or "://" not in value:
         scheme = value.partition("://")[0] if "://" in value else value
         raise NoDatabaseURL(
             f"CELERY_RESULT_BACKEND is not a database result backend URL "
-            f"(scheme {scheme!r}; it must start with 'db+')."
+            f"(scheme {scheme!r}; it must start with 'db+' or 'celery_sa+')."
         )
     try:
-        url = make_url(value[len(BACKEND_PREFIX) :])
+        url = make_url(value.removeprefix(prefix))
         backend = url.get_backend_name()
     except (ArgumentError, ValueError) as exc:
         raise UnparsableURL(f"CELERY_RESULT_BACKEND cannot be parsed: {exc}") from None

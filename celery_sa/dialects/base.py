@@ -14,11 +14,12 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from sqlalchemy import Column, Connection
+from sqlalchemy import Column, Connection, Table
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.engine.interfaces import ReflectedIndex
 from sqlalchemy.schema import CreateIndex
+from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import BigInteger, TypeEngine
 
@@ -149,3 +150,46 @@ class Database:
         preparer = connection.dialect.identifier_preparer
         quoted = preparer.quote(name)
         return f"{preparer.quote_schema(schema)}.{quoted}" if schema else quoted
+
+    # -- writing (celery_sa's result backend) --------------------------------------------
+
+    def upsert(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        key: str,
+        keep: ColumnElement[bool] | None = None,
+    ) -> Executable:
+        """One statement that inserts ``values``, or, where a row with the same unique
+        ``key`` exists, sets it to them, unless ``keep`` is true of that row. Ids still come
+        from the table's sequence where it has one."""
+        raise NotImplementedError(f"no upsert for {self.name}")
+
+    def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
+        """One statement that inserts ``values`` unless their primary key exists."""
+        raise NotImplementedError(f"no insert-if-missing for {self.name}")
+
+
+OnConflictInsert = Callable[[Table], Any]
+"""``sqlalchemy.dialects.postgresql.insert`` or ``…sqlite.insert``."""
+
+
+def on_conflict_upsert(
+    insert: OnConflictInsert,
+    table: Table,
+    values: dict[str, Any],
+    key: str,
+    keep: ColumnElement[bool] | None,
+) -> Executable:
+    """``INSERT … ON CONFLICT (key) DO UPDATE … WHERE NOT keep`` (PostgreSQL, SQLite)."""
+    statement = insert(table).values(values)
+    update = {name: statement.excluded[name] for name in values if name != key}
+    where = None if keep is None else ~keep
+    return statement.on_conflict_do_update(index_elements=[key], set_=update, where=where)  # type: ignore[no-any-return]
+
+
+def on_conflict_insert_missing(
+    insert: OnConflictInsert, table: Table, values: dict[str, Any]
+) -> Executable:
+    """``INSERT … ON CONFLICT DO NOTHING`` (PostgreSQL, SQLite)."""
+    return insert(table).values(values).on_conflict_do_nothing()  # type: ignore[no-any-return]

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Sequence as SequenceSchema
+from sqlalchemy import Table, literal, select
 from sqlalchemy.dialects import mssql
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ClauseElement, ColumnElement, Executable
 from sqlalchemy.types import TypeEngine
 
 from celery_sa.dialects.base import Database, Driver
@@ -47,8 +50,82 @@ class SQLServer(Database):
         # deprecated IMAGE/NTEXT here.
         return {"blob": mssql.VARBINARY(), "text": mssql.NVARCHAR()}  # type: ignore[no-untyped-call]
 
+    def upsert(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        key: str,
+        keep: ColumnElement[bool] | None = None,
+    ) -> Executable:
+        return Merge(table, values, (key,), update=True, keep=keep)
+
+    def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
+        keys = tuple(column.name for column in table.primary_key.columns)
+        return Merge(table, values, keys, update=False)
+
 
 @compiles(AlterTable, "mssql")
 def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
     specs = ", ".join(compiler.get_column_specification(c) for c in element.add)
     return f"ALTER TABLE {compiler.preparer.format_table(element.table)} ADD {specs}"
+
+
+class Merge(Executable, ClauseElement):
+    """``MERGE`` of one row into ``table`` by its ``keys`` columns (SQLAlchemy has no MERGE
+    construct; this one is compiled from SQLAlchemy's own pieces)."""
+
+    inherit_cache = False
+
+    def __init__(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        keys: tuple[str, ...],
+        update: bool,
+        keep: ColumnElement[bool] | None = None,
+    ) -> None:
+        self.table = table
+        self.values = values
+        self.keys = keys
+        self.update = update
+        self.keep = keep
+
+
+@compiles(Merge, "mssql")
+def _merge(element: Merge, compiler: Any, **kw: Any) -> str:
+    preparer = compiler.preparer
+    table = element.table
+    target = preparer.format_table(table)
+    source = select(
+        *(
+            literal(value, type_=table.c[name].type).label(name)
+            for name, value in element.values.items()
+        )
+    )
+    names = list(element.values)
+    match = " AND ".join(
+        f"{target}.{preparer.quote(k)} = source.{preparer.quote(k)}" for k in element.keys
+    )
+    sql = (
+        f"MERGE INTO {target} WITH (HOLDLOCK) USING ({compiler.process(source, **kw)}) AS source "
+        f"ON {match}"
+    )
+    if element.update:
+        condition = (
+            "" if element.keep is None else f" AND NOT ({compiler.process(element.keep, **kw)})"
+        )
+        assignments = ", ".join(
+            f"{preparer.quote(n)} = source.{preparer.quote(n)}"
+            for n in names
+            if n not in element.keys
+        )
+        sql += f" WHEN MATCHED{condition} THEN UPDATE SET {assignments}"
+    columns = [preparer.quote(n) for n in names]
+    inserted = [f"source.{preparer.quote(n)}" for n in names]
+    sequence = table.c.id.default if "id" in table.c and "id" not in element.values else None
+    if isinstance(sequence, SequenceSchema):
+        columns.insert(0, preparer.quote("id"))
+        inserted.insert(0, compiler.process(sequence.next_value(), **kw))
+    return (
+        f"{sql} WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join(inserted)});"
+    )

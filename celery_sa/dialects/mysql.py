@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Connection, text
+from sqlalchemy import Column, Connection, Table, case, text
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
+from sqlalchemy.sql.visitors import iterate
 from sqlalchemy.types import TypeEngine
 
 from celery_sa.dialects.base import Database, Driver, Execute
@@ -104,6 +106,43 @@ class MySQL(Database):
             connection.execute(text(f"SELECT next_not_cached_value FROM {qualified}")).scalar_one()
         )
 
+    def upsert(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        key: str,
+        keep: ColumnElement[bool] | None = None,
+    ) -> Executable:
+        statement = mysql.insert(table).values(values)
+        sequence = table.c.id.default if "id" in table.c else None
+        if "id" not in values and isinstance(sequence, SequenceSchema):
+            # In the statement, not fetched by a SELECT nextval() before it as SQLAlchemy
+            # does on MariaDB: one round trip per result.
+            statement = statement.values(id=NextId(sequence))
+        names = [name for name in values if name != key]
+        # ON DUPLICATE KEY UPDATE has no WHERE: each assignment keeps the old value while
+        # ``keep`` holds. MySQL assigns left to right and later ones see earlier results, so
+        # the columns ``keep`` reads go last.
+        read = (
+            {e.name for e in iterate(keep) if isinstance(e, Column)} if keep is not None else set()
+        )
+        names.sort(key=lambda name: name in read)
+        update = [
+            (
+                name,
+                statement.inserted[name]
+                if keep is None
+                else case((keep, table.c[name]), else_=statement.inserted[name]),
+            )
+            for name in names
+        ]
+        return statement.on_duplicate_key_update(update)
+
+    def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
+        # Not INSERT IGNORE, which would also turn other errors into warnings.
+        first = table.primary_key.columns[0]
+        return mysql.insert(table).values(values).on_duplicate_key_update({first.name: first})
+
 
 @compiles(AlterTable, "mysql")
 @compiles(AlterTable, "mariadb")
@@ -123,3 +162,21 @@ def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
     if element.mysql_online:
         clauses.append(element.mysql_online)
     return f"ALTER TABLE {preparer.format_table(element.table)} {', '.join(clauses)}"
+
+
+class NextId(ColumnElement[int]):
+    """The next id of a table whose id has a sequence: ``nextval(seq)`` on MariaDB, where
+    the sequence exists; NULL, so AUTO_INCREMENT assigns it, on MySQL."""
+
+    inherit_cache = False
+
+    def __init__(self, sequence: SequenceSchema) -> None:
+        self.sequence = sequence
+
+
+@compiles(NextId, "mysql")
+@compiles(NextId, "mariadb")
+def _next_id(element: NextId, compiler: Any, **kw: Any) -> str:
+    if compiler.dialect.supports_sequences:
+        return str(compiler.process(element.sequence.next_value(), **kw))
+    return "NULL"

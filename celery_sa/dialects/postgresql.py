@@ -7,13 +7,21 @@ import zoneinfo
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Table, text
 from sqlalchemy import Sequence as SequenceSchema
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine.interfaces import ReflectedIndex
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
-from celery_sa.dialects.base import Database, Driver, Execute
+from celery_sa.dialects.base import (
+    Database,
+    Driver,
+    Execute,
+    on_conflict_insert_missing,
+    on_conflict_upsert,
+)
 from celery_sa.tables.ddl import AlterTable
 
 PSYCOPG = Driver("psycopg", "psycopg[binary]")
@@ -118,3 +126,15 @@ class PostgreSQL(Database):
         return [
             (f"sequence {sequence.name} is INTEGER; widen it to BIGINT", WidenSequence(sequence))
         ]
+
+    def upsert(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        key: str,
+        keep: ColumnElement[bool] | None = None,
+    ) -> Executable:
+        return on_conflict_upsert(postgresql_insert, table, values, key, keep)
+
+    def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
+        return on_conflict_insert_missing(postgresql_insert, table, values)

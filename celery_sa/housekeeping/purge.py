@@ -16,19 +16,24 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import states
 from django.db import connections, models, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.pool import NullPool
 
 from celery_sa import dialects
+from celery_sa.backend.chords import expired
 from celery_sa.conf import app_settings
+from celery_sa.database import result_database
 from celery_sa.housekeeping.durations import parse_age
 from celery_sa.keyset import SortKey, beyond
 from celery_sa.models import GroupResult, TaskResult
+from celery_sa.tables.schema import result_tables
 
 DEFAULT_BATCH_SIZE = 5_000
 MAX_BATCH_SIZE = 10_000
@@ -118,6 +123,8 @@ class PurgeResult:
     """Of ``tasks``: rows without a ``date_done`` (only with ``undated``)."""
     undated_kept: int = 0
     """Rows without a ``date_done`` left alone (without ``undated``)."""
+    chords: int = 0
+    """Counters of chords (celery_sa's backend) begun before the cutoff, never finished."""
     batches: int = 0
     interrupted: bool = False
     seconds: float = field(default=0.0, compare=False)
@@ -129,6 +136,7 @@ class PurgeResult:
             "groups": self.groups,
             "undated": self.undated,
             "undated_kept": self.undated_kept,
+            "chords": self.chords,
             "batches": self.batches,
             "interrupted": self.interrupted,
         }
@@ -182,6 +190,8 @@ def count(options: PurgeOptions, *, now: datetime | None = None) -> PurgeResult:
         result_add(result, stream, stream.queryset.count())
     if not options.undated:
         result.undated_kept = undated_rows(options).count()
+    if options.groups:
+        result.chords = chord_counters(result.cutoff, delete=False)
     return result
 
 
@@ -230,11 +240,28 @@ def purge(
             in_parallel(run, todo, options.jobs, stopping)
         if not options.undated and not stopping.is_set():
             result.undated_kept = undated_rows(options).count()
+        if options.groups and not stopping.is_set():
+            result.chords = chord_counters(result.cutoff, delete=True)
     except KeyboardInterrupt:
         stopping.set()
     result.interrupted = stopping.is_set()
     result.seconds = (timezone.now() - started).total_seconds()
     return result
+
+
+def chord_counters(cutoff: datetime, *, delete: bool) -> int:
+    """The counters of chords begun before ``cutoff`` that never finished (their header
+    task lost for good), counted or deleted; 0 where celery_sa's backend never ran."""
+    tables = result_tables()
+    engine = create_engine(result_database().url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            if not inspect(connection).has_table(tables.chord.name, schema=tables.chord.schema):
+                return 0
+            naive_utc = cutoff.astimezone(UTC).replace(tzinfo=None)
+            return expired(connection, tables, naive_utc, delete=delete)
+    finally:
+        engine.dispose()
 
 
 def in_parallel(

@@ -17,8 +17,6 @@ so a connection opened before the fork never crosses into a child.
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -28,6 +26,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from celery_sa.conf import app_settings
+from celery_sa.database.engines import ProcessEngines
 from celery_sa.database.url import sqlalchemy_url
 from celery_sa.errors import BackendURLError
 
@@ -40,28 +39,22 @@ DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
     "pool_recycle": 3600,
 }
 
-_lock = threading.Lock()
-_engines: dict[str, Engine] = {}
+_engines = ProcessEngines()
 
 
 def get_engine(name: str = DEFAULT_DATABASE) -> Engine:
     """The engine of database ``name`` in this process, created on first use."""
-    engine = _engines.get(name)
-    if engine is not None:
-        return engine
-    with _lock:
-        if name not in _engines:
-            url, options = _engine_arguments(name)
-            _engines[name] = create_engine(url, **options)
-        return _engines[name]
+
+    def make() -> Engine:
+        url, options = _engine_arguments(name)
+        return create_engine(url, **options)
+
+    return _engines.get(name, make)
 
 
 def dispose_engines() -> None:
     """Close every pooled connection and forget the engines (settings changed, tests)."""
-    with _lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
+    _engines.dispose()
 
 
 def _engine_arguments(name: str) -> tuple[URL, dict[str, Any]]:
@@ -110,13 +103,3 @@ def _databases() -> dict[str, Any]:
         databases[DEFAULT_DATABASE] = url
     databases.update(app_settings.session_databases)
     return databases
-
-
-def _after_fork_in_child() -> None:
-    # The parent's connections stay the parent's: close=False drops them from this
-    # process's pool without sending anything on the shared sockets.
-    for engine in _engines.values():
-        engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -63,9 +63,7 @@ def missing_tables(connection: Connection, tables: ResultTables) -> list[Table]:
     """The configured tables that do not exist."""
     inspector = run_step(lambda: inspect(connection), "inspecting the tables")
     return [
-        table
-        for table in tables.by_key().values()
-        if not inspector.has_table(table.name, schema=table.schema)
+        table for table in tables.all() if not inspector.has_table(table.name, schema=table.schema)
     ]
 
 

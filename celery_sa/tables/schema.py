@@ -8,6 +8,7 @@ NVARCHAR(max) on SQL Server (each database's types: :mod:`celery_sa.dialects`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     Sequence,
     String,
     Table,
@@ -30,10 +32,12 @@ from sqlalchemy.engine.mock import MockConnection
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import TypeEngine
 
-from celery_sa.conf import app_settings
+from celery_sa.conf import DEFAULT_TABLE_NAMES, app_settings
 from celery_sa.dialects import DATABASES
 
 SEQUENCES = {"task": "task_id_sequence", "group": "taskset_id_sequence"}
+CHORD_TABLES = {"chord": "celery_sa_chord", "part": "celery_sa_chord_part"}
+"""celery_sa's own tables for native chords (in the task table's schema)."""
 
 
 def _safe(generic: TypeEngine[Any], kind: str) -> TypeEngine[Any]:
@@ -51,23 +55,38 @@ LONG_TEXT = _safe(Text(), "text")
 
 @dataclass(frozen=True)
 class ResultTables:
-    """The task and group tables as configured, in one ``MetaData``."""
+    """The task and group tables as configured, and the chord counter, in one ``MetaData``."""
 
     metadata: MetaData
     task: Table
     group: Table
+    chord: Table
+    part: Table
 
     def by_key(self) -> dict[str, Table]:
         """The tables by their ``CELERY_DATABASE_TABLE_NAMES`` key."""
         return {"task": self.task, "group": self.group}
 
+    def all(self) -> list[Table]:
+        """Every table celery_sa manages, in creation order."""
+        return [self.task, self.group, self.chord, self.part]
 
-def result_tables() -> ResultTables:
-    """Build the tables for the current ``CELERY_DATABASE_TABLE_NAMES``/``…_SCHEMAS``."""
+
+def result_tables(
+    names: Mapping[str, str] | None = None, schemas: Mapping[str, str | None] | None = None
+) -> ResultTables:
+    """Build the tables for the given Celery ``database_table_names``/``…_schemas``
+    (by default Django's ``CELERY_DATABASE_TABLE_NAMES``/``…_SCHEMAS``)."""
+    if names is None:
+        names = {key: app_settings.table_name(key) for key in SEQUENCES}
+    if schemas is None:
+        schemas = {key: app_settings.table_schema(key) for key in SEQUENCES}
     metadata = MetaData()
     task = _table(
         metadata,
         "task",
+        names,
+        schemas,
         Column("task_id", String(155), unique=True),
         Column("status", String(50)),
         Column("result", LONG_BLOB, nullable=True),
@@ -81,22 +100,34 @@ def result_tables() -> ResultTables:
         Column("retries", Integer, nullable=True),
         Column("queue", String(155), nullable=True),
         Column("stamps", LONG_BLOB, nullable=True),
+        # celery_sa's backend keeps the start time of a task_track_started task here;
+        # Celery's own backend neither reads nor writes it.
+        Column("date_started", DateTime, nullable=True),
     )
     Index(f"ix_{task.name}_status_date_done", task.c.status, task.c.date_done)
     Index(f"ix_{task.name}_name_date_done", task.c.name, task.c.date_done)
     group = _table(
         metadata,
         "group",
+        names,
+        schemas,
         Column("taskset_id", String(155), unique=True),
         Column("result", LONG_BLOB, nullable=True),
         Column("date_done", DateTime, nullable=True),
     )
-    return ResultTables(metadata=metadata, task=task, group=group)
+    chord, part = _chord_tables(metadata, schemas.get("task"))
+    return ResultTables(metadata=metadata, task=task, group=group, chord=chord, part=part)
 
 
-def _table(metadata: MetaData, key: str, *columns: Column[Any]) -> Table:
-    name = app_settings.table_name(key)
-    schema = app_settings.table_schema(key)
+def _table(
+    metadata: MetaData,
+    key: str,
+    names: Mapping[str, str],
+    schemas: Mapping[str, str | None],
+    *columns: Column[Any],
+) -> Table:
+    name = names.get(key) or DEFAULT_TABLE_NAMES[key]
+    schema = schemas.get(key) or None
     # Celery inserts with nextval() of this sequence where the database has sequences
     # (PostgreSQL, MariaDB, SQL Server) and relies on AUTO_INCREMENT elsewhere.
     sequence = Sequence(SEQUENCES[key], start=1, schema=schema)
@@ -111,6 +142,34 @@ def _table(metadata: MetaData, key: str, *columns: Column[Any]) -> Table:
     # Celery's own index name, so tables it created are recognised as indexed.
     Index(f"ix_{name}_date_done", table.c.date_done)
     return table
+
+
+def _chord_tables(metadata: MetaData, schema: str | None) -> tuple[Table, Table]:
+    # One row per unfinished chord (its size, once the header is sent, and when its
+    # callback was claimed), and one per header task that has returned: a redelivered
+    # or twice-stored part is the same row, so it is never counted twice.
+    chord = Table(
+        CHORD_TABLES["chord"],
+        metadata,
+        Column("group_id", String(155), primary_key=True),
+        Column("chord_size", Integer, nullable=True),
+        Column("date_created", DateTime, nullable=False),
+        Column("date_fired", DateTime, nullable=True),
+        schema=schema,
+    )
+    Index(f"ix_{chord.name}_date_created", chord.c.date_created)
+    part = Table(
+        CHORD_TABLES["part"],
+        metadata,
+        Column("group_id", String(155), nullable=False),
+        Column("task_id", String(155), nullable=False),
+        Column("group_index", Integer, nullable=True),
+        Column("date_done", DateTime, nullable=False),
+        PrimaryKeyConstraint("group_id", "task_id", name=f"pk_{CHORD_TABLES['part']}"),
+        schema=schema,
+    )
+    Index(f"ix_{part.name}_date_done", part.c.date_done)
+    return chord, part
 
 
 def create_statements(

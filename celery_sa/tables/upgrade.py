@@ -59,10 +59,16 @@ def plan_upgrade(connection: Connection, tables: ResultTables) -> list[TablePlan
     database = dialects.by_name(connection.dialect.name)
     if database is None:
         raise LookupError(f"celery_sa does not support {connection.dialect.name!r}")
-    return [
+    plans = [
         _plan_table(connection, inspector, database, table, key)
         for key, table in tables.by_key().items()
     ]
+    # The chord tables are celery_sa's own and only ever made whole: present or missing.
+    plans += [
+        TablePlan(table=table, key=key, exists=inspector.has_table(table.name, table.schema))
+        for key, table in (("chord", tables.chord), ("part", tables.part))
+    ]
+    return plans
 
 
 def _plan_table(

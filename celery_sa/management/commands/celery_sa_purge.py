@@ -174,6 +174,15 @@ class Command(BaseCommand):
                 ngettext("%(n)s group result", "%(n)s group results", result.groups)
                 % {"n": f"{result.groups:,}"}
             )
+        if result.chords:
+            what.append(
+                ngettext(
+                    "%(n)s unfinished chord counter",
+                    "%(n)s unfinished chord counters",
+                    result.chords,
+                )
+                % {"n": f"{result.chords:,}"}
+            )
         selection = []
         if options.statuses:
             selection.append(f"status {', '.join(options.statuses)}")

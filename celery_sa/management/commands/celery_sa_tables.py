@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 from celery_sa import dialects
 from celery_sa.database import result_database
 from celery_sa.errors import BackendURLError
+from celery_sa.models import forget_live_columns
 from celery_sa.tables import execute
 from celery_sa.tables.schema import ResultTables, create_statements, result_tables
 from celery_sa.tables.upgrade import TablePlan
@@ -71,6 +72,8 @@ class Command(BaseCommand):
                 self.create(dry_run=options["dry_run"])
             else:
                 self.upgrade(dry_run=options["dry_run"], interactive=options["interactive"])
+            if subcommand in ("create", "upgrade"):
+                forget_live_columns()  # this process's admin sees the new columns at once
         except (execute.TableError, BackendURLError) as exc:
             raise CommandError(str(exc), returncode=ERROR_EXIT) from exc
 
@@ -114,7 +117,7 @@ class Command(BaseCommand):
         tables = result_tables()
         with execute.connect(self.result_url()) as connection:
             missing = execute.missing_tables(connection, tables)
-            for table in tables.by_key().values():
+            for table in tables.all():
                 if table not in missing:
                     self.stdout.write(f"Table {table.fullname} already exists.")
             self.create_tables(connection, tables, missing, dry_run=dry_run)

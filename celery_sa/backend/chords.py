@@ -1,0 +1,182 @@
+"""Native chords: a counter in the database instead of ``celery.chord_unlock`` polling.
+
+``celery_sa_chord`` has a row per unfinished chord (its size once the header is sent, and
+when its callback was claimed); ``celery_sa_chord_part`` a row per header task that has
+returned, keyed by the task id, so a redelivered or twice-stored task is counted once.
+Each returning part records itself and commits, then counts in a new transaction: the
+last part to commit always sees every part. Of the parts that see the chord complete, one
+claims it (an ``UPDATE … WHERE date_fired IS NULL`` only one can win) and sends the
+callback before its claim commits: a process killed in between leaves the chord unclaimed
+for the redelivered task to finish. Then the chord's rows are deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from celery import states
+from celery.exceptions import ChordError
+from celery.result import GroupResult, allow_join_result
+from celery.utils.functional import _regen
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy import delete as sql_delete
+
+from celery_sa.backend.store import ResultStore
+from celery_sa.tables.schema import ResultTables
+
+if TYPE_CHECKING:
+    from celery_sa.backend.backend import DatabaseBackend
+
+logger = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    """The chord tables' times: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def register(backend: DatabaseBackend, header_result_args: Any) -> None:
+    """Start counting the chord whose header is about to be sent."""
+    group_id, results = header_result_args[0], header_result_args[1]
+    # As the Redis backend: a header with groups in it is saved, so the callback gets
+    # their results nested as they were.
+    if not isinstance(results, _regen) and any(isinstance(r, GroupResult) for r in results):
+        backend.app.GroupResult(*header_result_args).save(backend=backend)
+    store = backend.store
+    row = {"group_id": group_id, "chord_size": None, "date_created": _now()}
+    with store.engine.begin() as connection:
+        connection.execute(store.database.insert_missing(store.tables.chord, row))
+
+
+def set_size(store: ResultStore, group_id: str, chord_size: int) -> None:
+    """Record the header's size (Celery knows it once it has sent all but the last task)."""
+    chord = store.tables.chord
+    row = {"group_id": group_id, "chord_size": chord_size, "date_created": _now()}
+    with store.engine.begin() as connection:
+        connection.execute(store.database.upsert(chord, row, "group_id"))
+
+
+def add_part(store: ResultStore, group_id: str) -> None:
+    """One more header task (``Task.add_to_chord``)."""
+    chord = store.tables.chord
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(chord)
+            .where(chord.c.group_id == group_id)
+            .values(chord_size=chord.c.chord_size + 1)
+        )
+
+
+def part_returned(backend: DatabaseBackend, request: Any) -> None:
+    """A header task finished (or failed): count it; the last one sends the callback."""
+    group_id, task_id = request.group, request.id
+    if not group_id or not task_id:
+        return
+    store = backend.store
+    part = {
+        "group_id": group_id,
+        "task_id": task_id,
+        "group_index": request.group_index,
+        "date_done": _now(),
+    }
+
+    def record() -> None:
+        with store.engine.begin() as connection:
+            connection.execute(store.database.insert_missing(store.tables.part, part))
+
+    backend._ensure_retryable(record)
+    if backend._ensure_retryable(_claim_and_fire, backend, request):
+        backend._ensure_retryable(_forget_chord, store, group_id)
+
+
+def _claim_and_fire(backend: DatabaseBackend, request: Any) -> bool:
+    """Send the callback if the chord is complete and nobody has claimed it."""
+    store = backend.store
+    chord, part = store.tables.chord, store.tables.part
+    group_id = request.group
+    with store.engine.begin() as connection:
+        size = connection.execute(
+            select(chord.c.chord_size).where(
+                chord.c.group_id == group_id, chord.c.date_fired.is_(None)
+            )
+        ).scalar()
+        if size is None:  # not a chord of ours, not sent yet, or already fired
+            return False
+        done = connection.execute(
+            select(func.count()).select_from(part).where(part.c.group_id == group_id)
+        ).scalar_one()
+        if done < size:
+            return False
+        claimed = connection.execute(
+            update(chord)
+            .where(chord.c.group_id == group_id, chord.c.date_fired.is_(None))
+            .values(date_fired=_now())
+        ).rowcount
+        if claimed != 1:
+            return False
+        _fire(backend, request, connection)
+    return True
+
+
+def _fire(backend: DatabaseBackend, request: Any, connection: Connection) -> None:
+    """Join the header's results (one query) and send the callback, or fail it with a
+    :class:`~celery.exceptions.ChordError` naming the header task that failed."""
+    app = backend.app
+    callback = app.signature(request.chord)
+    group_id = request.group
+    header = backend.restore_group(group_id, cache=False)
+    if header is None:
+        part = backend.store.tables.part
+        ids = connection.execute(
+            select(part.c.task_id)
+            .where(part.c.group_id == group_id)
+            .order_by(part.c.group_index, part.c.task_id)
+        ).scalars()
+        header = app.GroupResult(group_id, [app.AsyncResult(i, backend=backend) for i in ids])
+    try:
+        with allow_join_result():
+            values = header.join_native(timeout=app.conf.result_chord_join_timeout, propagate=True)
+    except Exception as exc:
+        culprit = next((r for r in header.results if r.state in states.PROPAGATE_STATES), None)
+        reason = f"Dependency {culprit.id} raised {exc!r}" if culprit else repr(exc)
+        logger.error("Chord %r raised: %s", group_id, reason)
+        error = ChordError(reason)
+        error.__cause__ = exc
+        backend.chord_error_from_stack(callback, error)
+        return
+    try:
+        callback.delay(values)
+    except Exception as exc:
+        logger.exception("Chord %r: sending its callback failed", group_id)
+        backend.chord_error_from_stack(callback, ChordError(f"Callback error: {exc!r}"))
+
+
+def _forget_chord(store: ResultStore, group_id: str) -> None:
+    chord, part = store.tables.chord, store.tables.part
+    with store.engine.begin() as connection:
+        connection.execute(sql_delete(part).where(part.c.group_id == group_id))
+        connection.execute(sql_delete(chord).where(chord.c.group_id == group_id))
+
+
+def cleanup(store: ResultStore, expires: timedelta) -> int:
+    """Delete the counters of chords started more than ``expires`` ago (a header task
+    lost for good) and parts recorded after their chord was done."""
+    with store.engine.begin() as connection:
+        return expired(connection, store.tables, _now() - expires, delete=True)
+
+
+def expired(connection: Connection, tables: ResultTables, cutoff: datetime, *, delete: bool) -> int:
+    """The chords started before ``cutoff`` (naive UTC) that never finished, counted or
+    deleted with their parts (and parts of finished chords, from a late redelivery)."""
+    chord, part = tables.chord, tables.part
+    old_chords = chord.c.date_created < cutoff
+    if not delete:
+        return int(
+            connection.execute(
+                select(func.count()).select_from(chord).where(old_chords)
+            ).scalar_one()
+        )
+    connection.execute(sql_delete(part).where(part.c.date_done < cutoff))
+    return int(connection.execute(sql_delete(chord).where(old_chords)).rowcount)
