@@ -127,9 +127,11 @@ def private_mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
 
 # MariaDB: where it is a service, its server binaries are installed for a private one.
 @pytest.mark.services("mysql")
+@pytest.mark.parametrize("backend", ["db", "celery_sa"])
 def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
-    private_mariadb: PrivateMariaDB, tmp_path: Path
+    private_mariadb: PrivateMariaDB, tmp_path: Path, backend: str
 ) -> None:
+    """On Celery's database backend and on celery_sa's (``db+…``, ``celery_sa+…``)."""
     broker = service_url("redis")
     url = private_mariadb.url
     engine = create_engine(url, poolclass=NullPool)
@@ -138,14 +140,14 @@ def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
     keys = [f"k{n}" for n in range(2000)]
     with running_worker(
         tmp_path,
-        result_url=f"db+{url}",
+        result_url=f"{backend}+{url}",
         broker_url=broker,
         concurrency=PROCESSES,
         CELERY_SA_DATABASE_URL=url,
         CELERY_SA_TEST_DONE_FILE=str(tmp_path / "done.log"),
         **PRODUCTION,
     ) as worker:
-        app = producer(broker, f"db+{url}")
+        app = producer(broker, f"{backend}+{url}")
         started = time.monotonic()
         ids = [
             # 10 ms inside the transaction: the restart may catch a task mid-write.
@@ -186,7 +188,7 @@ def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
     assert scalar(url, "SELECT COUNT(*) FROM reliability_rows") == len(keys)
     assert scalar(url, "SELECT COUNT(DISTINCT `key`) FROM reliability_rows") == len(keys)
     record(
-        "database restart",
+        f"database restart ({backend}+)",
         {
             "tasks": len(keys),
             "restart_seconds": round(downtime, 1),

@@ -184,9 +184,11 @@ def running_worker(
     broker_url: str,
     pool: str = "prefork",
     concurrency: int = 2,
+    app: str = "project",
     **variables: str,
 ) -> Iterator[Worker]:
-    """Start ``celery -A project worker`` on its own queue; stop it warm afterwards."""
+    """Start ``celery -A project worker`` (or another ``app``) on its own queue; stop it
+    warm afterwards."""
     queue = f"test-{uuid.uuid4().hex[:12]}"
     env = project_env(
         tmp_path,
@@ -196,7 +198,7 @@ def running_worker(
         CELERY_TASK_DEFAULT_QUEUE=queue,
         **variables,
     )
-    argv = [sys.executable, "-m", "celery", "-A", "project", "worker", "-l", "INFO"]
+    argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-l", "INFO"]
     argv += ["-P", pool, "-c", str(concurrency), "-Q", queue, "-n", f"{queue}@%h"]
     argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     process = subprocess.Popen(

@@ -97,12 +97,18 @@ def _claim_and_fire(backend: DatabaseBackend, request: Any) -> bool:
     chord, part = store.tables.chord, store.tables.part
     group_id = request.group
     with store.engine.begin() as connection:
-        size = connection.execute(
-            select(chord.c.chord_size).where(
-                chord.c.group_id == group_id, chord.c.date_fired.is_(None)
+        row = connection.execute(
+            select(chord.c.chord_size, chord.c.date_fired).where(chord.c.group_id == group_id)
+        ).first()
+        if row is None:
+            # Registered before its header was sent, so: done already (a late redelivery),
+            # or a chord Celery's backend runs with chord_unlock. Nothing to count.
+            connection.execute(
+                sql_delete(part).where(part.c.group_id == group_id, part.c.task_id == request.id)
             )
-        ).scalar()
-        if size is None:  # not a chord of ours, not sent yet, or already fired
+            return False
+        size = row.chord_size
+        if size is None or row.date_fired is not None:  # being sent, or already sent
             return False
         done = connection.execute(
             select(func.count()).select_from(part).where(part.c.group_id == group_id)
@@ -116,16 +122,23 @@ def _claim_and_fire(backend: DatabaseBackend, request: Any) -> bool:
         ).rowcount
         if claimed != 1:
             return False
-        _fire(backend, request, connection)
+        callback = backend.app.signature(request.chord)
+        error = _fire(backend, callback, group_id, connection)
+    if error is not None:
+        # After the commit: failing the callback stores a result, which on SQLite would
+        # wait for this transaction's lock.
+        logger.error("Chord %r raised: %s", group_id, error)
+        backend.chord_error_from_stack(callback, error)
     return True
 
 
-def _fire(backend: DatabaseBackend, request: Any, connection: Connection) -> None:
-    """Join the header's results (one query) and send the callback, or fail it with a
-    :class:`~celery.exceptions.ChordError` naming the header task that failed."""
+def _fire(
+    backend: DatabaseBackend, callback: Any, group_id: str, connection: Connection
+) -> ChordError | None:
+    """Join the header's results (one query) and send the callback; or return the
+    :class:`~celery.exceptions.ChordError` to fail it with, naming the header task that
+    failed."""
     app = backend.app
-    callback = app.signature(request.chord)
-    group_id = request.group
     header = backend.restore_group(group_id, cache=False)
     if header is None:
         part = backend.store.tables.part
@@ -140,17 +153,15 @@ def _fire(backend: DatabaseBackend, request: Any, connection: Connection) -> Non
             values = header.join_native(timeout=app.conf.result_chord_join_timeout, propagate=True)
     except Exception as exc:
         culprit = next((r for r in header.results if r.state in states.PROPAGATE_STATES), None)
-        reason = f"Dependency {culprit.id} raised {exc!r}" if culprit else repr(exc)
-        logger.error("Chord %r raised: %s", group_id, reason)
-        error = ChordError(reason)
+        error = ChordError(f"Dependency {culprit.id} raised {exc!r}" if culprit else repr(exc))
         error.__cause__ = exc
-        backend.chord_error_from_stack(callback, error)
-        return
+        return error
     try:
         callback.delay(values)
     except Exception as exc:
         logger.exception("Chord %r: sending its callback failed", group_id)
-        backend.chord_error_from_stack(callback, ChordError(f"Callback error: {exc!r}"))
+        return ChordError(f"Callback error: {exc!r}")
+    return None
 
 
 def _forget_chord(store: ResultStore, group_id: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, MetaData, Table, create_engine, inspect
+from sqlalchemy import Column, Engine, MetaData, Table, create_engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from celery_sa import dialects
 from celery_sa.database.engines import ProcessEngines
 from celery_sa.dialects import Database
-from celery_sa.tables.schema import ResultTables, result_tables
+from celery_sa.tables.schema import PRECISE_TIME, ResultTables, result_tables
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _make_store(
     live_columns = _prepare(engine, tables)
     task = celery_table.to_metadata(MetaData())
     if "date_started" in live_columns:
-        task.append_column(Column("date_started", DateTime, nullable=True))
+        task.append_column(Column("date_started", PRECISE_TIME, nullable=True))
     else:
         logger.warning(
             "%s has no date_started column: start times are not kept. "

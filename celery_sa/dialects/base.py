@@ -114,7 +114,7 @@ class Database:
 
     def type_variants(self) -> dict[str, TypeEngine[Any]]:
         """Safe column types where SQLAlchemy's generic ones are too small here: by the
-        kind of column (``"id"``, ``"blob"``, ``"text"``)."""
+        kind of column (``"id"``, ``"blob"``, ``"text"``, ``"time"``)."""
         return {}
 
     def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:

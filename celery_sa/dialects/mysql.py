@@ -85,7 +85,8 @@ class MySQL(Database):
         return dialect
 
     def type_variants(self) -> dict[str, TypeEngine[Any]]:
-        return {"blob": mysql.LONGBLOB(), "text": mysql.LONGTEXT()}
+        # DATETIME keeps whole seconds: runtimes need microseconds, as elsewhere.
+        return {"blob": mysql.LONGBLOB(), "text": mysql.LONGTEXT(), "time": mysql.DATETIME(fsp=6)}
 
     def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:
         if type(live) in LIMITS:

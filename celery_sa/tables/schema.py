@@ -51,6 +51,7 @@ def _safe(generic: TypeEngine[Any], kind: str) -> TypeEngine[Any]:
 BIGINT_ID = _safe(BigInteger(), "id")
 LONG_BLOB = _safe(LargeBinary(), "blob")
 LONG_TEXT = _safe(Text(), "text")
+PRECISE_TIME = _safe(DateTime(), "time")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def result_tables(
         Column("task_id", String(155), unique=True),
         Column("status", String(50)),
         Column("result", LONG_BLOB, nullable=True),
-        Column("date_done", DateTime, nullable=True),
+        Column("date_done", PRECISE_TIME, nullable=True),
         Column("traceback", LONG_TEXT, nullable=True),
         Column("children", LONG_BLOB, nullable=True),
         Column("name", String(155), nullable=True),
@@ -102,7 +103,7 @@ def result_tables(
         Column("stamps", LONG_BLOB, nullable=True),
         # celery_sa's backend keeps the start time of a task_track_started task here;
         # Celery's own backend neither reads nor writes it.
-        Column("date_started", DateTime, nullable=True),
+        Column("date_started", PRECISE_TIME, nullable=True),
     )
     Index(f"ix_{task.name}_status_date_done", task.c.status, task.c.date_done)
     Index(f"ix_{task.name}_name_date_done", task.c.name, task.c.date_done)
