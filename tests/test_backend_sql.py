@@ -33,9 +33,8 @@ UPSERTS = {
         "INSERT INTO celery_taskmeta (id, task_id, status, result) "
         "VALUES (nextval('task_id_sequence'), %(task_id)s::VARCHAR, %(status)s::VARCHAR, "
         "%(result)s) ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, "
-        "result = excluded.result "
-        "WHERE coalesce(celery_taskmeta.status, %(coalesce_1)s::VARCHAR) != %(coalesce_2)s::VARCHAR "
-        "RETURNING celery_taskmeta.id"
+        "result = excluded.result WHERE coalesce(celery_taskmeta.status, "
+        "%(coalesce_1)s::VARCHAR) != %(coalesce_2)s::VARCHAR RETURNING celery_taskmeta.id"
     ),
     "sqlite": (
         "INSERT INTO celery_taskmeta (task_id, status, result) VALUES (?, ?, ?) "
