@@ -5,6 +5,7 @@ groups, chains and native chords."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -119,7 +120,9 @@ def wait_until(condition: Any, worker: Worker, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def test_a_worker_stores_states_start_times_retries_and_revokes(setup: Setup) -> None:
+def test_a_worker_stores_states_start_times_retries_and_revokes(
+    setup: Setup, admin_client: Client
+) -> None:
     with setup.worker() as worker, setup.client(worker) as app:
         assert isinstance(app.backend, DatabaseBackend)
         ok = sig(app, "nap", 0.2, "slept").delay()
@@ -145,6 +148,10 @@ def test_a_worker_stores_states_start_times_retries_and_revokes(setup: Setup) ->
     assert "ValueError: boom" in (rows[bad.id].traceback or "")
     assert (rows[flaky.id].status, rows[flaky.id].retries) == ("SUCCESS", 1)
     assert rows[later.id].status == "REVOKED"
+    page = admin_client.get(
+        reverse("admin:celery_sa_taskresult_change", args=[rows[ok.id].pk])
+    ).content.decode()
+    assert re.search(r"<div class=\"readonly\">\d\.\d{3} s</div>", page), "no runtime shown"
 
 
 def test_a_success_is_never_overwritten_and_forget_deletes_the_row(setup: Setup) -> None:
@@ -156,6 +163,34 @@ def test_a_success_is_never_overwritten_and_forget_deletes_the_row(setup: Setup)
         assert app.backend.get_task_meta(done.id, cache=False)["result"] == 5
         done.forget()
     assert not TaskResult.objects.filter(task_id=done.id).exists()
+
+
+def test_threads_of_a_web_process_share_a_pool_sized_by_celerys_engine_options(
+    setup: Setup,
+) -> None:
+    app = producer(setup.broker, setup.url)
+    app.conf.database_engine_options = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 30}
+    try:
+        for n in range(20):
+            app.backend.store_result(f"r{n}", n, "SUCCESS")
+        engine = app.backend.store.engine
+        assert engine.pool.size() == 3  # type: ignore[attr-defined]
+        connects: list[object] = []
+        event.listen(engine.pool, "connect", lambda *args: connects.append(args))
+
+        def read() -> None:
+            for n in range(20):
+                assert app.backend.get_task_meta(f"r{n}", cache=False)["result"] == n
+
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(connects) <= 3  # 160 reads; Celery's backend opens a connection for each
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        app.close()
 
 
 def test_groups_are_read_in_one_query_saved_restored_and_deleted(setup: Setup) -> None:
