@@ -32,6 +32,7 @@ from celery_sa.backend.store import dispose_stores
 from celery_sa.database import result_database
 from celery_sa.models import TaskResult
 from celery_sa.tables.schema import result_tables
+from tests.test_table_upgrades import load_legacy
 from tests.utils import (
     RESULT_DBS,
     ResultDB,
@@ -250,14 +251,27 @@ def test_chains_and_chords_run_without_chord_unlock(setup: Setup) -> None:
 
 def test_a_failed_header_task_fails_the_callback_with_a_chord_error(setup: Setup) -> None:
     with setup.worker() as worker, setup.client(worker) as app:
-        failing = chord([sig(app, "add", 1, 1), sig(app, "fail", "header")], sig(app, "collect"))
-        result = failing.delay()
-        # The callback's own state (get() would raise the header's error first otherwise).
-        with pytest.raises(ChordError, match=r"Dependency .* raised ValueError\('header'\)"):
-            result.get(timeout=30, follow_parents=False)
-        assert setup.runs_of(result.id) == 0
-    assert TaskResult.objects.get(task_id=result.id).status == "FAILURE"
+        # The failed part counted last, then a successful one after it.
+        last = chord([sig(app, "add", 1, 1), sig(app, "fail", "header")], sig(app, "collect"))
+        first = chord([sig(app, "fail", "header"), sig(app, "nap", 0.5, 1)], sig(app, "collect"))
+        for result in (last.delay(), first.delay()):
+            assert_chord_error(result, worker)
+            assert setup.runs_of(result.id) == 0
+            assert TaskResult.objects.get(task_id=result.id).status == "FAILURE"
     assert chord_rows() == (0, 0)
+
+
+def assert_chord_error(result: Any, worker: Worker) -> None:
+    """The callback failed with the ChordError that names the failed header task."""
+    try:
+        # The callback's own state (get() would raise the header's error first otherwise).
+        result.get(timeout=30, follow_parents=False)
+    except ChordError as exc:
+        assert re.match(r"Dependency .* raised ValueError\('header'\)", str(exc))
+    except Exception:
+        pytest.fail(worker.output[-6000:])
+    else:
+        pytest.fail("no ChordError")
 
 
 def chord_rows() -> tuple[int, int]:
@@ -315,8 +329,6 @@ COMPARED = (
 )
 
 
-@pytest.mark.services("mysql", "redis")
-@pytest.mark.parametrize("setup", ["mysqlclient"], indirect=True)
 def test_rows_of_both_backends_are_alike_and_each_reads_the_other(
     setup: Setup, admin_client: Client
 ) -> None:
@@ -351,6 +363,19 @@ def test_rows_of_both_backends_are_alike_and_each_reads_the_other(
             app.close()
     page = admin_client.get(reverse("admin:celery_sa_taskresult_changelist")).content.decode()
     assert all(task_id in page for task_id in ids["stock"] + ids["ours"])
+
+
+@pytest.mark.services("mysql", "redis")
+@pytest.mark.parametrize("setup", ["mysqlclient"], indirect=True)
+def test_a_chord_sent_by_a_stock_client_finishes_on_celery_sa_workers_by_chord_unlock(
+    setup: Setup,
+) -> None:
+    with setup.worker() as worker, setup.client(worker, setup.results.url) as app:
+        result = chord([sig(app, "add", i, 0) for i in range(5)], sig(app, "total")).delay()
+        assert result.get(timeout=60) == 10
+    assert setup.runs()["celery.chord_unlock"] >= 1
+    assert setup.runs_of(result.id) == 1
+    assert chord_rows() == (0, 0)  # the parts were not ours to count
 
 
 def bytes_or(value: Any) -> Any:
@@ -450,4 +475,23 @@ def test_header_tasks_killed_mid_run_are_redelivered_and_the_callback_runs_once(
         assert "WorkerLostError" in worker.output or "Process" in worker.output
     assert setup.runs_of(result.id) == 1
     assert setup.runs()[f"{TASKS}.killed_once"] == 4  # each killed part ran twice
+    assert chord_rows() == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "setup", [p for p in DATABASES if p.values[0] in ("mysqlclient", "postgresql")], indirect=True
+)
+def test_tables_celery_4_made_work_before_any_upgrade(setup: Setup) -> None:
+    """No children, stamps or date_started column, INT ids: results, groups and chords all
+    work; the chord counter's tables are created on first use."""
+    load_legacy(setup.results, "4.4.7")
+    with setup.worker(CELERY_TASK_TRACK_STARTED="true") as worker, setup.client(worker) as app:
+        assert sig(app, "add", 2, 3).delay().get(timeout=30) == 5
+        with pytest.raises(ValueError, match="boom"):
+            sig(app, "fail", "boom").delay().get(timeout=30)
+        members = group(sig(app, "add", i, i) for i in range(5)).delay()
+        assert members.get(timeout=30) == [0, 2, 4, 6, 8]
+        header = [sig(app, "add", i, 0) for i in range(5)]
+        assert chord(header, sig(app, "collect")).delay().get(timeout=30) == list(range(5))
+    assert "has no date_started column" in worker.output
     assert chord_rows() == (0, 0)

@@ -166,3 +166,10 @@ def test_identity_treats_default_host_and_port_as_equal() -> None:
     other = {"ENGINE": "django.db.backends.mysql", "NAME": "r", "HOST": "", "PORT": "3307"}
     assert database_identity(explicit) == database_identity(implicit)
     assert database_identity(explicit) != database_identity(other)
+
+
+def test_celery_sas_backend_url_names_the_same_database_as_celerys() -> None:
+    for url in ("mysql+pymysql://u:p@db:3307/results", "postgresql+psycopg://u@db/results"):
+        assert parse_result_backend(f"celery_sa+{url}") == parse_result_backend(f"db+{url}")
+    with pytest.raises(NoDatabaseURL, match="it must start with 'db\\+' or 'celery_sa\\+'"):
+        parse_result_backend("redis://localhost/0")

@@ -15,7 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import override_settings
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, insert, select
 from sqlalchemy.pool import NullPool
 
 from celery_sa.database import result_database
@@ -100,6 +100,37 @@ def test_purge_deletes_old_results_in_bounded_batches(aged_rows: ResultDB) -> No
         "Deleted 0 task results and 0 group results older than 7 days.",
         "Kept 2 task results without a date_done (never finished): --undated deletes them.",
     ]
+
+
+def test_counters_of_chords_that_never_finished_go_with_the_groups(aged_rows: ResultDB) -> None:
+    tables = result_tables()
+    insert_into(
+        tables.chord,
+        [
+            {"group_id": "lost", "chord_size": 3, "date_created": ago(days=9)},
+            {"group_id": "running", "chord_size": 3, "date_created": ago(minutes=5)},
+        ],
+    )
+    insert_into(
+        tables.part,
+        [
+            {"group_id": "lost", "task_id": "p1", "group_index": 0, "date_done": ago(days=9)},
+            {"group_id": "running", "task_id": "p2", "group_index": 0, "date_done": ago(minutes=4)},
+        ],
+    )
+    assert purge("--older-than", "7d", "--dry-run").splitlines()[0] == (
+        "Would delete 10 task results and 2 group results and 1 unfinished chord counter "
+        "older than 7 days."
+    )
+    assert purge("--older-than", "7d").splitlines()[0] == (
+        "Deleted 10 task results and 2 group results and 1 unfinished chord counter "
+        "older than 7 days."
+    )
+    engine = create_engine(result_database().url, poolclass=NullPool)
+    with engine.connect() as connection:
+        assert connection.execute(select(tables.chord.c.group_id)).scalars().all() == ["running"]
+        assert connection.execute(select(tables.part.c.task_id)).scalars().all() == ["p2"]
+    engine.dispose()
 
 
 def test_parallel_streams_delete_the_same_rows_in_bounded_batches(aged_rows: ResultDB) -> None:

@@ -11,8 +11,8 @@ from celery import states
 from celery.backends.database import DatabaseBackend as CeleryDatabaseBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.utils.encoding import bytes_to_str
-from sqlalchemy import func
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from celery_sa.backend import chords
 from celery_sa.backend.store import ResultStore, result_store
@@ -90,28 +90,36 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         values["task_id"] = task_id
         if state == states.STARTED and store.tracks_start:
             values["date_started"] = self.app.now()
-        table = store.task
-        # As Celery's backend: nothing overwrites a SUCCESS (a redelivered task's rerun).
-        keep = func.coalesce(table.c.status, "") == states.SUCCESS
-        statement = store.database.upsert(table, values, "task_id", keep)
         with store.engine.begin() as connection:
-            connection.execute(statement)
+            connection.execute(store.upsert(frozenset(values)), values)
 
     # -- reading ----------------------------------------------------------------------
 
+    def _tasks(self, session: Session, *conditions: Any) -> list[Any]:
+        """The task rows that match, without the columns the live table lacks."""
+        model, missing = self.task_cls, self.store.missing
+        query = session.query(model).filter(*conditions)
+        query = query.options(*(defer(getattr(model, name)) for name in missing))
+        tasks = query.all()
+        for task in tasks:
+            for name in missing:
+                set_committed_value(task, name, None)  # read as None, never loaded
+        return tasks
+
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         with self.ResultSession() as session:
-            task = session.query(self.task_cls).filter(self.task_cls.task_id == task_id).first()
-            if task is None:
-                task = self.task_cls(task_id)
-                task.status = states.PENDING
-                task.result = None
-            return self._meta(task)
+            found = self._tasks(session, self.task_cls.task_id == task_id)
+            if found:
+                return self._meta(found[0])
+        task = self.task_cls(task_id)
+        task.status = states.PENDING
+        task.result = None
+        return self._meta(task)
 
     def _meta(self, task: Any) -> dict[str, Any]:
         """A row's meta, decoded as Celery's backend decodes it."""
         data = task.to_dict()
-        data["result"] = self._decode_stored_result(data["result"])
+        data["result"] = self.stored_value(data["result"])
         for name in ("args", "kwargs", "children"):
             if data.get(name) is not None:
                 data[name] = self.decode(data[name])
@@ -123,6 +131,12 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
                 data.update(info.get("stamps") or {})
         return self.meta_from_decoded(data)  # type: ignore[no-any-return]
 
+    def stored_value(self, stored: Any) -> Any:
+        """A ``result`` column's value decoded as Celery's backend decodes it (Celery before
+        5.7 stored a pickle the column type itself loads)."""
+        decode = getattr(self, "_decode_stored_result", None)
+        return stored if decode is None else decode(stored)
+
     def _ready(self, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The metas of those of ``task_ids`` that are finished: one query per
         :data:`CHUNK` ids."""
@@ -132,10 +146,10 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         with self.ResultSession() as session:
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
-                query = session.query(model).filter(
-                    model.task_id.in_(chunk), model.status.in_(states.READY_STATES)
+                found = self._tasks(
+                    session, model.task_id.in_(chunk), model.status.in_(states.READY_STATES)
                 )
-                ready.update((task.task_id, self._meta(task)) for task in query)
+                ready.update((task.task_id, self._meta(task)) for task in found)
         return ready
 
     def get_many(

@@ -128,7 +128,10 @@ def _claim_and_fire(backend: DatabaseBackend, request: Any) -> bool:
         # After the commit: failing the callback stores a result, which on SQLite would
         # wait for this transaction's lock.
         logger.error("Chord %r raised: %s", group_id, error)
-        backend.chord_error_from_stack(callback, error)
+        try:
+            raise error  # Celery stores the failure with the traceback being handled
+        except ChordError:
+            backend.chord_error_from_stack(callback, error)
     return True
 
 
@@ -138,23 +141,13 @@ def _fire(
     """Join the header's results (one query) and send the callback; or return the
     :class:`~celery.exceptions.ChordError` to fail it with, naming the header task that
     failed."""
-    app = backend.app
     header = backend.restore_group(group_id, cache=False)
-    if header is None:
-        part = backend.store.tables.part
-        ids = connection.execute(
-            select(part.c.task_id)
-            .where(part.c.group_id == group_id)
-            .order_by(part.c.group_index, part.c.task_id)
-        ).scalars()
-        header = app.GroupResult(group_id, [app.AsyncResult(i, backend=backend) for i in ids])
     try:
-        with allow_join_result():
-            values = header.join_native(timeout=app.conf.result_chord_join_timeout, propagate=True)
-    except Exception as exc:
-        culprit = next((r for r in header.results if r.state in states.PROPAGATE_STATES), None)
-        error = ChordError(f"Dependency {culprit.id} raised {exc!r}" if culprit else repr(exc))
-        error.__cause__ = exc
+        if header is None:
+            values = _header_values(backend, group_id, connection)
+        else:
+            values = _joined(backend, header)
+    except ChordError as error:
         return error
     try:
         callback.delay(values)
@@ -162,6 +155,43 @@ def _fire(
         logger.exception("Chord %r: sending its callback failed", group_id)
         return ChordError(f"Callback error: {exc!r}")
     return None
+
+
+def _header_values(backend: DatabaseBackend, group_id: str, connection: Connection) -> list[Any]:
+    """The header's results in header order: one query for the status and result of each
+    part (the rows are complete: each part stored its result before it was counted)."""
+    part, task = backend.store.tables.part, backend.store.task
+    rows = connection.execute(
+        select(part.c.task_id, task.c.status, task.c.result)
+        .select_from(part.outerjoin(task, task.c.task_id == part.c.task_id))
+        .where(part.c.group_id == group_id)
+        .order_by(part.c.group_index, part.c.task_id)
+    ).all()
+    values = []
+    for task_id, status, stored in rows:
+        if status is None:
+            raise ChordError(f"Dependency {task_id} has no result (forgotten?)")
+        value = backend.stored_value(stored)
+        if status in states.PROPAGATE_STATES:
+            exc = backend.exception_to_python(value)
+            error = ChordError(f"Dependency {task_id} raised {exc!r}")
+            error.__cause__ = exc if isinstance(exc, BaseException) else None
+            raise error
+        values.append(value)
+    return values
+
+
+def _joined(backend: DatabaseBackend, header: GroupResult) -> list[Any]:
+    """A saved header's results, nested as its groups are (as the Redis backend joins)."""
+    try:
+        with allow_join_result():
+            timeout = backend.app.conf.result_chord_join_timeout
+            return header.join_native(timeout=timeout, propagate=True)  # type: ignore[no-any-return]
+    except Exception as exc:
+        culprit = next((r for r in header.results if r.state in states.PROPAGATE_STATES), None)
+        error = ChordError(f"Dependency {culprit.id} raised {exc!r}" if culprit else repr(exc))
+        error.__cause__ = exc
+        raise error from exc
 
 
 def _forget_chord(store: ResultStore, group_id: str) -> None:

@@ -9,13 +9,25 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Engine, MetaData, Table, create_engine, inspect
+from celery import states
+from sqlalchemy import (
+    Column,
+    Engine,
+    MetaData,
+    Sequence,
+    Table,
+    bindparam,
+    create_engine,
+    func,
+    inspect,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 from celery_sa import dialects
 from celery_sa.database.engines import ProcessEngines
@@ -40,8 +52,24 @@ class ResultStore:
     with ``date_started`` where the live table has it."""
     tables: ResultTables
     """celery_sa's tables, for the chord counter."""
+    missing: frozenset[str]
+    """Celery's columns the live task table lacks."""
     sessions: sessionmaker[Session]
     """ORM sessions on the pooled engine, for the reads Celery's backend does itself."""
+    _upserts: dict[frozenset[str], Executable] = field(default_factory=dict)
+
+    def upsert(self, columns: frozenset[str]) -> Executable:
+        """The statement that stores a result with these columns, its values bound by name:
+        built once, so SQLAlchemy compiles it once per process."""
+        statement = self._upserts.get(columns)
+        if statement is None:
+            task = self.task
+            values = {name: bindparam(name, type_=task.c[name].type) for name in sorted(columns)}
+            # As Celery's backend: nothing overwrites a SUCCESS (a redelivered task's rerun).
+            keep = func.coalesce(task.c.status, "") == states.SUCCESS
+            statement = self.database.upsert(task, values, "task_id", keep)
+            self._upserts[columns] = statement
+        return statement
 
     @property
     def tracks_start(self) -> bool:
@@ -88,11 +116,21 @@ def _make_store(
     if database is None:
         raise LookupError(f"celery_sa's result backend does not support {url!r}")
     tables = result_tables(names, schemas)
-    live_columns = _prepare(engine, tables)
-    task = celery_table.to_metadata(MetaData())
+    live_columns, has_sequence = _prepare(engine, tables)
+    # Celery's columns as the live table has them: one Celery made before 5.3 lacks some
+    # (stamps, children), which are then neither written nor read; one made on MariaDB by an
+    # old SQLAlchemy has no sequence, and AUTO_INCREMENT picks its ids.
+    columns = [
+        column._copy()
+        if column.name != "id" or has_sequence
+        else Column("id", column.type, primary_key=True, autoincrement=True)
+        for column in celery_table.columns
+        if column.name in live_columns
+    ]
     if "date_started" in live_columns:
-        task.append_column(Column("date_started", PRECISE_TIME, nullable=True))
-    else:
+        columns.append(Column("date_started", PRECISE_TIME, nullable=True))
+    task = Table(celery_table.name, MetaData(), *columns, schema=celery_table.schema)
+    if "date_started" not in live_columns:
         logger.warning(
             "%s has no date_started column: start times are not kept. "
             "`manage.py celery_sa_tables upgrade` adds it.",
@@ -103,13 +141,15 @@ def _make_store(
         database=database,
         task=task,
         tables=tables,
+        missing=frozenset(c.name for c in celery_table.columns if c.name not in live_columns),
         sessions=sessionmaker(engine, expire_on_commit=False),
     )
 
 
-def _prepare(engine: Engine, tables: ResultTables) -> set[str]:
+def _prepare(engine: Engine, tables: ResultTables) -> tuple[set[str], bool]:
     """Create the tables that are missing (celery_sa's safe types, as ``celery_sa_tables
-    create`` makes them) and return the live task table's columns."""
+    create`` makes them); return the live task table's columns, and whether the database
+    has the sequence Celery draws its ids from."""
     with engine.connect() as connection:
         inspector = inspect(connection)
         missing = [t for t in tables.all() if not inspector.has_table(t.name, schema=t.schema)]
@@ -120,6 +160,14 @@ def _prepare(engine: Engine, tables: ResultTables) -> set[str]:
         except SQLAlchemyError:
             # Another process created them in the meantime; anything else shows below.
             logger.info("creating %s failed; checking again", [t.name for t in missing])
+    task = tables.task
     with engine.connect() as connection:
-        columns = inspect(connection).get_columns(tables.task.name, schema=tables.task.schema)
-    return {column["name"] for column in columns}
+        inspector = inspect(connection)
+        columns = inspector.get_columns(task.name, schema=task.schema)
+        sequence = task.c.id.default
+        has_sequence = (
+            connection.dialect.supports_sequences
+            and isinstance(sequence, Sequence)
+            and inspector.has_sequence(sequence.name, schema=sequence.schema)
+        )
+    return {column["name"] for column in columns}, has_sequence

@@ -98,7 +98,10 @@ def _merge(element: Merge, compiler: Any, **kw: Any) -> str:
     target = preparer.format_table(table)
     source = select(
         *(
-            literal(value, type_=table.c[name].type).label(name)
+            # A bound parameter as it is; a plain value bound with the column's type.
+            (
+                value if isinstance(value, ColumnElement) else literal(value, table.c[name].type)
+            ).label(name)
             for name, value in element.values.items()
         )
     )

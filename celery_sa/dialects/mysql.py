@@ -11,7 +11,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
-from sqlalchemy.sql.visitors import iterate
+from sqlalchemy.sql.visitors import InternalTraversal, iterate
 from sqlalchemy.types import TypeEngine
 
 from celery_sa.dialects.base import Database, Driver, Execute
@@ -169,15 +169,22 @@ class NextId(ColumnElement[int]):
     """The next id of a table whose id has a sequence: ``nextval(seq)`` on MariaDB, where
     the sequence exists; NULL, so AUTO_INCREMENT assigns it, on MySQL."""
 
-    inherit_cache = False
+    # Cacheable by the sequence's name: the upsert is compiled once per process.
+    inherit_cache = True
+    _traverse_internals = [
+        ("name", InternalTraversal.dp_string),
+        ("schema", InternalTraversal.dp_string),
+    ]
 
     def __init__(self, sequence: SequenceSchema) -> None:
-        self.sequence = sequence
+        self.name = sequence.name
+        self.schema = sequence.schema
 
 
 @compiles(NextId, "mysql")
 @compiles(NextId, "mariadb")
 def _next_id(element: NextId, compiler: Any, **kw: Any) -> str:
     if compiler.dialect.supports_sequences:
-        return str(compiler.process(element.sequence.next_value(), **kw))
+        sequence = SequenceSchema(element.name, schema=element.schema)
+        return str(compiler.process(sequence.next_value(), **kw))
     return "NULL"
