@@ -7,6 +7,7 @@ Nothing here reads Django settings: a worker without Django gets the same store.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,16 @@ logger = logging.getLogger(__name__)
 _engines = ProcessEngines()
 _stores: dict[tuple[Any, ...], ResultStore] = {}
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have held the lock when the process forked. The stores stay: their
+    # engines' pools are emptied by ProcessEngines.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True)
