@@ -69,7 +69,11 @@ def test_the_demo_runs_on_the_embedded_default_and_runs_again(tmp_path: Path) ->
     }
 
 
-def test_ctrl_c_stops_the_worker_and_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_the_worker_and_the_server(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """Ctrl-C in a terminal, SIGTERM from a process manager, a container stop or timeout."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],
@@ -90,7 +94,7 @@ def test_ctrl_c_stops_the_worker_and_the_server(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as page:
             assert page.status == 200
         assert len(processes_with(tmp_path)) >= 3  # demo, worker (and its pool), server
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         rest, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:

@@ -59,6 +59,10 @@ class Command(BaseCommand):
         call_command("celery_sa_tables", "create", stdout=self.stdout)
         self.demo_superuser()
         book_id = self.seed_book()
+        # A process manager, a container stop or `timeout` sends SIGTERM (a closed terminal
+        # SIGHUP): stop the worker and the server as Ctrl-C does, not leave them running.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
         children = [
             self.spawn(
                 "worker",
@@ -90,6 +94,8 @@ class Command(BaseCommand):
                     self.style.SUCCESS(f"Open http://{addrport}/admin/ — Ctrl-C stops the demo.")
                 )
                 self.serve(children)
+        except KeyboardInterrupt:
+            self.stdout.write("Stopping the worker and the server…")
         finally:
             self.stop(children)
 
@@ -181,11 +187,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo tasks finished: {summary}.")
 
     def serve(self, children: list[subprocess.Popen[bytes]]) -> None:
-        try:
-            while all(child.poll() is None for child in children):
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            self.stdout.write("Stopping the worker and the server…")
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
 
     def stop(self, children: list[subprocess.Popen[bytes]]) -> None:
         for child in children:
@@ -198,3 +201,7 @@ class Command(BaseCommand):
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
         self.stdout.write("Demo stopped.")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
