@@ -1,0 +1,61 @@
+"""What a user of the installed wheel does first: check, migrate, create the tables, print
+the DDL, store a result through celery_sa's backend and open it in the admin. Any missing
+template, migration or module fails here."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+django.setup()
+
+from celery import Celery  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+
+import celery_sa  # noqa: E402
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def main() -> None:
+    assert "site-packages" in celery_sa.__file__, f"not the installed wheel: {celery_sa.__file__}"
+    print(
+        f"celery_sa {celery_sa.__version__} from {celery_sa.__file__}, Django {django.__version__}"
+    )
+    run("check", "--fail-level", "WARNING")
+    run("migrate", "--no-input")
+    assert "Created table celery_taskmeta." in run("celery_sa_tables", "create")
+    sql = run("celery_sa_tables", "sql", "--dialect", "mysql")
+    assert "CREATE TABLE celery_taskmeta" in sql and "LONGBLOB" in sql, sql
+
+    app = Celery("wheel", broker="memory://", backend=settings.CELERY_RESULT_BACKEND)
+    app.conf.result_extended = True
+    app.backend.store_result("wheel-task", {"answer": 42}, "SUCCESS")
+    assert app.AsyncResult("wheel-task").get(timeout=5) == {"answer": 42}
+
+    setup_test_environment()
+    get_user_model().objects.create_superuser("admin", "admin@example.com", "admin")
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="admin"))
+    page = client.get("/admin/celery_sa/taskresult/")
+    body = page.content.decode()
+    assert page.status_code == 200 and "wheel-task" in body, (page.status_code, body[:2000])
+    task = client.get("/admin/celery_sa/taskresult/?q=wheel-task")
+    assert task.status_code == 200
+    print("The installed wheel: check, migrate, tables, SQL, backend and admin all work.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
