@@ -68,16 +68,18 @@ class Setup:
     def url(self) -> str:
         return ours(self.results.url)
 
-    def runs(self) -> Counter[str]:
-        """How often each task name started, over every worker of the test."""
+    def started(self) -> list[tuple[str, str]]:
+        """(task id, task name) of every execution that started, over every worker."""
         path = self.tmp_path / "runs.log"
         lines = path.read_text().splitlines() if path.exists() else []
-        return Counter(line.split()[1] for line in lines)
+        return [(task_id, name) for task_id, name in (line.split() for line in lines)]
+
+    def runs(self) -> Counter[str]:
+        """How often each task name started."""
+        return Counter(name for _, name in self.started())
 
     def runs_of(self, task_id: str) -> int:
-        path = self.tmp_path / "runs.log"
-        lines = path.read_text().splitlines() if path.exists() else []
-        return sum(1 for line in lines if line.split()[0] == task_id)
+        return sum(1 for started_id, _ in self.started() if started_id == task_id)
 
     @contextmanager
     def worker(self, result_url: str | None = None, **variables: str) -> Iterator[Worker]:

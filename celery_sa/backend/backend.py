@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
@@ -54,9 +55,10 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
 
     # -- the store -----------------------------------------------------------------------
 
-    @property
+    @cached_property
     def store(self) -> ResultStore:
-        """This process's engine and tables for ``self.url``."""
+        """This process's engine and tables for ``self.url`` (looked up once per backend:
+        Celery keeps a backend per thread, and the store survives a fork)."""
         conf = self.app.conf
         return result_store(
             self.url,

@@ -153,6 +153,11 @@ class Database:
 
     # -- writing (celery_sa's result backend) --------------------------------------------
 
+    def on_conflict_insert(self, table: Table) -> Any:
+        """An ``INSERT`` that takes ``ON CONFLICT`` (PostgreSQL's and SQLite's): the upserts
+        below are built on it; databases without one override them instead."""
+        raise NotImplementedError(f"no upsert for {self.name}")
+
     def upsert(
         self,
         table: Table,
@@ -163,33 +168,11 @@ class Database:
         """One statement that inserts ``values``, or, where a row with the same unique
         ``key`` exists, sets it to them, unless ``keep`` is true of that row. Ids still come
         from the table's sequence where it has one."""
-        raise NotImplementedError(f"no upsert for {self.name}")
+        statement = self.on_conflict_insert(table).values(values)
+        update = {name: statement.excluded[name] for name in values if name != key}
+        where = None if keep is None else ~keep
+        return statement.on_conflict_do_update(index_elements=[key], set_=update, where=where)  # type: ignore[no-any-return]
 
     def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
         """One statement that inserts ``values`` unless their primary key exists."""
-        raise NotImplementedError(f"no insert-if-missing for {self.name}")
-
-
-OnConflictInsert = Callable[[Table], Any]
-"""``sqlalchemy.dialects.postgresql.insert`` or ``…sqlite.insert``."""
-
-
-def on_conflict_upsert(
-    insert: OnConflictInsert,
-    table: Table,
-    values: dict[str, Any],
-    key: str,
-    keep: ColumnElement[bool] | None,
-) -> Executable:
-    """``INSERT … ON CONFLICT (key) DO UPDATE … WHERE NOT keep`` (PostgreSQL, SQLite)."""
-    statement = insert(table).values(values)
-    update = {name: statement.excluded[name] for name in values if name != key}
-    where = None if keep is None else ~keep
-    return statement.on_conflict_do_update(index_elements=[key], set_=update, where=where)  # type: ignore[no-any-return]
-
-
-def on_conflict_insert_missing(
-    insert: OnConflictInsert, table: Table, values: dict[str, Any]
-) -> Executable:
-    """``INSERT … ON CONFLICT DO NOTHING`` (PostgreSQL, SQLite)."""
-    return insert(table).values(values).on_conflict_do_nothing()  # type: ignore[no-any-return]
+        return self.on_conflict_insert(table).values(values).on_conflict_do_nothing()  # type: ignore[no-any-return]

@@ -12,15 +12,12 @@ from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine.interfaces import ReflectedIndex
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from celery_sa.dialects.base import (
     Database,
     Driver,
     Execute,
-    on_conflict_insert_missing,
-    on_conflict_upsert,
 )
 from celery_sa.tables.ddl import AlterTable
 
@@ -127,14 +124,5 @@ class PostgreSQL(Database):
             (f"sequence {sequence.name} is INTEGER; widen it to BIGINT", WidenSequence(sequence))
         ]
 
-    def upsert(
-        self,
-        table: Table,
-        values: dict[str, Any],
-        key: str,
-        keep: ColumnElement[bool] | None = None,
-    ) -> Executable:
-        return on_conflict_upsert(postgresql_insert, table, values, key, keep)
-
-    def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
-        return on_conflict_insert_missing(postgresql_insert, table, values)
+    def on_conflict_insert(self, table: Table) -> Any:
+        return postgresql_insert(table)

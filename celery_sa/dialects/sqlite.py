@@ -10,15 +10,12 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from sqlalchemy import Column, Integer, Table
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import TypeEngine
 
 from celery_sa.dialects.base import (
     Database,
     Driver,
-    on_conflict_insert_missing,
-    on_conflict_upsert,
 )
 from celery_sa.errors import UnsupportedDatabase
 from celery_sa.tables.ddl import AlterTable
@@ -81,17 +78,8 @@ class SQLite(Database):
         ]
         return alters + super().alter_statements(AlterTable(change.table, indexes=change.indexes))
 
-    def upsert(
-        self,
-        table: Table,
-        values: dict[str, Any],
-        key: str,
-        keep: ColumnElement[bool] | None = None,
-    ) -> Executable:
-        return on_conflict_upsert(sqlite_insert, table, values, key, keep)
-
-    def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
-        return on_conflict_insert_missing(sqlite_insert, table, values)
+    def on_conflict_insert(self, table: Table) -> Any:
+        return sqlite_insert(table)
 
 
 @compiles(AlterTable, "sqlite")
