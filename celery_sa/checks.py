@@ -13,6 +13,9 @@ from typing import Any
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DEFAULT_DB_ALIAS
+from django.utils.text import get_text_list
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -33,28 +36,35 @@ from celery_sa.errors import (
 
 ROUTER = "celery_sa.routers.ResultDatabaseRouter"
 EXAMPLE_URL = "db+postgresql+psycopg://user:password@host:5432/dbname"
-# Each way CELERY_RESULT_BACKEND can be wrong: its check id and the fix.
-URL_CHECKS: dict[type[BackendURLError], tuple[str, str]] = {
-    NoDatabaseURL: (
-        "celery_sa.E001",
-        f'Set CELERY_RESULT_BACKEND to a database URL, e.g. "{EXAMPLE_URL}".',
-    ),
-    UnparsableURL: (
-        "celery_sa.E002",
-        "Check the URL's syntax; percent-encode special characters in the user name and "
-        "password (urllib.parse.quote(password, safe='')).",
-    ),
-    UnsupportedDatabase: (
-        "celery_sa.E003",
-        f"Use one of: {', '.join(sorted(dialects.BACKEND_NAMES))}, with a file path for "
-        "SQLite (e.g. db+mysql://…, db+mysql+pymysql://…, db+postgresql+psycopg://…, "
-        "db+sqlite:////path/results.sqlite3, db+mssql+pyodbc://…).",
-    ),
-    AliasTaken: (
-        "celery_sa.E008",
-        "Set CELERY_SA_DATABASE_ALIAS to an alias that DATABASES does not use.",
-    ),
+# Each way CELERY_RESULT_BACKEND can be wrong: its check id.
+URL_CHECK_IDS: dict[type[BackendURLError], str] = {
+    NoDatabaseURL: "celery_sa.E001",
+    UnparsableURL: "celery_sa.E002",
+    UnsupportedDatabase: "celery_sa.E003",
+    AliasTaken: "celery_sa.E008",
 }
+
+
+def _url_hint(error: type[BackendURLError]) -> str:
+    """The fix for each way CELERY_RESULT_BACKEND can be wrong, in the active language."""
+    if error is NoDatabaseURL:
+        # Translators: "example" is a database URL such as db+postgresql+psycopg://….
+        return _('Set CELERY_RESULT_BACKEND to a database URL, e.g. "%(example)s".') % {
+            "example": EXAMPLE_URL
+        }
+    if error is UnparsableURL:
+        return _(
+            "Check the URL's syntax; percent-encode special characters in the user name and "
+            "password (urllib.parse.quote(password, safe=''))."
+        )
+    if error is UnsupportedDatabase:
+        return _(
+            # Translators: "backends" is a comma-separated list of URL schemes (mssql, mysql, …).
+            "Use one of: %(backends)s, with a file path for SQLite (e.g. db+mysql://…, "
+            "db+mysql+pymysql://…, db+postgresql+psycopg://…, "
+            "db+sqlite:////path/results.sqlite3, db+mssql+pyodbc://…)."
+        ) % {"backends": ", ".join(sorted(dialects.BACKEND_NAMES))}
+    return _("Set CELERY_SA_DATABASE_ALIAS to an alias that DATABASES does not use.")
 
 
 @register()
@@ -66,30 +76,51 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         drivers = [celery_driver(url)]
         database = result_database()
     except BackendURLError as exc:
-        check_id, hint = URL_CHECKS[type(exc)]
-        return [*messages, Error(str(exc), hint=hint, id=check_id)]
+        # The message is celery_sa.database's own, in English: that code also runs in
+        # Celery workers, where Django's translations are not set up.
+        error = type(exc)
+        return [*messages, Error(str(exc), hint=_url_hint(error), id=URL_CHECK_IDS[error])]
     engine = str(app_settings.databases[database.alias]["ENGINE"])
-    messages += _missing_driver(drivers[0], "celery_sa.E004", "Celery's result backend")
+    messages += _missing_driver(
+        drivers[0],
+        "celery_sa.E004",
+        # Translators: "modules" names Python modules with the pip command that installs
+        # each, e.g. "'pymysql' (pip install PyMySQL)".
+        _("Celery's result backend needs the module %(modules)s, which is not installed."),
+    )
     django_database = dialects.by_engine(engine)
     if django_database is not None:
         messages += _missing_driver(
-            django_database.django_drivers, "celery_sa.E005", f"Django's {engine} backend"
+            django_database.django_drivers,
+            "celery_sa.E005",
+            # Translators: "engine" is a Django database backend's dotted path; "modules"
+            # names Python modules with the pip command that installs each, e.g.
+            # "'psycopg' (pip install psycopg[binary]) or 'psycopg2' (pip install …)".
+            _("Django's %(engine)s backend needs the module %(modules)s, which is not installed."),
+            engine=engine,
         )
     if database.alias != DEFAULT_DB_ALIAS and ROUTER not in app_settings.database_routers:
         messages.append(
             Error(
-                f"The result database is DATABASES[{database.alias!r}], but {ROUTER} is not in "
-                "DATABASE_ROUTERS, so the admin would look for Celery's tables in 'default'.",
-                hint=f'Add "{ROUTER}" to DATABASE_ROUTERS.',
+                _(
+                    # Translators: "alias" is a quoted DATABASES key, "router" a dotted path.
+                    "The result database is DATABASES[%(alias)s], but %(router)s is not in "
+                    "DATABASE_ROUTERS, so the admin would look for Celery's tables in 'default'."
+                )
+                % {"alias": repr(database.alias), "router": ROUTER},
+                # Translators: "router" is a dotted path to add to the DATABASE_ROUTERS setting.
+                hint=_('Add "%(router)s" to DATABASE_ROUTERS.') % {"router": ROUTER},
                 id="celery_sa.E006",
             )
         )
     if not app_settings.result_extended:
         messages.append(
             Warning(
-                "CELERY_RESULT_EXTENDED is off: Celery stores no task name, args, kwargs, "
-                "worker, queue or retries, so those admin columns stay empty.",
-                hint="Set CELERY_RESULT_EXTENDED = True.",
+                _(
+                    "CELERY_RESULT_EXTENDED is off: Celery stores no task name, args, kwargs, "
+                    "worker, queue or retries, so those admin columns stay empty."
+                ),
+                hint=_("Set CELERY_RESULT_EXTENDED = True."),
                 id="celery_sa.W001",
             )
         )
@@ -132,8 +163,10 @@ def probe(database: ResultDatabase) -> list[CheckMessage]:
         return [
             Error(
                 cannot_connect(database.url, exc),
-                hint="Check the host, port, user, password and database name in "
-                "CELERY_RESULT_BACKEND, and that the server is running.",
+                hint=_(
+                    "Check the host, port, user, password and database name in "
+                    "CELERY_RESULT_BACKEND, and that the server is running."
+                ),
                 id="celery_sa.E009",
             )
         ]
@@ -143,8 +176,14 @@ def probe(database: ResultDatabase) -> list[CheckMessage]:
         return []
     return [
         Warning(
-            f"The result table(s) {', '.join(missing)} do not exist yet.",
-            hint="Run: python manage.py celery_sa_tables create",
+            ngettext(
+                # Translators: "tables" is one table name or a comma-separated list of them.
+                "The result table %(tables)s does not exist yet.",
+                "The result tables %(tables)s do not exist yet.",
+                len(missing),
+            )
+            % {"tables": ", ".join(missing)},
+            hint=_("Run: python manage.py celery_sa_tables create"),
             id="celery_sa.W002",
         )
     ]
@@ -162,10 +201,20 @@ def _check_table_settings() -> list[CheckMessage]:
         if not valid:
             messages.append(
                 Error(
-                    f"{setting} must be a dict with the keys 'task' and/or 'group' and "
-                    f"non-empty string values, not {value!r}.",
-                    hint=f'e.g. {setting} = {{"task": "…", "group": "…"}}; in an environment '
-                    "variable: task=…,group=…",
+                    _(
+                        # Translators: "setting" is a setting's name, "value" its value as Python
+                        # writes it.
+                        "%(setting)s must be a dict with the keys 'task' and/or 'group' and "
+                        "non-empty string values, not %(value)s."
+                    )
+                    % {"setting": setting, "value": repr(value)},
+                    hint=_(
+                        # Translators: "setting" is a setting's name; keep the Python dict and
+                        # the environment variable's value (task=…,group=…) as they are.
+                        'e.g. %(setting)s = {"task": "…", "group": "…"}; in an environment '
+                        "variable: task=…,group=…"
+                    )
+                    % {"setting": setting},
                     id="celery_sa.E007",
                 )
             )
@@ -173,15 +222,18 @@ def _check_table_settings() -> list[CheckMessage]:
 
 
 def _missing_driver(
-    drivers: Driver | tuple[Driver, ...], check_id: str, user: str
+    drivers: Driver | tuple[Driver, ...], check_id: str, message: str, **params: str
 ) -> list[CheckMessage]:
+    """``message`` (with ``%(modules)s`` and ``params``) when none of ``drivers`` is installed."""
     options = drivers if isinstance(drivers, tuple) else (drivers,)
     if any(importlib.util.find_spec(driver.module) for driver in options):
         return []
-    wanted = " or ".join(f"{d.module!r} (pip install {d.package})" for d in options)
+    # Translators: joins the last two of a list of Python modules ("'a', 'b' or 'c'").
+    last_word = _("or")
+    wanted = get_text_list([f"{d.module!r} (pip install {d.package})" for d in options], last_word)
     return [
         Error(
-            f"{user} needs the module {wanted}, which is not installed.",
+            message % {**params, "modules": wanted},
             hint=f"pip install {options[0].package}",
             id=check_id,
         )

@@ -39,12 +39,17 @@ def one_line(exc: BaseException) -> str:
 def cannot_connect(url: URL, exc: BaseException) -> str:
     """The one-line message for a failed connection to the result database."""
     shown = url.render_as_string(hide_password=True)
-    return f"Cannot connect to the result database ({shown}): {one_line(exc)}"
+    # Translators: url is the database URL (password hidden); error is the driver's message.
+    return _("Cannot connect to the result database (%(url)s): %(error)s") % {
+        "url": shown,
+        "error": one_line(exc),
+    }
 
 
 def unreadable_table(table: str, exc: BaseException) -> str:
     """Why the result table ``table`` could not be read, and the command that fixes it."""
     return _(
+        # Translators: table is a table name; error is the database's message.
         "Cannot read the Celery result table %(table)s (%(error)s). Create or "
         "upgrade it with: python manage.py celery_sa_tables upgrade"
     ) % {"table": table, "error": one_line(exc)[:200]}

@@ -16,7 +16,11 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-TEST_DIR = BASE_DIR / "var" / "tests"
+# A tag keeps runs of the suite that share the machine apart (CI runs two version sets
+# at once): their own SQLite folder, test databases, database users and schemas.
+TEST_TAG = os.environ.get("CELERY_SA_TEST_TAG", "")
+TEST_DIR = BASE_DIR / "var" / ("tests-" + TEST_TAG if TEST_TAG else "tests")
+TEST_DATABASE = "test_celery_sa" + (f"_{TEST_TAG}" if TEST_TAG else "")
 TEST_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = "celery-sa-tests"
@@ -70,7 +74,7 @@ SERVICE_ALIASES = {"mysql": "CELERY_SA_TEST_MYSQL_URL", "postgresql": "CELERY_SA
 for alias, variable in SERVICE_ALIASES.items():
     if os.environ.get(variable):
         DATABASES[alias] = environ.Env.db_url_config(os.environ[variable])
-        DATABASES[alias]["TEST"] = {"NAME": "test_celery_sa"}
+        DATABASES[alias]["TEST"] = {"NAME": TEST_DATABASE}
 DATABASE_ROUTERS = ["celery_sa.routers.ResultDatabaseRouter"]
 
 # The embedded default: results in a SQLite file of their own (a derived alias).

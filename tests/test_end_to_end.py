@@ -24,6 +24,7 @@ from tests.utils import (
     producer,
     running_worker,
     service_url,
+    tagged,
     wait_for_results,
 )
 
@@ -176,7 +177,7 @@ def test_custom_schemas_are_written_by_celery_and_read_by_the_admin(
     database: str, sqla_broker: str, tmp_path: Path, admin_client: Client
 ) -> None:
     _, alias, _ = RESULT_DBS[database]
-    schema = "test_celery_sa_results"
+    schema = tagged("test_celery_sa_results")
     schemas = {"task": schema, "group": schema}
     with connections[str(alias)].cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

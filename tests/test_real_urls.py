@@ -15,6 +15,9 @@ from celery_sa.checks import probe
 from celery_sa.database import result_database
 from celery_sa.database.url import django_database_settings, parse_result_backend
 from celery_sa.errors import BackendURLError
+from tests.utils import TEST_DATABASE, tagged
+
+ODD_USER = tagged("celery_sa_odd")
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 ODD_PASSWORD = "p@ss:w/rd#%?&= +;"
@@ -42,19 +45,19 @@ def celery_side_errors(backend: str) -> list[str]:
 def odd_user() -> Iterator[str]:
     """A MariaDB user whose password needs percent-encoding in a URL."""
     with connections["mysql"].cursor() as cursor:
-        cursor.execute("DROP USER IF EXISTS 'celery_sa_odd'@'%'")
-        cursor.execute("CREATE USER 'celery_sa_odd'@'%%' IDENTIFIED BY %s", [ODD_PASSWORD])
-        cursor.execute("GRANT ALL ON test_celery_sa.* TO 'celery_sa_odd'@'%'")
-    yield "celery_sa_odd"
+        cursor.execute(f"DROP USER IF EXISTS '{ODD_USER}'@'%'")
+        cursor.execute(f"CREATE USER '{ODD_USER}'@'%%' IDENTIFIED BY %s", [ODD_PASSWORD])
+        cursor.execute(f"GRANT ALL ON {TEST_DATABASE}.* TO '{ODD_USER}'@'%'")
+    yield ODD_USER
     with connections["mysql"].cursor() as cursor:
-        cursor.execute("DROP USER IF EXISTS 'celery_sa_odd'@'%'")
+        cursor.execute(f"DROP USER IF EXISTS '{ODD_USER}'@'%'")
 
 
 @pytest.mark.parametrize("driver", ["mysql", "mysql+pymysql"])
 @pytest.mark.services("mysql")
 def test_a_password_that_needs_encoding_logs_in_on_both_sides(odd_user: str, driver: str) -> None:
     backend = (
-        f"db+{driver}://{odd_user}:{quote(ODD_PASSWORD, safe='')}@127.0.0.1:3306/test_celery_sa"
+        f"db+{driver}://{odd_user}:{quote(ODD_PASSWORD, safe='')}@127.0.0.1:3306/{TEST_DATABASE}"
     )
     assert celery_side_errors(backend) == []
     assert django_query(backend, "SELECT CURRENT_USER()").startswith(f"{odd_user}@")
@@ -62,7 +65,7 @@ def test_a_password_that_needs_encoding_logs_in_on_both_sides(odd_user: str, dri
 
 @pytest.mark.services("mysql")
 def test_the_same_password_unencoded_is_refused_clearly(odd_user: str) -> None:
-    backend = f"db+mysql://{odd_user}:{ODD_PASSWORD}@127.0.0.1:3306/test_celery_sa"
+    backend = f"db+mysql://{odd_user}:{ODD_PASSWORD}@127.0.0.1:3306/{TEST_DATABASE}"
     with override_settings(CELERY_RESULT_BACKEND=backend):
         with pytest.raises(BackendURLError, match="CELERY_RESULT_BACKEND cannot be parsed"):
             result_database()
@@ -70,13 +73,13 @@ def test_the_same_password_unencoded_is_refused_clearly(odd_user: str) -> None:
 
 @pytest.mark.services("mysql")
 def test_a_mariadb_unix_socket_works_on_both_sides() -> None:
-    backend = "db+mysql://root@/test_celery_sa?unix_socket=/run/mysqld/mysqld.sock"
+    backend = f"db+mysql://root@/{TEST_DATABASE}?unix_socket=/run/mysqld/mysqld.sock"
     assert celery_side_errors(backend) == []
-    assert django_query(backend, "SELECT DATABASE()") == "test_celery_sa"
+    assert django_query(backend, "SELECT DATABASE()") == TEST_DATABASE
 
 
 @pytest.mark.services("postgresql")
 def test_a_postgresql_socket_directory_works_on_both_sides() -> None:
-    backend = "db+postgresql+psycopg://postgres@/test_celery_sa?host=/var/run/postgresql"
+    backend = f"db+postgresql+psycopg://postgres@/{TEST_DATABASE}?host=/var/run/postgresql"
     assert celery_side_errors(backend) == []
-    assert django_query(backend, "SELECT current_database()") == "test_celery_sa"
+    assert django_query(backend, "SELECT current_database()") == TEST_DATABASE

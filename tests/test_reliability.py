@@ -29,12 +29,14 @@ from sqlalchemy.pool import NullPool
 from tests.private_mariadb import PrivateMariaDB
 from tests.utils import (
     BASE_DIR,
+    TEST_DATABASE,
     Worker,
     fresh_result_db,
     producer,
     result_db_param,
     running_worker,
     service_url,
+    tagged,
 )
 from tests.worker_tasks import Base
 
@@ -43,7 +45,7 @@ pytestmark = [
     pytest.mark.services("redis"),
 ]
 ARTIFACT = BASE_DIR / "test-artifacts" / "reliability.json"
-LOAD_USER = "celery_sa_load"
+LOAD_USER = tagged("celery_sa_load")
 # Each pool process: a SessionTask engine and Celery's result engine of 2 + 1 connections.
 POOL: dict[str, Any] = {"pool_size": 2, "max_overflow": 1, "isolation_level": "READ COMMITTED"}
 PROCESSES = 2
@@ -303,7 +305,7 @@ def test_with_celerys_default_acks_a_killed_pool_child_loses_its_task_and_writes
 def sqlalchemy_root() -> str:
     return (
         make_url(service_url("mysql"))
-        .set(database="test_celery_sa")
+        .set(database=TEST_DATABASE)
         .render_as_string(hide_password=False)
     )
 

@@ -17,12 +17,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from tests.utils import (
+    TEST_DATABASE,
     ResultDB,
     Worker,
     fresh_result_db,
     producer,
     running_worker,
     service_url,
+    tagged,
 )
 from tests.worker_tasks import Base, Row
 
@@ -30,7 +32,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
     pytest.mark.services("mysql", "redis"),
 ]
-APP_USER = "celery_sa_app"
+APP_USER = tagged("celery_sa_app")
 POOL_OPTIONS = '{"pool_size": 2, "max_overflow": 1}'
 PER_PROCESS_BUDGET = 3
 OUTCOMES = ["success", "failure", "retry", "ignore", "reject"]
@@ -79,8 +81,8 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     with connections["mysql"].cursor() as cursor:
         cursor.execute(f"DROP USER IF EXISTS '{APP_USER}'@'%'")
         cursor.execute(f"CREATE USER '{APP_USER}'@'%' IDENTIFIED BY 'app'")
-        cursor.execute(f"GRANT ALL ON test_celery_sa.* TO '{APP_USER}'@'%'")
-    root = make_url("mysql://root@127.0.0.1:3306/test_celery_sa")
+        cursor.execute(f"GRANT ALL ON {TEST_DATABASE}.* TO '{APP_USER}'@'%'")
+    root = make_url(f"mysql://root@127.0.0.1:3306/{TEST_DATABASE}")
     app_url = root.set(username=APP_USER, password="app")
     engine = create_engine(root, poolclass=NullPool)
     Base.metadata.drop_all(engine)
@@ -105,7 +107,7 @@ def app_connections() -> int:
 
 
 def rows() -> list[Row]:
-    engine = create_engine("mysql://root@127.0.0.1:3306/test_celery_sa", poolclass=NullPool)
+    engine = create_engine(f"mysql://root@127.0.0.1:3306/{TEST_DATABASE}", poolclass=NullPool)
     with engine.connect() as connection:
         found = [
             Row(key=r.key, connection_id=r.connection_id)

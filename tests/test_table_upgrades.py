@@ -27,6 +27,7 @@ from tests.utils import (
     BASE_DIR,
     RESULT_DBS,
     SCHEMA_DATABASES,
+    TEST_DATABASE,
     ResultDB,
     drop_result_tables,
     fresh_result_db,
@@ -34,7 +35,10 @@ from tests.utils import (
     project_env,
     result_db_param,
     running_worker,
+    tagged,
 )
+
+RW_USER = tagged("celery_sa_rw")
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 LEGACY = Path(__file__).parent / "legacy"
@@ -244,15 +248,15 @@ def test_a_table_that_is_not_a_celery_table_is_refused(embedded_result_db: Resul
 def limited_user(result_db: ResultDB) -> Iterator[str]:
     """A MariaDB user who may read and write rows but not ALTER tables."""
     with connections["mysql"].cursor() as cursor:
-        cursor.execute("DROP USER IF EXISTS 'celery_sa_rw'@'%'")
-        cursor.execute("CREATE USER 'celery_sa_rw'@'%' IDENTIFIED BY 'rw'")
+        cursor.execute(f"DROP USER IF EXISTS '{RW_USER}'@'%'")
+        cursor.execute(f"CREATE USER '{RW_USER}'@'%' IDENTIFIED BY 'rw'")
         cursor.execute(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON test_celery_sa.* TO 'celery_sa_rw'@'%'"
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {TEST_DATABASE}.* TO '{RW_USER}'@'%'"
         )
-    url = make_url(result_db.url.removeprefix("db+")).set(username="celery_sa_rw", password="rw")
+    url = make_url(result_db.url.removeprefix("db+")).set(username=RW_USER, password="rw")
     yield "db+" + url.render_as_string(hide_password=False)
     with connections["mysql"].cursor() as cursor:
-        cursor.execute("DROP USER IF EXISTS 'celery_sa_rw'@'%'")
+        cursor.execute(f"DROP USER IF EXISTS '{RW_USER}'@'%'")
 
 
 @pytest.mark.parametrize("result_db", [result_db_param("mysqlclient")], indirect=True)
@@ -272,7 +276,7 @@ def test_a_denied_alter_names_the_statement_and_changes_nothing(
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     (line,) = run.stderr.strip().splitlines()
-    assert line.startswith("CommandError: (1142, \"ALTER command denied to user 'celery_sa_rw'")
+    assert line.startswith(f"CommandError: (1142, \"ALTER command denied to user '{RW_USER}'")
     assert "(while running: ALTER TABLE celery_taskmeta MODIFY id BIGINT NOT NULL" in line
     assert snapshot() == before
     assert manage("status")[0] == 1
@@ -388,7 +392,7 @@ def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt(result_db: Res
 @pytest.mark.parametrize("database", SCHEMA_DATABASES)
 def test_tables_in_a_custom_schema_are_created_and_inspected(database: str) -> None:
     _, alias, _ = RESULT_DBS[database]
-    schema = "test_celery_sa_schema"
+    schema = tagged("test_celery_sa_schema")
     with connections[str(alias)].cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     try:

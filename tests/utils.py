@@ -30,6 +30,7 @@ from celery_sa.database import result_alias, result_database
 from celery_sa.database.url import sqlalchemy_url
 from celery_sa.models import TaskResult, forget_live_columns
 from celery_sa.tables.schema import result_tables
+from tests.settings import TEST_TAG
 
 if TYPE_CHECKING:
     from _pytest.mark import ParameterSet
@@ -44,6 +45,11 @@ SERVICES = {
 REQUIRE_SERVICES = os.environ.get("CELERY_SA_REQUIRE_SERVICES") == "1"
 SKIP_PREFIX = "needs service "
 WORKER_START_TIMEOUT = 60.0
+
+
+def tagged(name: str) -> str:
+    """``name`` of a server-wide object (a user, a MariaDB schema), kept apart per run."""
+    return f"{name}_{TEST_TAG}" if TEST_TAG else name
 
 
 def missing_services(names: Iterable[str]) -> list[str]:

@@ -1,6 +1,6 @@
 """What a user of the installed wheel does first: check, migrate, create the tables, print
-the DDL, store a result through celery_sa's backend and open it in the admin. Any missing
-template, migration or module fails here."""
+the DDL, store a result through celery_sa's backend and open it in the admin, in English and
+in Simplified Chinese. Any missing template, migration, catalogue or module fails here."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
+from django.utils import translation  # noqa: E402
 
 import celery_sa  # noqa: E402
 
@@ -34,6 +35,8 @@ def main() -> None:
     print(
         f"celery_sa {celery_sa.__version__} from {celery_sa.__file__}, Django {django.__version__}"
     )
+    newest = os.environ.get("CELERY_SA_WHEEL_DJANGO", "")
+    assert django.__version__.startswith(newest), f"not Django {newest}: {django.__version__}"
     run("check", "--fail-level", "WARNING")
     run("migrate", "--no-input")
     assert "Created table celery_taskmeta." in run("celery_sa_tables", "create")
@@ -54,6 +57,12 @@ def main() -> None:
     assert page.status_code == 200 and "wheel-task" in body, (page.status_code, body[:2000])
     task = client.get("/admin/celery_sa/taskresult/?q=wheel-task")
     assert task.status_code == 200
+    # The compiled catalogue ships in the wheel: the admin and a command speak Chinese.
+    chinese = client.get("/admin/celery_sa/taskresult/", headers={"accept-language": "zh-hans"})
+    assert "任务结果" in chinese.content.decode(), chinese.content.decode()[:2000]
+    with translation.override("zh-hans"):
+        again = run("celery_sa_tables", "create")
+    assert "表 celery_taskmeta 已存在。" in again, again
     print("The installed wheel: check, migrate, tables, SQL, backend and admin all work.")
 
 

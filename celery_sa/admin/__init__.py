@@ -17,8 +17,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, Streami
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from celery_sa.admin.actions import rerun_tasks, revoke_tasks
 from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
@@ -120,14 +120,18 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 def format_runtime(seconds: float) -> str:
     """``0.042 s``, ``12.5 s``, ``3 min 20 s``, ``2 h 5 min``."""
     if seconds < 10:
-        return f"{seconds:.3f} s"
+        # Translators: a task's runtime in seconds ("s"), e.g. "0.042 s".
+        return gettext("%(seconds).3f s") % {"seconds": seconds}
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        # Translators: a task's runtime in seconds ("s"), e.g. "12.5 s".
+        return gettext("%(seconds).1f s") % {"seconds": seconds}
     minutes, rest = divmod(round(seconds), 60)
     if minutes < 60:
-        return f"{minutes} min {rest} s"
+        # Translators: a task's runtime in minutes ("min") and seconds ("s").
+        return gettext("%(minutes)d min %(seconds)d s") % {"minutes": minutes, "seconds": rest}
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    # Translators: a task's runtime in hours ("h") and minutes ("min").
+    return gettext("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
 
 
 def with_value_heads(queryset: QuerySet[TaskResult]) -> QuerySet[TaskResult]:
@@ -334,6 +338,7 @@ class TaskResultAdmin(ResultAdmin):
             self.message_user(
                 request,
                 ngettext(
+                    # Translators: "ids" is a comma-separated list of the new Celery task ids.
                     "Sent %(count)d task again: %(ids)s.",
                     "Sent %(count)d tasks again: %(ids)s.",
                     len(sent),

@@ -8,6 +8,7 @@ from celery import current_app
 from celery.states import READY_STATES
 from django.db.models import QuerySet
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from celery_sa.admin.decoding import decode
 from celery_sa.conf import app_settings
@@ -31,12 +32,19 @@ def rerun_tasks(queryset: QuerySet[Any]) -> tuple[list[str], list[str]]:
     for row in queryset.only("task_id", "name", "args", "kwargs"):
         if not row.name:
             problems.append(
-                f"Task {row.task_id}: no task name stored; re-running needs CELERY_RESULT_EXTENDED."
+                # Translators: "task_id" is a Celery task id; CELERY_RESULT_EXTENDED is a setting.
+                _("Task %(task_id)s: no task name stored; re-running needs CELERY_RESULT_EXTENDED.")
+                % {"task_id": row.task_id}
             )
             continue
         args, kwargs = decode(row.args), decode(row.kwargs)
         if args is None or kwargs is None or args.problem or kwargs.problem:
-            problems.append(f"Task {row.task_id}: its args/kwargs cannot be read safely.")
+            problems.append(
+                # Translators: "task_id" is a Celery task id; args/kwargs are the task's
+                # positional and keyword arguments.
+                _("Task %(task_id)s: its args/kwargs cannot be read safely.")
+                % {"task_id": row.task_id}
+            )
             continue
         result = app.send_task(row.name, args=args.value, kwargs=kwargs.value)
         sent.append(result.id)
@@ -51,5 +59,6 @@ def revoke_tasks(queryset: QuerySet[Any]) -> tuple[list[str], str]:
     try:
         celery_app().control.revoke(ids)
     except Exception as exc:  # the broker decides what fails (some cannot broadcast)
-        return [], f"Cannot revoke through the broker: {exc}"
+        # Translators: "error" is the broker's own message, in English.
+        return [], _("Cannot revoke through the broker: %(error)s") % {"error": exc}
     return ids, ""

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery.backends.base import decompress_payload
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from kombu.serialization import loads, registry
 
 from celery_sa.conf import app_settings
@@ -51,7 +53,9 @@ def decode(raw: bytes | memoryview | None, size: int | None = None) -> Decoded |
     data = bytes(raw)
     total = len(data) if size is None else size
     if total > DECODE_LIMIT:
-        return _preview(data, f"{_size(total)}: too large to decode here", total)
+        # Translators: shown instead of a stored value; "size" is e.g. "10.0 MB".
+        problem = _("%(size)s: too large to decode here") % {"size": _size(total)}
+        return _preview(data, problem, total)
     content_type, content_encoding = _content_type()
     try:
         data = _decompress(data)
@@ -59,9 +63,13 @@ def decode(raw: bytes | memoryview | None, size: int | None = None) -> Decoded |
     except Exception as exc:  # any serializer may fail in its own way on corrupt bytes
         if data.startswith(PICKLE_MARKER):
             return decode_pickle(data)
-        return _preview(
-            data, f"cannot be decoded as {app_settings.result_serializer}: {type(exc).__name__}"
-        )
+        # Translators: "serializer" is Celery's serializer name (json, msgpack, …), "error"
+        # a Python exception class name (DecodeError, …).
+        problem = _("cannot be decoded as %(serializer)s: %(error)s") % {
+            "serializer": app_settings.result_serializer,
+            "error": type(exc).__name__,
+        }
+        return _preview(data, problem)
     return Decoded(text=_pretty(value), size=len(raw), value=value)
 
 
@@ -70,10 +78,14 @@ def decode_pickle(data: bytes) -> Decoded:
     try:
         value = _PlainUnpickler(io.BytesIO(data)).load()
     except _Refused:
-        names = ", ".join(sorted(_globals_in(data))) or "unknown objects"
-        return _preview(data, f"pickle of {names} (not executed)")
+        # Translators: what a refused pickle would have built, when no name can be read.
+        names = ", ".join(sorted(_globals_in(data))) or _("unknown objects")
+        # Translators: "names" is a list of Python classes or functions, e.g.
+        # "posix.system", or "unknown objects".
+        return _preview(data, _("pickle of %(names)s (not executed)") % {"names": names})
     except Exception as exc:
-        return _preview(data, f"corrupt pickle: {type(exc).__name__}")
+        # Translators: "error" is a Python exception class name (UnpicklingError, …).
+        return _preview(data, _("corrupt pickle: %(error)s") % {"error": type(exc).__name__})
     return Decoded(text=_pretty(value), size=len(data), problem="", value=value)
 
 
@@ -97,7 +109,7 @@ def _globals_in(data: bytes) -> set[str]:
     names: set[str] = set()
     strings: list[str] = []
     try:
-        for opcode, argument, _ in pickletools.genops(data):
+        for opcode, argument, _position in pickletools.genops(data):
             if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
                 strings.append(str(argument))
             elif opcode.name == "GLOBAL":
@@ -122,7 +134,8 @@ def _preview(data: bytes, problem: str, size: int | None = None) -> Decoded:
     except UnicodeDecodeError:  # binary: show the bytes escaped, never raw
         shown = repr(head)
     if total > PREVIEW_BYTES:
-        shown += f"\n… ({_size(total - PREVIEW_BYTES)} more)"
+        # Translators: ends a truncated preview of a stored value; "size" is e.g. "12.5 KB".
+        shown += "\n" + _("… (%(size)s more)") % {"size": _size(total - PREVIEW_BYTES)}
     return Decoded(text=shown, size=total, problem=problem)
 
 
@@ -135,15 +148,15 @@ def _pretty(value: Any) -> str:
 
 def _size(count: int) -> str:
     if count < 1024:
-        return f"{count} bytes"
+        return ngettext("%(count)d byte", "%(count)d bytes", count) % {"count": count}
     if count < 1024 * 1024:
-        return f"{count / 1024:.1f} KB"
-    return f"{count / 1024 / 1024:.1f} MB"
+        return _("%(size).1f KB") % {"size": count / 1024}
+    return _("%(size).1f MB") % {"size": count / 1024 / 1024}
 
 
 def _content_type() -> tuple[str, str]:
     # What Celery's backend encodes results with (it does not store the content type).
-    content_type, content_encoding, _ = registry.dumps(
+    content_type, content_encoding, _payload = registry.dumps(
         None, serializer=app_settings.result_serializer
     )  # type: ignore[no-untyped-call]
     return content_type, content_encoding

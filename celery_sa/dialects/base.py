@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.translation import gettext as _
 from sqlalchemy import Column, Connection, Table
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.engine import URL, Dialect
@@ -24,6 +25,9 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import BigInteger, TypeEngine
 
 from celery_sa.tables.ddl import AlterTable
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 INT_LIMIT = "2,147,483,647"
 
@@ -53,7 +57,8 @@ class Database:
     default_port: ClassVar[str] = ""
     single_writer: ClassVar[bool] = False
     """Only one transaction may write at a time, so parallel deletes would only wait."""
-    rewrite_note: ClassVar[str] = ""
+    # Printed by celery_sa_tables (with Django set up), never in a worker: translatable.
+    rewrite_note: ClassVar[str | _StrPromise] = ""
     """What a table rewrite (widening a type) blocks while it runs."""
 
     @property
@@ -120,7 +125,11 @@ class Database:
     def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:
         """Why a live column's type holds less than Celery writes ("" when it does not)."""
         if column.name == "id" and not isinstance(live, BigInteger):
-            return f"column id is {live}: ids stop at {INT_LIMIT}; widen it to BIGINT"
+            # Translators: type is a database type such as INTEGER; limit a number.
+            return _("column id is %(type)s: ids stop at %(limit)s; widen it to BIGINT") % {
+                "type": live,
+                "limit": INT_LIMIT,
+            }
         return ""
 
     def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from sqlalchemy import Column, Connection, Table, case, text
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects import mysql
@@ -48,7 +50,9 @@ class MySQL(Database):
         ("mariadb", "mariadbconnector"): Driver("mariadb", "mariadb"),
     }
     default_port = "3306"
-    rewrite_note = "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait."
+    rewrite_note = gettext_lazy(
+        "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait."
+    )
 
     def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
         if "unix_socket" in query:
@@ -91,7 +95,10 @@ class MySQL(Database):
     def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:
         if type(live) in LIMITS:
             name, limit, target = LIMITS[type(live)]
-            return f"column {column.name} is {name}: values stop at {limit}; widen it to {target}"
+            # Translators: column is a column name, type and target database types.
+            return _(
+                "column %(column)s is %(type)s: values stop at %(limit)s; widen it to %(target)s"
+            ) % {"column": column.name, "type": name, "limit": limit, "target": target}
         return super().too_narrow(live, column)
 
     def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:

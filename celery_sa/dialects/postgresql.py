@@ -7,6 +7,8 @@ import zoneinfo
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from sqlalchemy import Connection, Table, text
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -45,7 +47,7 @@ class PostgreSQL(Database):
     django_drivers = (PSYCOPG, PSYCOPG2)
     celery_drivers = {("postgresql", "psycopg"): PSYCOPG, ("postgresql", "psycopg2"): PSYCOPG2}
     default_port = "5432"
-    rewrite_note = "It is rewritten under an exclusive lock: reads and writes wait."
+    rewrite_note = gettext_lazy("It is rewritten under an exclusive lock: reads and writes wait.")
 
     def default_drivername(self) -> str:
         try:
@@ -121,7 +123,10 @@ class PostgreSQL(Database):
         if kind == "bigint":
             return []
         return [
-            (f"sequence {sequence.name} is INTEGER; widen it to BIGINT", WidenSequence(sequence))
+            (
+                _("sequence %(name)s is INTEGER; widen it to BIGINT") % {"name": sequence.name},
+                WidenSequence(sequence),
+            )
         ]
 
     def on_conflict_insert(self, table: Table) -> Any:

@@ -6,11 +6,19 @@ import re
 from datetime import timedelta
 
 from django.utils.dateparse import parse_duration
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext_lazy
 
 UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 SHORT = re.compile(r"(?:\d+[wdhms])+")
 PART = re.compile(r"(\d+)([wdhms])")
-NAMES = (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1))
+# Django's own timesince words these the same, so its catalogues translate most of them.
+NAMES = (
+    (ngettext_lazy("%(num)d day", "%(num)d days", "num"), 86_400),
+    (ngettext_lazy("%(num)d hour", "%(num)d hours", "num"), 3_600),
+    (ngettext_lazy("%(num)d minute", "%(num)d minutes", "num"), 60),
+    (ngettext_lazy("%(num)d second", "%(num)d seconds", "num"), 1),
+)
 
 
 def parse_age(text: str) -> timedelta:
@@ -21,7 +29,7 @@ def parse_age(text: str) -> timedelta:
     """
     value = text.strip().lower()
     if not value:
-        raise ValueError("an empty duration: use e.g. 7d, 12h or 1d12h")
+        raise ValueError(_("an empty duration: use e.g. 7d, 12h or 1d12h"))
     if SHORT.fullmatch(value):
         age = timedelta(
             seconds=sum(int(number) * UNITS[unit] for number, unit in PART.findall(value))
@@ -29,13 +37,16 @@ def parse_age(text: str) -> timedelta:
     else:
         parsed = parse_duration(text.strip().upper() if value.startswith("p") else text.strip())
         if parsed is None:
-            raise ValueError(
-                f"{text!r} is not a duration: use a number and a unit (w, d, h, m, s), "
+            message = _(
+                # Translators: text is what the user typed, quoted.
+                "%(text)s is not a duration: use a number and a unit (w, d, h, m, s), "
                 "e.g. 7d, 12h or 1d12h"
             )
+            raise ValueError(message % {"text": repr(text)})
         age = parsed
     if age <= timedelta(0):
-        raise ValueError(f"{text!r} is not a positive duration")
+        # Translators: text is what the user typed, quoted.
+        raise ValueError(_("%(text)s is not a positive duration") % {"text": repr(text)})
     return age
 
 
@@ -46,5 +57,5 @@ def describe_age(age: timedelta) -> str:
     for name, size in NAMES:
         count, seconds = divmod(seconds, size)
         if count:
-            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
-    return " ".join(parts) or "0 seconds"
+            parts.append(name % {"num": count})
+    return " ".join(parts) or NAMES[-1][0] % {"num": 0}

@@ -23,6 +23,8 @@ from celery import states
 from django.db import connections, models, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
@@ -83,22 +85,34 @@ class PurgeOptions:
             age = app_settings.result_expires
             if age is None:
                 raise ValueError(
-                    "CELERY_RESULT_EXPIRES is not set (or 0): say how old results must be, "
-                    "e.g. --older-than 7d"
+                    _(
+                        "CELERY_RESULT_EXPIRES is not set (or 0): say how old results must "
+                        "be, e.g. --older-than 7d"
+                    )
                 )
         else:
             age = older_than if isinstance(older_than, timedelta) else parse_age(older_than)
         wanted = tuple(dict.fromkeys(s.strip().upper() for s in comma_separated(statuses)))
         unknown = [status for status in wanted if status not in KNOWN_STATES]
         if unknown:
+            message = ngettext(
+                # Translators: unknown lists the states given, quoted; known the valid ones.
+                "unknown status %(unknown)s: use one of %(known)s",
+                "unknown status %(unknown)s: use one of %(known)s",
+                len(unknown),
+            )
             raise ValueError(
-                f"unknown status {', '.join(map(repr, unknown))}: use one of "
-                f"{', '.join(KNOWN_STATES)}"
+                message
+                % {"unknown": ", ".join(map(repr, unknown)), "known": ", ".join(KNOWN_STATES)}
             )
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"the batch size must be between 1 and {MAX_BATCH_SIZE:,}")
+            raise ValueError(
+                _("the batch size must be between 1 and %(max)s") % {"max": f"{MAX_BATCH_SIZE:,}"}
+            )
         if not 1 <= jobs <= MAX_JOBS:
-            raise ValueError(f"the number of jobs must be between 1 and {MAX_JOBS}")
+            raise ValueError(
+                _("the number of jobs must be between 1 and %(max)s") % {"max": MAX_JOBS}
+            )
         chosen_names = tuple(dict.fromkeys(comma_separated(names)))
         return cls(
             older_than=age,
@@ -331,7 +345,7 @@ def delete_id_ranges(
         # The conditions are checked again as the rows are deleted: a row Celery stored
         # anew since (a later date_done) stays.
         with transaction.atomic(using=queryset.db):
-            deleted, _ = queryset.filter(pk__gte=start, pk__lte=end).delete()
+            deleted = queryset.filter(pk__gte=start, pk__lte=end).delete()[0]
         yield deleted
         # Over a gap in the ids in one step.
         start = table.filter(pk__gt=end).aggregate(lowest=Min("pk"))["lowest"]
@@ -359,7 +373,7 @@ def delete_key_ranges(
             if last is None:
                 return
         with transaction.atomic(using=queryset.db):
-            deleted, _ = todo.filter(beyond(backwards, last, queryset.db, inclusive=True)).delete()
+            deleted = todo.filter(beyond(backwards, last, queryset.db, inclusive=True)).delete()[0]
         key = last
         yield deleted
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import TypeVar
 
+from django.utils.translation import gettext as _
 from sqlalchemy import Connection, Table, create_engine, inspect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,12 +48,17 @@ def run_step(step: Callable[[], T], sql: str) -> T:
         return step()
     except SQLAlchemyError as exc:
         statement = " ".join(sql.split())
-        raise TableError(f"{one_line(exc)} (while running: {statement})") from exc
+        raise TableError(
+            # Translators: error is the database's message; statement the SQL (or a step such
+            # as "inspecting the tables") that failed.
+            _("%(error)s (while running: %(statement)s)")
+            % {"error": one_line(exc), "statement": statement}
+        ) from exc
 
 
 def plan(connection: Connection, tables: ResultTables) -> list[TablePlan]:
     """The upgrade plan of both tables; a table that is not Celery's is an error."""
-    plans = run_step(lambda: plan_upgrade(connection, tables), "inspecting the tables")
+    plans = run_step(lambda: plan_upgrade(connection, tables), _("inspecting the tables"))
     errors = [plan.error for plan in plans if plan.error]
     if errors:
         raise TableError(" ".join(errors))
@@ -61,7 +67,7 @@ def plan(connection: Connection, tables: ResultTables) -> list[TablePlan]:
 
 def missing_tables(connection: Connection, tables: ResultTables) -> list[Table]:
     """The configured tables that do not exist."""
-    inspector = run_step(lambda: inspect(connection), "inspecting the tables")
+    inspector = run_step(lambda: inspect(connection), _("inspecting the tables"))
     return [
         table for table in tables.all() if not inspector.has_table(table.name, schema=table.schema)
     ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from sqlalchemy import Connection, Index, Sequence, Table, inspect, select
 from sqlalchemy import func as sql_func
 from sqlalchemy.engine import Inspector
@@ -82,10 +84,12 @@ def _plan_table(
     )
     missing_core = [name for name in CORE_COLUMNS[key] if name not in live]
     if missing_core:
-        plan.error = (
-            f"{table.fullname} exists but is not a Celery result table "
-            f"(no column {', '.join(missing_core)})."
-        )
+        plan.error = ngettext(
+            # Translators: columns lists the column names the table lacks.
+            "%(table)s exists but is not a Celery result table (no column %(columns)s).",
+            "%(table)s exists but is not a Celery result table (no column %(columns)s).",
+            len(missing_core),
+        ) % {"table": table.fullname, "columns": ", ".join(missing_core)}
         return plan
     add = [c for c in table.columns if c.name not in live]
     narrow = {
@@ -95,13 +99,16 @@ def _plan_table(
     }
     widen = [c for c in table.columns if c.name in narrow]
     indexes, invalid = _missing_indexes(inspector, database, table)
-    plan.problems += [Problem(f"column {c.name} is missing") for c in add]
+    plan.problems += [Problem(_("column %(column)s is missing") % {"column": c.name}) for c in add]
     plan.problems += [Problem(narrow[c.name], rewrites=True) for c in widen]
     plan.problems += [
         Problem(
-            f"index {index.name} is invalid (an interrupted build); build it again"
+            _("index %(index)s is invalid (an interrupted build); build it again")
+            % {"index": index.name}
             if index in invalid
-            else f"index on ({', '.join(c.name for c in index.columns)}) is missing"
+            # Translators: columns lists the index's column names, e.g. "status, date_done".
+            else _("index on (%(columns)s) is missing")
+            % {"columns": ", ".join(c.name for c in index.columns)}
         )
         for index in indexes
     ]
@@ -152,8 +159,11 @@ def _plan_sequence(
         start = max_id + 1
         plan.problems.append(
             Problem(
-                f"sequence {sequence.name} is missing (Celery draws ids from it on this "
-                f"database); create it to start at {start:,}"
+                _(
+                    "sequence %(sequence)s is missing (Celery draws ids from it on this "
+                    "database); create it to start at %(start)s"
+                )
+                % {"sequence": sequence.name, "start": f"{start:,}"}
             )
         )
         plan.statements.append(
@@ -164,8 +174,17 @@ def _plan_sequence(
     if next_value is not None and next_value <= max_id:
         plan.problems.append(
             Problem(
-                f"sequence {sequence.name} would hand out {next_value:,}, but ids up to "
-                f"{max_id:,} are taken; restart it at {max_id + 1:,}"
+                _(
+                    # Translators: next, taken and restart are ids (numbers).
+                    "sequence %(sequence)s would hand out %(next)s, but ids up to %(taken)s "
+                    "are taken; restart it at %(restart)s"
+                )
+                % {
+                    "sequence": sequence.name,
+                    "next": f"{next_value:,}",
+                    "taken": f"{max_id:,}",
+                    "restart": f"{max_id + 1:,}",
+                }
             )
         )
         plan.statements.append(RestartSequence(sequence, max_id + 1))

@@ -8,12 +8,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import DatabaseError
 from django.utils import timezone
-from django.utils.translation import ngettext
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from celery_sa.errors import unreadable_table
 from celery_sa.housekeeping.durations import describe_age
@@ -34,18 +35,25 @@ BAR_WIDTH = 30
 
 
 class Command(BaseCommand):
-    help = (
-        "Delete task and group results older than an age (default: CELERY_RESULT_EXPIRES), "
-        "a few thousand rows a transaction, in primary-key ranges (a status or name "
-        "selection along its own index). Safe to interrupt and run again."
+    # Lazy (the stubs type it str): add_arguments renders it when the parser is made.
+    help = cast(
+        str,
+        gettext_lazy(
+            "Delete task and group results older than an age (default: "
+            "CELERY_RESULT_EXPIRES), a few thousand rows a transaction, in primary-key ranges "
+            "(a status or name selection along its own index). Safe to interrupt and run again."
+        ),
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.description = str(self.help)  # argparse wraps it with re: a real str
         parser.add_argument(
             "--older-than",
             metavar="AGE",
-            help="Age of the results to delete: 7d, 12h, 90m, 1d12h (default: "
-            "CELERY_RESULT_EXPIRES, which Celery defaults to one day).",
+            help=_(
+                "Age of the results to delete: 7d, 12h, 90m, 1d12h (default: "
+                "CELERY_RESULT_EXPIRES, which Celery defaults to one day)."
+            ),
         )
         parser.add_argument(
             "--status",
@@ -53,8 +61,10 @@ class Command(BaseCommand):
             default=[],
             dest="statuses",
             metavar="STATUS",
-            help="Only task results in this state (repeat or comma-separate). Group "
-            "results have no state and are then left alone.",
+            help=_(
+                "Only task results in this state (repeat or comma-separate). Group "
+                "results have no state and are then left alone."
+            ),
         )
         parser.add_argument(
             "--name",
@@ -62,39 +72,46 @@ class Command(BaseCommand):
             default=[],
             dest="names",
             metavar="TASK_NAME",
-            help="Only results of this task (repeat or comma-separate); needs "
-            "CELERY_RESULT_EXTENDED. Group results are then left alone.",
+            help=_(
+                "Only results of this task (repeat or comma-separate); needs "
+                "CELERY_RESULT_EXTENDED. Group results are then left alone."
+            ),
         )
         parser.add_argument(
             "--no-groups",
             action="store_false",
             dest="groups",
-            help="Leave the group results alone.",
+            help=_("Leave the group results alone."),
         )
         parser.add_argument(
             "--undated",
             action="store_true",
-            help="Also delete task results without a date_done (their age is unknown: "
-            "Celery never finished storing them).",
+            help=_(
+                "Also delete task results without a date_done (their age is unknown: "
+                "Celery never finished storing them)."
+            ),
         )
         parser.add_argument(
             "--batch-size",
             type=int,
             default=DEFAULT_BATCH_SIZE,
-            help=f"Rows deleted per transaction (default {DEFAULT_BATCH_SIZE:,}, at most "
-            f"{MAX_BATCH_SIZE:,}).",
+            help=_("Rows deleted per transaction (default %(default)s, at most %(max)s).")
+            % {"default": f"{DEFAULT_BATCH_SIZE:,}", "max": f"{MAX_BATCH_SIZE:,}"},
         )
         parser.add_argument(
             "--jobs",
             type=int,
             default=DEFAULT_JOBS,
-            help=f"Batches deleted at the same time, each on a connection of its own (default "
-            f"{DEFAULT_JOBS}, at most {MAX_JOBS}; always 1 on SQLite).",
+            help=_(
+                "Batches deleted at the same time, each on a connection of its own (default "
+                "%(default)s, at most %(max)s; always 1 on SQLite)."
+            )
+            % {"default": DEFAULT_JOBS, "max": MAX_JOBS},
         )
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="Count what would be deleted; delete nothing.",
+            help=_("Count what would be deleted; delete nothing."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -120,9 +137,18 @@ class Command(BaseCommand):
             bar = self.progress_bar(purge_options, now) if self.stdout.isatty() else None
             if verbose:
                 cutoff = timezone.localtime(now - purge_options.older_than)
+                # English says "rows" for 1 too, as it always has (the tests compare output).
+                starting = ngettext(
+                    "Deleting results done before %(cutoff)s, at most %(n)s rows a transaction.",
+                    "Deleting results done before %(cutoff)s, at most %(n)s rows a transaction.",
+                    purge_options.batch_size,
+                )
                 self.stdout.write(
-                    f"Deleting results done before {cutoff:%Y-%m-%d %H:%M:%S %Z}, at most "
-                    f"{purge_options.batch_size:,} rows a transaction."
+                    starting
+                    % {
+                        "cutoff": f"{cutoff:%Y-%m-%d %H:%M:%S %Z}",
+                        "n": f"{purge_options.batch_size:,}",
+                    }
                 )
             batches = 0
 
@@ -132,7 +158,13 @@ class Command(BaseCommand):
                 if bar:
                     bar(rows)
                 if verbose:
-                    self.stdout.write(f"Batch {batches}: deleted {rows:,} rows.")
+                    done = ngettext(
+                        # Translators: batch is the batch's number (1, 2, ...); n its rows.
+                        "Batch %(batch)s: deleted %(n)s rows.",
+                        "Batch %(batch)s: deleted %(n)s rows.",
+                        rows,
+                    )
+                    self.stdout.write(done % {"batch": batches, "n": f"{rows:,}"})
 
             with stop_on_ctrl_c(self.stdout) as stopping:
                 result = purge(purge_options, now=now, on_batch=on_batch, stop=stopping.is_set)
@@ -142,10 +174,15 @@ class Command(BaseCommand):
             self.stdout.write("")
         self.report(purge_options, result, dry_run=False)
         if verbose:
-            self.stdout.write(f"{result.batches:,} batches in {result.seconds:.1f} s.")
+            timing = ngettext(
+                "%(n)s batches in %(seconds)s s.", "%(n)s batches in %(seconds)s s.", result.batches
+            )
+            self.stdout.write(
+                timing % {"n": f"{result.batches:,}", "seconds": f"{result.seconds:.1f}"}
+            )
         if result.interrupted:
             raise CommandError(
-                "Interrupted; run the command again to carry on.", returncode=INTERRUPTED_EXIT
+                _("Interrupted; run the command again to carry on."), returncode=INTERRUPTED_EXIT
             )
 
     def progress_bar(self, options: PurgeOptions, now: datetime) -> Any:
@@ -157,10 +194,11 @@ class Command(BaseCommand):
             nonlocal done
             done += rows
             filled = min(BAR_WIDTH, BAR_WIDTH * done // total)
+            progress = ngettext(
+                "%(done)s of %(total)s rows", "%(done)s of %(total)s rows", total
+            ) % {"done": f"{min(done, total):,}", "total": f"{total:,}"}
             self.stdout.write(
-                f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {min(done, total):,} of "
-                f"{total:,} rows",
-                ending="",
+                f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {progress}", ending=""
             )
             self.stdout.flush()
 
@@ -185,22 +223,54 @@ class Command(BaseCommand):
             )
         selection = []
         if options.statuses:
-            selection.append(f"status {', '.join(options.statuses)}")
+            # Translators: statuses lists Celery states, e.g. "FAILURE, REVOKED".
+            selection.append(_("status %(statuses)s") % {"statuses": ", ".join(options.statuses)})
         if options.names:
-            selection.append(f"name {', '.join(options.names)}")
-        chosen = f" ({'; '.join(selection)})" if selection else ""
-        verb = "Would delete" if dry_run else "Deleted"
-        age = describe_age(options.older_than)
-        self.stdout.write(f"{verb} {' and '.join(what)}{chosen} older than {age}.")
-        if options.undated:
-            self.stdout.write(f"{verb} {tasks(result.undated)} without a date_done.")
-        elif result.undated_kept:
-            self.stdout.write(
-                f"Kept {tasks(result.undated_kept)} without a date_done (never finished): "
-                "--undated deletes them."
-            )
+            # Translators: names lists task names, e.g. "myapp.tasks.add".
+            selection.append(_("name %(names)s") % {"names": ", ".join(options.names)})
         if dry_run:
-            self.stdout.write("Dry run: nothing was deleted.")
+            summary = (
+                # Translators: what is e.g. "5 task results and 2 group results"; selection
+                # e.g. "status FAILURE; name myapp.tasks.add"; age e.g. "7 days".
+                _("Would delete %(what)s (%(selection)s) older than %(age)s.")
+                if selection
+                # Translators: what is e.g. "5 task results and 2 group results"; age e.g.
+                # "7 days".
+                else _("Would delete %(what)s older than %(age)s.")
+            )
+        else:
+            summary = (
+                # Translators: what is e.g. "5 task results and 2 group results"; selection
+                # e.g. "status FAILURE; name myapp.tasks.add"; age e.g. "7 days".
+                _("Deleted %(what)s (%(selection)s) older than %(age)s.")
+                if selection
+                # Translators: what is e.g. "5 task results and 2 group results"; age e.g.
+                # "7 days".
+                else _("Deleted %(what)s older than %(age)s.")
+            )
+        self.stdout.write(
+            summary
+            % {
+                "what": and_list(what),
+                "selection": "; ".join(selection),
+                "age": describe_age(options.older_than),
+            }
+        )
+        if options.undated:
+            undated = (
+                # Translators: tasks is e.g. "3 task results".
+                _("Would delete %(tasks)s without a date_done.")
+                if dry_run
+                # Translators: tasks is e.g. "3 task results".
+                else _("Deleted %(tasks)s without a date_done.")
+            )
+            self.stdout.write(undated % {"tasks": tasks(result.undated)})
+        elif result.undated_kept:
+            # Translators: tasks is e.g. "3 task results".
+            kept = _("Kept %(tasks)s without a date_done (never finished): --undated deletes them.")
+            self.stdout.write(kept % {"tasks": tasks(result.undated_kept)})
+        if dry_run:
+            self.stdout.write(_("Dry run: nothing was deleted."))
 
 
 @contextmanager
@@ -211,10 +281,12 @@ def stop_on_ctrl_c(stdout: OutputWrapper) -> Iterator[threading.Event]:
     if threading.current_thread() is not threading.main_thread():
         yield stopping
         return
+    # Looked up now: a signal handler had better not load a translation catalogue.
+    notice = _("Stopping after this batch (Ctrl-C again to stop now).")
 
     def first(signum: int, frame: Any) -> None:
         stopping.set()
-        stdout.write("\nStopping after this batch (Ctrl-C again to stop now).")
+        stdout.write(f"\n{notice}")
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, first)
@@ -226,3 +298,13 @@ def stop_on_ctrl_c(stdout: OutputWrapper) -> Iterator[threading.Event]:
 
 def tasks(rows: int) -> str:
     return ngettext("%(n)s task result", "%(n)s task results", rows) % {"n": f"{rows:,}"}
+
+
+def and_list(items: list[str]) -> str:
+    """``["a", "b", "c"]`` -> ``"a and b and c"``, in the active language."""
+    joined = items[0]
+    for item in items[1:]:
+        # Translators: joins two parts of what is deleted, e.g. "5 task results" and
+        # "2 group results".
+        joined = _("%(first)s and %(second)s") % {"first": joined, "second": item}
+    return joined

@@ -5,36 +5,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from celery_sa.errors import unreadable_table
 from celery_sa.housekeeping.durations import describe_age, parse_age
 from celery_sa.housekeeping.stats import NameStats, Stats, collect
 from celery_sa.models import TaskResult
 
-NO_NAME = "(no name)"
-
 
 class Command(BaseCommand):
-    help = (
-        "Count the task results done in a recent window by status and by task name, with "
-        "each task's failure rate and newest failure. A table, or JSON with --json."
+    # Lazy (the stubs type it str): add_arguments renders it when the parser is made.
+    help = cast(
+        str,
+        gettext_lazy(
+            "Count the task results done in a recent window by status and by task name, "
+            "with each task's failure rate and newest failure. A table, or JSON with --json."
+        ),
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        window = "How far back the window reaches: 24h (default), 7d, 90m, 1d12h."
+        parser.description = str(self.help)  # argparse wraps it with re: a real str
+        window = _("How far back the window reaches: 24h (default), 7d, 90m, 1d12h.")
         parser.add_argument("--since", default="24h", metavar="AGE", help=window)
-        parser.add_argument("--json", action="store_true", help="Print JSON for scripts.")
+        parser.add_argument("--json", action="store_true", help=_("Print JSON for scripts."))
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             window = parse_age(options["since"])
         except ValueError as exc:
-            raise CommandError(f"--since: {exc}") from exc
+            # Translators: error says what is wrong with the age given to --since.
+            raise CommandError(_("--since: %(error)s") % {"error": exc}) from exc
         now = timezone.now()
         try:
             stats = collect(now - window, now)
@@ -47,16 +53,22 @@ class Command(BaseCommand):
 
     def write_tables(self, stats: Stats, window: str) -> None:
         if not stats.total:
-            self.stdout.write(f"No task results done in the last {window}.")
+            self.stdout.write(
+                # Translators: window is a duration such as "1 day 12 hours".
+                _("No task results done in the last %(window)s.") % {"window": window}
+            )
             return
-        self.stdout.write(f"Task results done in the last {window}: {stats.total:,}")
+        # Translators: window is a duration such as "1 day 12 hours"; total a number of results.
+        heading = _("Task results done in the last %(window)s: %(total)s")
+        self.stdout.write(heading % {"window": window, "total": f"{stats.total:,}"})
         self.stdout.write("")
         self.write_table(
-            ("Status", "Results"), [(status, f"{n:,}") for status, n in stats.by_status.items()]
+            (_("Status"), _("Results")),
+            [(status, f"{n:,}") for status, n in stats.by_status.items()],
         )
         self.stdout.write("")
         self.write_table(
-            ("Task name", "Results", "Failures", "Failure rate", "Newest failure"),
+            (_("Task name"), _("Results"), _("Failures"), _("Failure rate"), _("Newest failure")),
             [name_row(entry) for entry in stats.by_name],
             text_columns=(0, 4),
         )
@@ -81,7 +93,7 @@ def name_row(entry: NameStats) -> tuple[str, str, str, str, str]:
         when = timezone.localtime(failure.date_done).strftime("%Y-%m-%d %H:%M:%S")
         newest = f"{when}  {failure.task_id}  {failure.exception}".rstrip()
     return (
-        entry.name or NO_NAME,
+        entry.name or _("(no name)"),
         f"{entry.total:,}",
         f"{entry.failures:,}",
         f"{entry.failure_rate:.1%}",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import URL
 
@@ -25,41 +27,49 @@ ERROR_EXIT = 2
 
 
 class Command(BaseCommand):
-    help = (
-        "Inspect (status), create, upgrade Celery's result tables with safe types, or print "
-        "their DDL (sql). status exits 1 when changes are pending, 2 on a problem."
+    # Lazy (the stubs type it str): add_arguments renders it when the parser is made.
+    help = cast(
+        str,
+        gettext_lazy(
+            "Inspect (status), create, upgrade Celery's result tables with safe types, or "
+            "print their DDL (sql). status exits 1 when changes are pending, 2 on a problem."
+        ),
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.description = str(self.help)  # argparse wraps it with re: a real str
         subcommands = parser.add_subparsers(dest="subcommand", required=True)
         subcommands.add_parser(
-            "status", help="Report missing tables, columns, indexes and unsafe types."
+            "status", help=_("Report missing tables, columns, indexes and unsafe types.")
         )
         create = subcommands.add_parser(
-            "create", help="Create the task and group tables (and sequences) that are missing."
+            "create",
+            help=_("Create the task and group tables (and sequences) that are missing."),
         )
-        create.add_argument("--dry-run", action="store_true", help="Print the SQL only.")
+        create.add_argument("--dry-run", action="store_true", help=_("Print the SQL only."))
         upgrade = subcommands.add_parser(
             "upgrade",
-            help="Bring existing tables up to date: add columns and indexes, widen types.",
+            help=_("Bring existing tables up to date: add columns and indexes, widen types."),
         )
-        upgrade.add_argument("--dry-run", action="store_true", help="Print the SQL only.")
+        upgrade.add_argument("--dry-run", action="store_true", help=_("Print the SQL only."))
         upgrade.add_argument(
             "--noinput",
             "--no-input",
             action="store_false",
             dest="interactive",
-            help="Do not ask before rewriting a large table.",
+            help=_("Do not ask before rewriting a large table."),
         )
         sql = subcommands.add_parser(
             "sql",
-            help="Print the CREATE statements for a dialect, without connecting "
-            "(upgrade --dry-run prints the upgrade of the live tables).",
+            help=_(
+                "Print the CREATE statements for a dialect, without connecting "
+                "(upgrade --dry-run prints the upgrade of the live tables)."
+            ),
         )
         sql.add_argument(
             "--dialect",
             choices=dialects.BACKEND_NAMES,
-            help="The SQL dialect (default: the one of CELERY_RESULT_BACKEND).",
+            help=_("The SQL dialect (default: the one of CELERY_RESULT_BACKEND)."),
         )
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
@@ -91,27 +101,44 @@ class Command(BaseCommand):
         pending = 0
         for plan in plans:
             if not plan.exists:
-                self.stdout.write(f"{plan.table.fullname}: missing (create or upgrade creates it)")
+                self.stdout.write(
+                    _("%(table)s: missing (create or upgrade creates it)")
+                    % {"table": plan.table.fullname}
+                )
                 pending += 1
                 continue
-            rows = "" if plan.rows is None else f" (about {plan.rows:,} rows)"
+            table = table_and_rows(plan)
             if not plan.problems:
-                self.stdout.write(f"{plan.table.fullname}{rows}: up to date")
+                self.stdout.write(_("%(table)s: up to date") % {"table": table})
                 continue
+            changes = len(plan.problems)
             self.stdout.write(
-                f"{plan.table.fullname}{rows}: {_changes(len(plan.problems))} pending"
+                ngettext(
+                    "%(table)s: %(n)s change pending", "%(table)s: %(n)s changes pending", changes
+                )
+                % {"table": table, "n": changes}
             )
             for problem in plan.problems:
-                rewrite = " (rewrites the table)" if problem.rewrites else ""
-                self.stdout.write(f"  - {problem.text}{rewrite}")
-            pending += len(plan.problems)
+                text = (
+                    _("%(problem)s (rewrites the table)") % {"problem": problem.text}
+                    if problem.rewrites
+                    else problem.text
+                )
+                self.stdout.write(f"  - {text}")
+            pending += changes
         if pending:
             raise CommandError(
-                f"{_changes(pending)} pending: run `manage.py celery_sa_tables upgrade` "
-                "(--dry-run shows the SQL).",
+                ngettext(
+                    "%(n)s change pending: run `manage.py celery_sa_tables upgrade` "
+                    "(--dry-run shows the SQL).",
+                    "%(n)s changes pending: run `manage.py celery_sa_tables upgrade` "
+                    "(--dry-run shows the SQL).",
+                    pending,
+                )
+                % {"n": pending},
                 returncode=PENDING_EXIT,
             )
-        self.stdout.write(self.style.SUCCESS("The result tables are up to date."))
+        self.stdout.write(self.style.SUCCESS(_("The result tables are up to date.")))
 
     def create(self, *, dry_run: bool) -> None:
         tables = result_tables()
@@ -119,10 +146,12 @@ class Command(BaseCommand):
             missing = execute.missing_tables(connection, tables)
             for table in tables.all():
                 if table not in missing:
-                    self.stdout.write(f"Table {table.fullname} already exists.")
+                    self.stdout.write(
+                        _("Table %(table)s already exists.") % {"table": table.fullname}
+                    )
             self.create_tables(connection, tables, missing, dry_run=dry_run)
         if not missing:
-            self.stdout.write("Nothing to do: the result tables exist.")
+            self.stdout.write(_("Nothing to do: the result tables exist."))
 
     def upgrade(self, *, dry_run: bool, interactive: bool) -> None:
         tables = result_tables()
@@ -137,11 +166,19 @@ class Command(BaseCommand):
                 self.apply(connection, plan, dry_run=dry_run)
         count = sum(len(plan.problems) for plan in changed) + len(missing)
         if not count:
-            self.stdout.write("Nothing to do: the result tables are up to date.")
+            self.stdout.write(_("Nothing to do: the result tables are up to date."))
         elif dry_run:
-            self.stdout.write(f"Would apply {_changes(count)}.")
+            self.stdout.write(
+                ngettext("Would apply %(n)s change.", "Would apply %(n)s changes.", count)
+                % {"n": count}
+            )
         else:
-            self.stdout.write(self.style.SUCCESS(f"Applied {_changes(count)}."))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    ngettext("Applied %(n)s change.", "Applied %(n)s changes.", count)
+                    % {"n": count}
+                )
+            )
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -154,39 +191,59 @@ class Command(BaseCommand):
             self.write_sql(create_statements(connection.dialect, tables, missing))
         else:
             execute.create_tables(connection, tables, missing)
-        verb = "Would create" if dry_run else "Created"
+        done = _("Would create table %(table)s.") if dry_run else _("Created table %(table)s.")
         for table in missing:
-            self.stdout.write(self.style.SUCCESS(f"{verb} table {table.fullname}."))
+            self.stdout.write(self.style.SUCCESS(done % {"table": table.fullname}))
 
     def confirm_rewrites(self, plans: list[TablePlan], dialect: str, interactive: bool) -> None:
         database = dialects.by_name(dialect)
         note = database.rewrite_note if database else ""
         for plan in plans:
-            if not plan.rewrites or (plan.rows or 0) < LARGE_TABLE_ROWS:
+            rows = plan.rows or 0
+            if not plan.rewrites or rows < LARGE_TABLE_ROWS:
                 continue
+            warning = ngettext(
+                # Translators: note is a sentence about the database, possibly empty.
+                "%(table)s has about %(n)s row and widening a type rewrites it. %(note)s",
+                "%(table)s has about %(n)s rows and widening a type rewrites all of them. %(note)s",
+                rows,
+            )
             self.stdout.write(
                 self.style.WARNING(
-                    f"{plan.table.fullname} has about {plan.rows:,} rows and widening a type "
-                    f"rewrites all of them. {note}"
+                    warning % {"table": plan.table.fullname, "n": f"{rows:,}", "note": note}
                 )
             )
             if interactive and sys.stdin.isatty():
-                answer = input("Continue? [y/N] ")
+                # Translators: only y or yes (in English) is read as yes.
+                answer = input(_("Continue? [y/N] "))
                 if answer.strip().lower() not in ("y", "yes"):
-                    raise CommandError("Upgrade cancelled; nothing was changed.")
+                    raise CommandError(_("Upgrade cancelled; nothing was changed."))
 
     def apply(self, connection: Connection, plan: TablePlan, *, dry_run: bool) -> None:
         for problem in plan.problems:
-            self.stdout.write(f"{plan.table.fullname}: {problem.text}")
+            self.stdout.write(
+                # Translators: problem says what differs, e.g. "column date_started is missing".
+                _("%(table)s: %(problem)s")
+                % {"table": plan.table.fullname, "problem": problem.text}
+            )
         if dry_run:
             self.write_sql(execute.compiled(s, connection.dialect) for s in plan.statements)
             return
         started = time.monotonic()
         execute.apply(connection, plan)
+        upgraded = ngettext(
+            "Upgraded %(table)s: %(n)s change in %(seconds)s s.",
+            "Upgraded %(table)s: %(n)s changes in %(seconds)s s.",
+            len(plan.problems),
+        )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Upgraded {plan.table.fullname}: {_changes(len(plan.problems))} "
-                f"in {time.monotonic() - started:.1f} s."
+                upgraded
+                % {
+                    "table": plan.table.fullname,
+                    "n": len(plan.problems),
+                    "seconds": f"{time.monotonic() - started:.1f}",
+                }
             )
         )
 
@@ -200,5 +257,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{statement};")
 
 
-def _changes(count: int) -> str:
-    return f"{count} change" if count == 1 else f"{count} changes"
+def table_and_rows(plan: TablePlan) -> str:
+    """The table's name, with its row count when known: ``celery_taskmeta (about 12 rows)``."""
+    if plan.rows is None:
+        return plan.table.fullname
+    return ngettext("%(table)s (about %(n)s rows)", "%(table)s (about %(n)s rows)", plan.rows) % {
+        "table": plan.table.fullname,
+        "n": f"{plan.rows:,}",
+    }
