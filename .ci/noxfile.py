@@ -93,7 +93,9 @@ def pinned_tools() -> list[str]:
 
 
 def run_suite(session: nox.Session, versions: Versions) -> None:
+    session.chdir(ROOT)
     session.install("-e", ".", *versions.requirements(), *pinned_tools())
+    session.run("python", "--version", silent=False)
     session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=False)
     env = {"CELERY_SA_TEST_TAG": versions.tag}
     args = ["-p", "no:cacheprovider", *session.posargs]

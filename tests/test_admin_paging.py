@@ -24,7 +24,7 @@ PER_PAGE = 10
 ROWS = 125
 PAGES = 13
 TASK_ID = re.compile(r'class="field-task_id"><a href="[^"]*">([^<]+)</a>')
-PAGE_LINK = re.compile(r'<a href="(\?[^"]*)"[^>]*>(\d+)</a>')
+PAGE_LINK = re.compile(r'<a [^>]*href="(\?[^"]*)"[^>]*>(\d+)</a>')
 OFFSET = re.compile(r"\bOFFSET (\d+)", re.IGNORECASE)
 ORDERINGS = {
     "newest first": ("", ("-date_done", "-id")),

@@ -27,9 +27,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from tests.private_mariadb import PrivateMariaDB
+from tests.settings import TEST_DATABASE
 from tests.utils import (
     BASE_DIR,
-    TEST_DATABASE,
     Worker,
     fresh_result_db,
     producer,

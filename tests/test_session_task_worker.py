@@ -16,8 +16,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from tests.settings import TEST_DATABASE
 from tests.utils import (
-    TEST_DATABASE,
     ResultDB,
     Worker,
     fresh_result_db,

@@ -23,11 +23,11 @@ from sqlalchemy.pool import NullPool
 from celery_sa.database import result_database
 from celery_sa.management.commands import celery_sa_tables
 from celery_sa.tables.schema import result_tables
+from tests.settings import TEST_DATABASE
 from tests.utils import (
     BASE_DIR,
     RESULT_DBS,
     SCHEMA_DATABASES,
-    TEST_DATABASE,
     ResultDB,
     drop_result_tables,
     fresh_result_db,

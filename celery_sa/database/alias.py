@@ -21,6 +21,7 @@ from celery_sa.database.url import (
     parse_result_backend,
 )
 from celery_sa.errors import AliasTaken
+from celery_sa.errors import translated as _
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,11 @@ def _resolve(backend: str) -> ResultDatabase:
     alias = own_alias
     if alias in connections.settings and alias not in _registered:
         raise AliasTaken(
-            f"CELERY_SA_DATABASE_ALIAS {alias!r} already names another database in DATABASES; "
-            f"choose a free alias for the result database."
+            _(
+                "CELERY_SA_DATABASE_ALIAS %(alias)r already names another database in "
+                "DATABASES; choose a free alias for the result database."
+            )
+            % {"alias": alias}
         )
     configured = connections.configure_settings({DEFAULT_DB_ALIAS: {}, alias: config})[alias]
     _install(alias, configured, identity)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from celery_sa import dialects
 from celery_sa.dialects import Database, Driver
 from celery_sa.errors import NoDatabaseURL, UnparsableURL, UnsupportedDatabase
+from celery_sa.errors import translated as _
 
 # Celery's database backend, and celery_sa's (celery_sa.backend), on the same tables.
 BACKEND_PREFIXES = ("db+", "celery_sa+")
@@ -37,23 +38,30 @@ def parse_result_backend(value: str | None) -> URL:
     a database backend URL, cannot be parsed, or names a database celery_sa does not support.
     """
     if not value:
-        raise NoDatabaseURL("CELERY_RESULT_BACKEND is not set.")
+        raise NoDatabaseURL(_("CELERY_RESULT_BACKEND is not set."))
     prefix = next((p for p in BACKEND_PREFIXES if value.startswith(p)), None)
     if prefix is None or "://" not in value:
         scheme = value.partition("://")[0] if "://" in value else value
         raise NoDatabaseURL(
-            f"CELERY_RESULT_BACKEND is not a database result backend URL "
-            f"(scheme {scheme!r}; it must start with 'db+' or 'celery_sa+')."
+            _(
+                "CELERY_RESULT_BACKEND is not a database result backend URL "
+                "(scheme %(scheme)r; it must start with 'db+' or 'celery_sa+')."
+            )
+            % {"scheme": scheme}
         )
     try:
         url = make_url(value.removeprefix(prefix))
         backend = url.get_backend_name()
     except (ArgumentError, ValueError) as exc:
-        raise UnparsableURL(f"CELERY_RESULT_BACKEND cannot be parsed: {exc}") from None
+        message = _("CELERY_RESULT_BACKEND cannot be parsed: %(error)s") % {"error": exc}
+        raise UnparsableURL(message) from None
     if dialects.by_name(backend) is None:
         raise UnsupportedDatabase(
-            f"CELERY_RESULT_BACKEND names database {backend!r}, which celery_sa does not "
-            f"support (supported: {', '.join(sorted(dialects.BACKEND_NAMES))})."
+            _(
+                "CELERY_RESULT_BACKEND names database %(name)r, which celery_sa does not "
+                "support (supported: %(supported)s)."
+            )
+            % {"name": backend, "supported": ", ".join(sorted(dialects.BACKEND_NAMES))}
         )
     return url
 
@@ -78,8 +86,11 @@ def celery_driver(url: URL) -> Driver:
             f"{backend}+{name}" for db in dialects.DATABASES for backend, name in db.celery_drivers
         )
         raise UnsupportedDatabase(
-            f"CELERY_RESULT_BACKEND uses driver {url.drivername!r}, which celery_sa does not "
-            f"support (supported: {', '.join(supported)})."
+            _(
+                "CELERY_RESULT_BACKEND uses driver %(driver)r, which celery_sa does not "
+                "support (supported: %(supported)s)."
+            )
+            % {"driver": url.drivername, "supported": ", ".join(supported)}
         ) from None
 
 
@@ -108,7 +119,9 @@ def sqlalchemy_url(config: dict[str, Any], drivername: str | None = None) -> URL
     engine = config["ENGINE"]
     database = dialects.by_engine(engine)
     if database is None:
-        raise UnsupportedDatabase(f"Database engine {engine!r} is not supported by celery_sa.")
+        raise UnsupportedDatabase(
+            _("Database engine %(engine)r is not supported by celery_sa.") % {"engine": engine}
+        )
     options = {
         key: value
         for key, value in (config.get("OPTIONS") or {}).items()

@@ -14,7 +14,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils.translation import gettext as _
 from sqlalchemy import Column, Connection, Table
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.engine import URL, Dialect
@@ -24,6 +23,7 @@ from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import BigInteger, TypeEngine
 
+from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from sqlalchemy.types import TypeEngine
 
 from celery_sa.dialects.base import Database, Driver
 from celery_sa.errors import UnsupportedDatabase
+from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
 
 
@@ -27,8 +28,10 @@ class SQLServer(Database):
     def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
         if "odbc_connect" in query:
             raise UnsupportedDatabase(
-                "CELERY_RESULT_BACKEND uses odbc_connect, which celery_sa cannot translate for "
-                "Django; give host, port and database in the URL and ?driver=… instead."
+                _(
+                    "CELERY_RESULT_BACKEND uses odbc_connect, which celery_sa cannot translate "
+                    "for Django; give host, port and database in the URL and ?driver=… instead."
+                )
             )
         if "driver" in query:
             config["OPTIONS"]["driver"] = query.pop("driver")

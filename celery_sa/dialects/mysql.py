@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from sqlalchemy import Column, Connection, Table, case, text
 from sqlalchemy import Sequence as SequenceSchema
@@ -17,6 +16,7 @@ from sqlalchemy.sql.visitors import InternalTraversal, iterate
 from sqlalchemy.types import TypeEngine
 
 from celery_sa.dialects.base import Database, Driver, Execute
+from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
 
 MYSQLCLIENT = Driver("MySQLdb", "mysqlclient")

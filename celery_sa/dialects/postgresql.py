@@ -7,7 +7,6 @@ import zoneinfo
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from sqlalchemy import Connection, Table, text
 from sqlalchemy import Sequence as SequenceSchema
@@ -21,6 +20,7 @@ from celery_sa.dialects.base import (
     Driver,
     Execute,
 )
+from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
 
 PSYCOPG = Driver("psycopg", "psycopg[binary]")

@@ -18,6 +18,7 @@ from celery_sa.dialects.base import (
     Driver,
 )
 from celery_sa.errors import UnsupportedDatabase
+from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
 
 SQLITE3 = Driver("sqlite3", "Python's sqlite3 module")
@@ -39,8 +40,11 @@ class SQLite(Database):
         name = config["NAME"]
         if not name or name == ":memory:" or query.get("mode") == "memory":
             raise UnsupportedDatabase(
-                "CELERY_RESULT_BACKEND is an in-memory SQLite database, which workers and "
-                "Django cannot share; give a file path (db+sqlite:////absolute/path/results.sqlite3)."
+                _(
+                    "CELERY_RESULT_BACKEND is an in-memory SQLite database, which workers and "
+                    "Django cannot share; give a file path "
+                    "(db+sqlite:////absolute/path/results.sqlite3)."
+                )
             )
         config["NAME"] = os.path.abspath(name)
         if "timeout" in query:
