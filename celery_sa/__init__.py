@@ -1,3 +1,3 @@
 """celery_sa: Django admin, tables and sessions for Celery's SQLAlchemy result backend."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -24,6 +24,7 @@ from tests.utils import (
     producer,
     running_worker,
     service_url,
+    stored_value,
     tagged,
     wait_for_results,
 )
@@ -87,7 +88,7 @@ def test_worker_results_are_read_through_the_models_and_the_admin(
 
     rows = {row.task_id: row for row in TaskResult.objects.filter(task_id__in=task_ids)}
     added = rows[ids["add"]]
-    assert (added.status, json.loads(bytes(added.result))) == ("SUCCESS", 5)
+    assert (added.status, stored_value(added.result)) == ("SUCCESS", 5)
     assert added.name == "project.tasks.add"
     assert json.loads(bytes(added.args)) == [2, 3]
     assert added.worker.startswith(worker.queue)
@@ -143,7 +144,7 @@ def test_real_brokers_deliver_to_the_worker(
     url = embedded_result_db.url
     task_id = run_task(tmp_path, url, service_url(broker), "project.tasks.add", (20, 22))
     row = TaskResult.objects.get(task_id=task_id)
-    assert (row.status, json.loads(bytes(row.result))) == ("SUCCESS", 42)
+    assert (row.status, stored_value(row.result)) == ("SUCCESS", 42)
 
 
 CUSTOM_NAMES = {"task": "qc_celery_taskmeta", "group": "qc_celery_tasksetmeta"}
@@ -197,7 +198,7 @@ def test_custom_schemas_are_written_by_celery_and_read_by_the_admin(
                 CELERY_DATABASE_TABLE_SCHEMAS=f"task={schema},group={schema}",
             )
             row = TaskResult.objects.get(task_id=task_id)
-            assert json.loads(bytes(row.result)) == 7
+            assert stored_value(row.result) == 7
             response = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
             assert task_id in response.text
     finally:

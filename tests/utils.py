@@ -4,7 +4,9 @@ subprocess, rows as Celery writes them. Fixtures and hooks are in ``conftest.py`
 from __future__ import annotations
 
 import io
+import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -19,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from celery import Celery
+from celery.backends.database.models import Task as CeleryTask
 from celery.states import READY_STATES
 from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
-from sqlalchemy import Table, create_engine, insert
+from sqlalchemy import PickleType, Table, create_engine, insert
 from sqlalchemy.pool import NullPool
 
 from celery_sa.database import result_alias, result_database
@@ -45,6 +48,14 @@ SERVICES = {
 REQUIRE_SERVICES = os.environ.get("CELERY_SA_REQUIRE_SERVICES") == "1"
 SKIP_PREFIX = "needs service "
 WORKER_START_TIMEOUT = 60.0
+
+
+def stored_value(raw: bytes | memoryview) -> Any:
+    """A result as the installed Celery reads its column: before 5.7 the value itself is
+    pickled (PickleType), 5.7 stores it serialized (JSON in these tests)."""
+    if isinstance(CeleryTask.__table__.c.result.type, PickleType):
+        return pickle.loads(bytes(raw))
+    return json.loads(bytes(raw))
 
 
 def tagged(name: str) -> str:

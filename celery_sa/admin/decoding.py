@@ -17,12 +17,24 @@ import pickletools
 from dataclasses import dataclass
 from typing import Any
 
-from celery.backends.base import decompress_payload
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from kombu.compression import decompress
 from kombu.serialization import loads, registry
 
 from celery_sa.conf import app_settings
+
+try:
+    from celery.backends.base import decompress_payload
+except ImportError:  # Celery < 5.7 compresses no result, yet reads rows a 5.7 worker wrote
+    COMPRESSED = b"\x00celery-compressed\x00"  # Celery 5.7's marker, then the method
+
+    def decompress_payload(payload: bytes) -> bytes:
+        if not payload.startswith(COMPRESSED):
+            return payload
+        method, _nul, body = payload[len(COMPRESSED) :].partition(b"\x00")
+        return bytes(decompress(body, method.decode()))  # type: ignore[no-untyped-call]
+
 
 DECODE_LIMIT = 1024 * 1024  # larger values are previewed, not decoded
 PREVIEW_BYTES = 4096

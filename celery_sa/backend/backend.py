@@ -11,9 +11,12 @@ from typing import Any
 from celery import states
 from celery.backends.database import DatabaseBackend as CeleryDatabaseBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.utils.time import get_exponential_backoff_interval
 from kombu.utils.encoding import bytes_to_str
+from sqlalchemy.exc import DatabaseError, InterfaceError, InvalidRequestError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from celery_sa.backend import chords
 from celery_sa.backend.store import ResultStore, result_store
@@ -24,6 +27,8 @@ CHUNK = 900
 # (full jitter, 10 ms doubling up to 10 s) about 10 s in all, enough for a database
 # restart or failover. Celery's own database backend retries 3 times (under 0.2 s).
 DEFAULT_MAX_RETRIES = 10
+# What a retry may cure (a restart, a failover, a dropped connection): Celery 5.7's list.
+RETRYABLE = (DatabaseError, InterfaceError, InvalidRequestError, StaleDataError)
 
 
 class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
@@ -50,8 +55,39 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not self.app.conf.value_set_for("result_backend_max_retries"):
+        conf = self.app.conf
+        # Retried unless the user says otherwise, on every Celery 5.5-5.7 (Celery's own
+        # database backend retries by default from 5.7 on).
+        if not conf.value_set_for("result_backend_always_retry"):
+            self.always_retry = True
+        if not conf.value_set_for("result_backend_max_retries"):
             self.max_retries = DEFAULT_MAX_RETRIES
+
+    def exception_safe_to_retry(self, exc: BaseException) -> bool:
+        return isinstance(exc, RETRYABLE)
+
+    def _retrying(self, function: Any, *args: Any) -> Any:
+        """``function(*args)`` under the backend's retry policy, as Celery retries a store:
+        only what :meth:`exception_safe_to_retry` accepts, backing off exponentially."""
+        retries = 0
+        while True:
+            try:
+                return function(*args)
+            except Exception as exc:
+                if not (self.always_retry and self.exception_safe_to_retry(exc)):
+                    raise
+                if retries >= self.max_retries:
+                    raise
+                retries += 1
+                time.sleep(
+                    get_exponential_backoff_interval(
+                        self.base_sleep_between_retries_ms,
+                        retries,
+                        self.max_sleep_between_retries_ms,
+                        True,
+                    )
+                    / 1000
+                )
 
     # -- the store -----------------------------------------------------------------------
 
@@ -177,7 +213,7 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         waited = 0.0
         iterations = 0
         while pending:
-            ready = self._ensure_retryable(self._ready, pending)
+            ready = self._retrying(self._ready, pending)
             for task_id, meta in ready.items():
                 pending.discard(task_id)
                 if meta["status"] == states.SUCCESS:
@@ -203,19 +239,19 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
     def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
         """Register the chord's counter instead of sending ``celery.chord_unlock``."""
         self.ensure_chords_allowed()
-        self._ensure_retryable(chords.register, self, header_result_args)
+        self._retrying(chords.register, self, header_result_args)
 
     def set_chord_size(self, group_id: str, chord_size: int) -> None:
-        self._ensure_retryable(chords.set_size, self.store, group_id, chord_size)
+        self._retrying(chords.set_size, self.store, group_id, chord_size)
 
     def add_to_chord(self, chord_id: str, result: Any) -> None:
-        self._ensure_retryable(chords.add_part, self.store, chord_id)
+        self._retrying(chords.add_part, self.store, chord_id)
 
     def on_chord_part_return(self, request: Any, state: str, result: Any, **kwargs: Any) -> None:
         chords.part_returned(self, request)
 
     # -- housekeeping -----------------------------------------------------------------
 
-    def _cleanup(self) -> None:
-        super()._cleanup()
-        chords.cleanup(self.store, self.expires)
+    def cleanup(self) -> None:
+        super().cleanup()
+        self._retrying(chords.cleanup, self.store, self.expires)

@@ -86,9 +86,9 @@ def part_returned(backend: DatabaseBackend, request: Any) -> None:
         with store.engine.begin() as connection:
             connection.execute(store.database.insert_missing(store.tables.part, part))
 
-    backend._ensure_retryable(record)
-    if backend._ensure_retryable(_claim_and_fire, backend, request):
-        backend._ensure_retryable(_forget_chord, store, group_id)
+    backend._retrying(record)
+    if backend._retrying(_claim_and_fire, backend, request):
+        backend._retrying(_forget_chord, store, group_id)
 
 
 def _claim_and_fire(backend: DatabaseBackend, request: Any) -> bool:

@@ -61,7 +61,9 @@ class Command(BaseCommand):
         book_id = self.seed_book()
         # A process manager, a container stop or `timeout` sends SIGTERM (a closed terminal
         # SIGHUP): stop the worker and the server as Ctrl-C does, not leave them running.
-        for signum in (signal.SIGTERM, signal.SIGHUP):
+        # SIGINT too: a shell starts a background job with SIGINT ignored, and Python keeps
+        # it ignored, yet Ctrl-C (or kill -INT) must still stop the demo.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _interrupt)
         children = [
             self.spawn(
