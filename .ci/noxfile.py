@@ -109,8 +109,8 @@ def run_suite(session: nox.Session, versions: Versions) -> None:
     session.run("python", "-m", "pytest", *args, env=env)
 
 
-# CI runs the newest set through the README's test command (.venv has those versions) and
-# the rest with `nox -t ci`, at the same time.
+# CI runs the newest set through the README's test command (.venv has those versions),
+# beside `-t oldest`, then `-t other`.
 for kind, versions in [("oldest", OLDEST), ("newest", NEWEST)] + [("other", v) for v in OTHERS]:
 
     def session(session: nox.Session, versions: Versions = versions) -> None:
@@ -118,5 +118,4 @@ for kind, versions in [("oldest", OLDEST), ("newest", NEWEST)] + [("other", v) f
 
     scope = "the whole suite" if versions.services else "the service-free tests"
     session.__doc__ = f"{kind.capitalize()} versions: {scope}."
-    tags = [kind] + ([] if kind == "newest" else ["ci"])
-    nox.session(python=versions.python, name=f"{kind}-{versions.name}", tags=tags)(session)
+    nox.session(python=versions.python, name=f"{kind}-{versions.name}", tags=[kind])(session)

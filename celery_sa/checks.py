@@ -10,6 +10,7 @@ import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
+import celery
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DEFAULT_DB_ALIAS
@@ -76,8 +77,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         drivers = [celery_driver(url)]
         database = result_database()
     except BackendURLError as exc:
-        # The message is celery_sa.database's own, in English: that code also runs in
-        # Celery workers, where Django's translations are not set up.
+        # The message is celery_sa.database's own (translated: Django is set up here).
         error = type(exc)
         return [*messages, Error(str(exc), hint=_url_hint(error), id=URL_CHECK_IDS[error])]
     engine = str(app_settings.databases[database.alias]["ENGINE"])
@@ -111,6 +111,26 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
                 # Translators: "router" is a dotted path to add to the DATABASE_ROUTERS setting.
                 hint=_('Add "%(router)s" to DATABASE_ROUTERS.') % {"router": ROUTER},
                 id="celery_sa.E006",
+            )
+        )
+    if (
+        celery.VERSION < (5, 6)
+        and "max_overflow" in app_settings.database_engine_options
+        and str(app_settings.result_backend).startswith("db+")
+    ):
+        messages.append(
+            Error(
+                _(
+                    "Celery %(version)s builds the worker's first result engine without a "
+                    "pool and refuses max_overflow in CELERY_DATABASE_ENGINE_OPTIONS: the "
+                    "worker would not start."
+                )
+                % {"version": celery.__version__},
+                hint=_(
+                    "Remove max_overflow from CELERY_DATABASE_ENGINE_OPTIONS, upgrade Celery "
+                    "to 5.6 or newer, or use celery_sa's backend (celery_sa+…)."
+                ),
+                id="celery_sa.E010",
             )
         )
     if not app_settings.result_extended:

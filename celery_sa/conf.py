@@ -75,6 +75,11 @@ class AppSettings:
         return value if isinstance(value, timedelta) and value > timedelta(0) else None
 
     @property
+    def database_engine_options(self) -> dict[str, Any]:
+        """``CELERY_DATABASE_ENGINE_OPTIONS``: Celery's ``create_engine`` options."""
+        return dict(getattr(settings, "CELERY_DATABASE_ENGINE_OPTIONS", None) or {})
+
+    @property
     def database_alias(self) -> str:
         """``CELERY_SA_DATABASE_ALIAS``: the alias registered for the result database when
         no alias in ``DATABASES`` already points at it."""

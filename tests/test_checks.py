@@ -6,7 +6,9 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import celery
 import pytest
 from django.core.checks import CheckMessage, run_checks
 from django.test import override_settings
@@ -111,6 +113,26 @@ def test_a_wrong_password_is_reported_on_mariadb() -> None:
     assert list(messages) == ["celery_sa.E009"]
     assert "Access denied" in messages["celery_sa.E009"].msg
     assert "wrong" not in messages["celery_sa.E009"].msg
+
+
+@pytest.mark.parametrize(
+    ("version", "backend", "fired"),
+    [
+        ((5, 5, 3, "", ""), "db+sqlite:///x.sqlite3", True),
+        ((5, 5, 3, "", ""), "celery_sa+sqlite:///x.sqlite3", False),  # its own engine
+        ((5, 6, 0, "", ""), "db+sqlite:///x.sqlite3", False),  # fixed in Celery 5.6
+    ],
+)
+def test_max_overflow_on_celery_55s_backend_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, version: tuple[Any, ...], backend: str, fired: bool
+) -> None:
+    monkeypatch.setattr(celery, "VERSION", version)
+    options = {"pool_size": 2, "max_overflow": 1}
+    with override_settings(CELERY_RESULT_BACKEND=backend, CELERY_DATABASE_ENGINE_OPTIONS=options):
+        messages = celery_sa_messages()
+    assert ("celery_sa.E010" in messages) is fired
+    if fired:
+        assert "upgrade Celery to 5.6" in messages["celery_sa.E010"].hint
 
 
 def test_result_extended_off_is_a_warning() -> None:

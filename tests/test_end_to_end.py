@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import celery
 import pytest
 from celery import group
 from django.db import connections
@@ -93,7 +94,10 @@ def test_worker_results_are_read_through_the_models_and_the_admin(
     assert json.loads(bytes(added.args)) == [2, 3]
     assert added.worker.startswith(worker.queue)
     assert added.queue == worker.queue
-    assert abs(added.date_done - timezone.now()) < timedelta(minutes=2)
+    if celery.VERSION >= (5, 6):
+        assert abs(added.date_done - timezone.now()) < timedelta(minutes=2)
+    else:  # Celery 5.5's column default: one time, computed when the worker imported it
+        assert added.date_done < timezone.now()
 
     failed = rows[ids["divide"]]
     assert failed.status == "FAILURE"

@@ -124,6 +124,10 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         # Celery's own code decides every column's value, so the row is the one it writes.
         row = SimpleNamespace(children=None, stamps=None)
         self._update_result(row, result, state, traceback=traceback, request=request)
+        if not hasattr(row, "date_done"):
+            # Celery before 5.7 leaves it to a column default (in 5.5 a time computed once,
+            # at import): write the time 5.7 writes.
+            row.date_done = self.app.now()
         values = {name: getattr(row, name) for name in store.task.c.keys() if hasattr(row, name)}
         values["task_id"] = task_id
         if state == states.STARTED and store.tracks_start:

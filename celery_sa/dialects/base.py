@@ -17,7 +17,6 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from sqlalchemy import Column, Connection, Table
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.engine import URL, Dialect
-from sqlalchemy.engine.interfaces import ReflectedIndex
 from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
@@ -140,9 +139,9 @@ class Database:
             statements.append(AlterTable(change.table, add=change.add, widen=change.widen))
         return statements + [CreateIndex(index) for index in change.indexes]
 
-    def invalid_index(self, index: ReflectedIndex) -> bool:
-        """The reflected index exists but the database does not use it."""
-        return False
+    def invalid_indexes(self, connection: Connection, table: Table) -> set[str]:
+        """The names of ``table``'s indexes that exist but the database does not use."""
+        return set()
 
     def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
         """What the sequence hands out next, where that can be read without using it."""

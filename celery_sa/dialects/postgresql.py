@@ -11,7 +11,6 @@ from django.utils.translation import gettext_lazy
 from sqlalchemy import Connection, Table, text
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.engine.interfaces import ReflectedIndex
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
@@ -103,9 +102,15 @@ class PostgreSQL(Database):
             index.dialect_options["postgresql"]["concurrently"] = True
         return super().alter_statements(change)
 
-    def invalid_index(self, index: ReflectedIndex) -> bool:
-        # What an interrupted CREATE INDEX CONCURRENTLY leaves behind.
-        return bool(index.get("dialect_options", {}).get("postgresql_invalid"))
+    def invalid_indexes(self, connection: Connection, table: Table) -> set[str]:
+        # What an interrupted CREATE INDEX CONCURRENTLY leaves behind (read from the catalog:
+        # SQLAlchemy 2.0's reflection does not tell).
+        query = text(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = CAST(:table AS regclass) AND NOT i.indisvalid"
+        )
+        qualified = self.qualified(connection, table.name, table.schema)
+        return set(connection.execute(query, {"table": qualified}).scalars())
 
     def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
         qualified = self.qualified(connection, sequence.name, sequence.schema)

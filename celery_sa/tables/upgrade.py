@@ -98,7 +98,7 @@ def _plan_table(
         if c.name in live and (why := database.too_narrow(live[c.name]["type"], c))
     }
     widen = [c for c in table.columns if c.name in narrow]
-    indexes, invalid = _missing_indexes(inspector, database, table)
+    indexes, invalid = _missing_indexes(connection, inspector, database, table)
     plan.problems += [Problem(_("column %(column)s is missing") % {"column": c.name}) for c in add]
     plan.problems += [Problem(narrow[c.name], rewrites=True) for c in widen]
     plan.problems += [
@@ -128,12 +128,12 @@ def _plan_table(
 
 
 def _missing_indexes(
-    inspector: Inspector, database: Database, table: Table
+    connection: Connection, inspector: Inspector, database: Database, table: Table
 ) -> tuple[list[Index], list[Index]]:
     """The wanted indexes no live index covers, and those left invalid (to drop and build
     again)."""
     live = inspector.get_indexes(table.name, schema=table.schema)
-    invalid = {index["name"] for index in live if database.invalid_index(index)}
+    invalid = database.invalid_indexes(connection, table)
     existing = {tuple(i["column_names"]) for i in live if i["name"] not in invalid}
     existing |= {
         tuple(constraint["column_names"])
