@@ -137,9 +137,14 @@ def private_mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
         shutil.rmtree(server.directory, ignore_errors=True)  # its data: ~100 MB
 
 
+# Celery 5.5's own backend never retries a failed store (its database backend defines no
+# exception_safe_to_retry before 5.6): a restart loses results there, as the README says.
+RESTARTABLE = ["db", "celery_sa"] if celery.VERSION >= (5, 6) else ["celery_sa"]
+
+
 # MariaDB: where it is a service, its server binaries are installed for a private one.
 @pytest.mark.services("mysql")
-@pytest.mark.parametrize("backend", ["db", "celery_sa"])
+@pytest.mark.parametrize("backend", RESTARTABLE)
 def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
     private_mariadb: PrivateMariaDB, tmp_path: Path, backend: str
 ) -> None:
@@ -188,7 +193,9 @@ def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
         assert worker.process.poll() is None  # the same worker carried on
         task_retries = worker.output.count("retry: Retry in")
         store_retries = worker.output.count("Failed operation _store_result")
-    assert store_retries > 0  # the restart was felt: storing results had to wait for it
+    # The restart was felt: storing results (logged from Celery 5.7 on) or the tasks' own
+    # writes had to wait for it.
+    assert store_retries + task_retries > 0
     assert all(answer["checked_out"] == 0 for answer in answers.values()), answers
     engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as connection:
