@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 from django.core.checks import CheckMessage, run_checks
 from django.test import override_settings
 
-from tests.utils import BASE_DIR, ResultDB, project_env
+from tests.utils import ResultDB, manage_py, project_env
 
 # Transactional: a check run under another CELERY_RESULT_BACKEND swaps the result alias's
 # connection, which must not happen inside a test-wide atomic block.
@@ -150,13 +148,7 @@ def test_missing_result_tables_are_a_warning(tmp_path: Path) -> None:
 
 def test_manage_py_check_fails_on_a_misconfiguration(tmp_path: Path) -> None:
     env = project_env(tmp_path, CELERY_RESULT_BACKEND="redis://localhost:6379/0")
-    run = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    run = manage_py(env, "check")
     assert run.returncode == 1
     assert "celery_sa.E001" in run.stderr
     assert "HINT: Set CELERY_RESULT_BACKEND to a database URL" in run.stderr

@@ -23,6 +23,7 @@ from tests.utils import (
     REQUIRE_SERVICES,
     ResultDB,
     insert_rows,
+    manage_py,
     project_env,
     row,
 )
@@ -122,13 +123,7 @@ def test_the_admin_list_and_task_page_speak_chinese(
 
 def test_a_command_and_a_system_check_speak_chinese(tmp_path: Path) -> None:
     env = project_env(tmp_path, LANGUAGE_CODE="zh-hans")
-    create = subprocess.run(
-        [sys.executable, "manage.py", "celery_sa_tables", "create"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    create = manage_py(env, "celery_sa_tables", "create")
     assert create.returncode == 0, create.stderr
     assert create.stdout.splitlines()[:2] == [
         "已创建表 celery_taskmeta。",
@@ -136,13 +131,7 @@ def test_a_command_and_a_system_check_speak_chinese(tmp_path: Path) -> None:
     ]
 
     env["CELERY_RESULT_BACKEND"] = "redis://localhost:6379/0"
-    check = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    check = manage_py(env, "check")
     assert check.returncode == 1
     assert "celery_sa.E001" in check.stderr
     assert "HINT: Set CELERY_RESULT_BACKEND" not in check.stderr

@@ -193,6 +193,13 @@ def project_env(tmp_path: Path, **variables: str) -> dict[str, str]:
     return env
 
 
+def manage_py(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python manage.py *args`` of the demo project, run as a command in ``env``."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+
+
 @contextmanager
 def running_worker(
     tmp_path: Path,
