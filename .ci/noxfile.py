@@ -30,7 +30,16 @@ SERVICE_VARIABLES = (
     "CELERY_SA_REQUIRE_SERVICES",
 )
 # What the sessions choose themselves; everything else comes pinned from requirements.txt.
-VARIED = {"django", "celery", "kombu", "sqlalchemy", "mysqlclient", "pymysql", "psycopg"}
+VARIED = {
+    "django",
+    "celery",
+    "kombu",
+    "sqlalchemy",
+    "mysqlclient",
+    "pymysql",
+    "psycopg",
+    "prometheus_client",
+}
 LINT_AND_BUILD = {"ruff", "mypy", "django-stubs", "build", "twine", "nox"}
 
 
@@ -66,8 +75,18 @@ class Versions:
 
 
 DRIVERS = {
-    "oldest": ["mysqlclient~=2.2.1", "PyMySQL~=1.1.0", "psycopg[binary]~=3.1.0"],
-    "newest": ["mysqlclient~=2.3.0", "PyMySQL~=1.2.0", "psycopg[binary]~=3.3.0"],
+    "oldest": [
+        "mysqlclient~=2.2.1",
+        "PyMySQL~=1.1.0",
+        "psycopg[binary]~=3.1.0",
+        "prometheus_client~=0.20.0",
+    ],
+    "newest": [
+        "mysqlclient~=2.3.0",
+        "PyMySQL~=1.2.0",
+        "psycopg[binary]~=3.3.0",
+        "prometheus_client~=0.26.0",
+    ],
 }
 OLDEST = Versions("3.11", "5.2", "5.5", "2.0", "oldest", services=True)
 NEWEST = Versions("3.13", "6.1", "5.7", "2.1", "newest", services=True)

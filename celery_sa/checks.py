@@ -12,6 +12,7 @@ from typing import Any
 
 import celery
 from django.apps import AppConfig
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DEFAULT_DB_ALIAS
 from django.utils.text import get_text_list
@@ -71,7 +72,7 @@ def _url_hint(error: type[BackendURLError]) -> str:
 @register()
 def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """The result backend URL, its drivers, the router and the table settings."""
-    messages: list[CheckMessage] = list(_check_table_settings())
+    messages: list[CheckMessage] = [*_check_table_settings(), *_check_metrics_window()]
     try:
         url = parse_result_backend(app_settings.result_backend)
         drivers = [celery_driver(url)]
@@ -205,6 +206,20 @@ def probe(database: ResultDatabase) -> list[CheckMessage]:
             % {"tables": ", ".join(missing)},
             hint=_("Run: python manage.py celery_sa_tables create"),
             id="celery_sa.W002",
+        )
+    ]
+
+
+def _check_metrics_window() -> list[CheckMessage]:
+    if app_settings.metrics_window is not None:
+        return []
+    return [
+        Error(
+            # Translators: value is the setting's value as Python writes it.
+            _("CELERY_SA_METRICS_WINDOW is %(value)s: it must be a positive duration.")
+            % {"value": repr(getattr(settings, "CELERY_SA_METRICS_WINDOW", None))},
+            hint=_("Give a number of seconds (3600) or a timedelta(hours=1)."),
+            id="celery_sa.E011",
         )
     ]
 

@@ -75,6 +75,24 @@ class AppSettings:
         return value if isinstance(value, timedelta) and value > timedelta(0) else None
 
     @property
+    def metrics_token(self) -> str | None:
+        """``CELERY_SA_METRICS_TOKEN``: a secret that lets a scraper read the metrics view
+        with ``Authorization: Bearer <token>``; ``None``: only users with the view
+        permission on task results may."""
+        value = getattr(settings, "CELERY_SA_METRICS_TOKEN", None)
+        return str(value) if value else None
+
+    @property
+    def metrics_window(self) -> timedelta | None:
+        """``CELERY_SA_METRICS_WINDOW``: how far back the metrics count results (seconds or
+        a timedelta; default one hour). None when it is not a positive duration (the checks
+        report it)."""
+        value = getattr(settings, "CELERY_SA_METRICS_WINDOW", timedelta(hours=1))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = timedelta(seconds=value)
+        return value if isinstance(value, timedelta) and value > timedelta(0) else None
+
+    @property
     def database_engine_options(self) -> dict[str, Any]:
         """``CELERY_DATABASE_ENGINE_OPTIONS``: Celery's ``create_engine`` options."""
         return dict(getattr(settings, "CELERY_DATABASE_ENGINE_OPTIONS", None) or {})

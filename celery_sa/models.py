@@ -151,3 +151,14 @@ def configure_tables(database: Database) -> None:
         for model_field in model._meta.concrete_fields:
             # Field.cached_col captured the old table name for column references.
             model_field.__dict__.pop("cached_col", None)
+
+
+class Overview(TaskResult):
+    """The admin's overview of the task table: a page, not rows of its own. Seeing it takes
+    the view permission on task results (it has no permissions of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("overview")
+        verbose_name_plural = _("overview")
+        default_permissions = ()

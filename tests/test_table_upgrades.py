@@ -1,4 +1,5 @@
-"""``celery_sa_tables status``/``upgrade`` on tables that older Celery versions created."""
+"""``celery_sa_tables status``/``upgrade`` on tables that older Celery (or celery_sa) versions
+created."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pickle
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from io import StringIO
 from pathlib import Path
@@ -16,10 +17,21 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import override_settings
-from sqlalchemy import MetaData, Table, create_engine, insert, select, text
+from sqlalchemy import (
+    Connection,
+    Index,
+    MetaData,
+    Table,
+    create_engine,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from celery_sa import dialects
 from celery_sa.database import result_database
 from celery_sa.management.commands import celery_sa_tables
 from celery_sa.tables.schema import result_tables
@@ -50,6 +62,9 @@ FIXTURE_DIALECT = {
     "sqlite": "sqlite",
 }
 BEYOND_INT = 2**31 + 5
+NEW_INDEX = "ix_celery_taskmeta_status_date_done_name"
+OLD_INDEX = "ix_celery_taskmeta_status_date_done"
+"""The index celery_sa 0.1 to 0.3 made on (status, date_done), which NEW_INDEX covers."""
 
 
 def manage(*args: str) -> tuple[int, str]:
@@ -124,7 +139,7 @@ def test_upgrade_brings_old_tables_up_to_date_and_keeps_every_row(
     )
     if result_db.name != "sqlite":  # SQLite's INTEGER key is 64-bit already
         assert "  - column id is INTEGER: ids stop at 2,147,483,647; widen it to BIGINT" in output
-    assert "index on (status, date_done) is missing" in output
+    assert "index on (status, date_done, name) is missing" in output
 
     code, dry_run = manage("upgrade", "--dry-run")
     assert code == 0
@@ -370,21 +385,18 @@ def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt(result_db: Res
     with database.begin() as connection:
         # What a cancelled CREATE INDEX CONCURRENTLY leaves behind.
         connection.exec_driver_sql(
-            "UPDATE pg_index SET indisvalid = false "
-            "WHERE indexrelid = 'ix_celery_taskmeta_status_date_done'::regclass"
+            f"UPDATE pg_index SET indisvalid = false WHERE indexrelid = '{NEW_INDEX}'::regclass"
         )
     database.dispose()
     code, output = manage("status")
     assert code == 1
     assert (
-        "  - index ix_celery_taskmeta_status_date_done is invalid (an interrupted build); "
-        "build it again"
+        f"  - index {NEW_INDEX} is invalid (an interrupted build); build it again"
     ) in output.splitlines()
     code, dry_run = manage("upgrade", "--dry-run")
     assert dry_run.splitlines()[-3:] == [
-        "DROP INDEX CONCURRENTLY IF EXISTS ix_celery_taskmeta_status_date_done;",
-        "CREATE INDEX CONCURRENTLY ix_celery_taskmeta_status_date_done "
-        "ON celery_taskmeta (status, date_done);",
+        f"DROP INDEX CONCURRENTLY IF EXISTS {NEW_INDEX};",
+        f"CREATE INDEX CONCURRENTLY {NEW_INDEX} ON celery_taskmeta (status, date_done, name);",
         "Would apply 1 change.",
     ]
     assert manage("upgrade")[0] == 0
@@ -407,3 +419,120 @@ def test_tables_in_a_custom_schema_are_created_and_inspected(database: str) -> N
         drop = "DROP SCHEMA {} CASCADE" if database == "postgresql" else "DROP SCHEMA {}"
         with connections[str(alias)].cursor() as cursor:
             cursor.execute(drop.format(schema))
+
+
+def change_indexes(change: Callable[[Connection, Table], None]) -> None:
+    """``change(connection, task table as it is live)``, committed."""
+    database = engine()
+    with database.begin() as connection:
+        change(connection, Table(result_tables().task.name, MetaData(), autoload_with=connection))
+    database.dispose()
+
+
+def without_the_new_index(connection: Connection, table: Table) -> None:
+    (new,) = (index for index in table.indexes if index.name == NEW_INDEX)
+    new.drop(connection)
+
+
+def as_celery_sa_03_made_it(connection: Connection, table: Table) -> None:
+    """The task table's index on (status, date_done) as celery_sa 0.3 made it, instead of the
+    one on (status, date_done, name)."""
+    without_the_new_index(connection, table)
+    Index(OLD_INDEX, table.c.status, table.c.date_done).create(connection)
+
+
+def live_indexes() -> dict[str | None, list[str | None]]:
+    database = engine()
+    with database.connect() as connection:
+        live = inspect(connection).get_indexes(result_tables().task.name)
+    database.dispose()
+    return {index["name"]: index["column_names"] for index in live}
+
+
+@pytest.mark.parametrize(
+    ("result_db", "replace"),
+    [
+        result_db_param(
+            "mysqlclient",
+            [
+                f"ALTER TABLE celery_taskmeta ADD INDEX {NEW_INDEX} (status, date_done, name), "
+                "ALGORITHM=INPLACE, LOCK=NONE;",
+                f"DROP INDEX {OLD_INDEX} ON celery_taskmeta;",
+            ],
+        ),
+        result_db_param(
+            "postgresql",
+            [
+                f"CREATE INDEX CONCURRENTLY {NEW_INDEX} "
+                "ON celery_taskmeta (status, date_done, name);",
+                f"DROP INDEX CONCURRENTLY {OLD_INDEX};",
+            ],
+        ),
+        result_db_param(
+            "sqlite",
+            [
+                f"CREATE INDEX {NEW_INDEX} ON celery_taskmeta (status, date_done, name);",
+                f"DROP INDEX {OLD_INDEX};",
+            ],
+        ),
+    ],
+    indirect=["result_db"],
+)
+def test_the_index_of_celery_sa_03_is_dropped_once_the_covering_one_is_built(
+    result_db: ResultDB, replace: list[str]
+) -> None:
+    change_indexes(as_celery_sa_03_made_it)
+    code, output = manage("status")
+    assert code == 1
+    assert output.splitlines()[:3] == [
+        "celery_taskmeta (about 0 rows): 2 changes pending",
+        "  - index on (status, date_done, name) is missing",
+        f"  - index {OLD_INDEX} is superseded by the index on (status, date_done, name); drop it",
+    ]
+    code, dry_run = manage("upgrade", "--dry-run")
+    assert dry_run.splitlines()[-3:] == [*replace, "Would apply 2 changes."]
+    assert manage("upgrade")[0] == 0
+    indexes = live_indexes()
+    assert indexes[NEW_INDEX] == ["status", "date_done", "name"]
+    assert OLD_INDEX not in indexes
+    assert manage("status")[0] == 0
+    assert manage("upgrade") == (0, "Nothing to do: the result tables are up to date.\n")
+
+
+@pytest.mark.parametrize(
+    "result_db",
+    [result_db_param("mysqlclient"), result_db_param("postgresql"), result_db_param("sqlite")],
+    indirect=True,
+)
+def test_a_users_own_index_on_status_and_date_done_is_never_dropped(
+    result_db: ResultDB,
+) -> None:
+    def users_indexes(connection: Connection, table: Table) -> None:
+        without_the_new_index(connection, table)
+        # celery_sa's old name on other columns, and the old columns under another name.
+        Index(OLD_INDEX, table.c.status, table.c.date_done, table.c.worker).create(connection)
+        Index("my_status_date_done", table.c.status, table.c.date_done).create(connection)
+
+    change_indexes(users_indexes)
+    code, output = manage("status")
+    assert code == 1
+    assert output.splitlines()[:2] == [
+        "celery_taskmeta (about 0 rows): 1 change pending",
+        "  - index on (status, date_done, name) is missing",
+    ]
+    assert manage("upgrade")[0] == 0
+    indexes = live_indexes()
+    assert indexes[OLD_INDEX] == ["status", "date_done", "worker"]
+    assert indexes["my_status_date_done"] == ["status", "date_done"]
+    assert indexes[NEW_INDEX] == ["status", "date_done", "name"]
+    assert manage("status")[0] == 0
+
+
+def test_sql_server_drops_the_old_index_of_its_table() -> None:
+    database = dialects.by_name("mssql")
+    assert database is not None
+    (old,) = result_tables(schemas={"task": "results"}).superseded
+    (drop,) = database.drop_index_statements([old.index()])
+    assert str(drop.compile(dialect=database.offline_dialect("mssql"))).strip() == (
+        f"DROP INDEX {OLD_INDEX} ON results.celery_taskmeta"
+    )

@@ -56,6 +56,10 @@ def test_sql_prints_the_ddl_of_any_dialect_without_connecting(
     for fragment in fragments:
         assert fragment in output
     assert "CREATE INDEX ix_celery_taskmeta_date_done ON celery_taskmeta (date_done);" in output
+    assert (
+        "CREATE INDEX ix_celery_taskmeta_status_date_done_name "
+        "ON celery_taskmeta (status, date_done, name);"
+    ) in output
 
 
 def test_an_unknown_dialect_is_refused() -> None:

@@ -9,11 +9,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import PAGE_VAR
-from django.db import DatabaseError
 from django.db.models import BinaryField, QuerySet
 from django.db.models.functions import Length, Substr
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -21,30 +19,15 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from celery_sa.admin.actions import rerun_tasks, revoke_tasks
+from celery_sa.admin.base import ResultAdmin
 from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
 from celery_sa.admin.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
-from celery_sa.admin.pagination import (
-    ANCHOR_VAR,
-    Anchor,
-    AnchoredChangeList,
-    EstimatedCountPaginator,
-)
-from celery_sa.errors import unreadable_table
 from celery_sa.models import GroupResult, TaskResult, has_date_started
+from celery_sa.overview.charts import colour_of
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
-STATUS_COLOURS = {
-    "SUCCESS": "#1b7f3a",
-    "FAILURE": "#b3261e",
-    "RETRY": "#b25e00",
-    "REVOKED": "#6a1b9a",
-    "REJECTED": "#6a1b9a",
-    "STARTED": "#0b57d0",
-    "RECEIVED": "#0b57d0",
-    "PENDING": "#5f6368",
-}
 BLOB_COLUMNS = ("result", "args", "kwargs", "children", "stamps")
 LIST_COLUMNS = (
     "id",
@@ -61,60 +44,6 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 CSV_COLUMNS = ("task_id", "name", "status", "date_done", "worker", "queue", "retries")
 GROUP_LOOKAROUND = timedelta(hours=1)
 GROUP_SCAN_LIMIT = 500
-
-
-class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Rows belong to Celery: view them, delete them with permission, never edit them."""
-
-    show_full_result_count = False
-    # Facet counts would be one COUNT(*) per filter choice over the whole table.
-    show_facets = admin.ShowFacets.NEVER
-    # Rendering a row costs more than finding it: 50 a page keep a list of a million rows
-    # at about 40 ms (bench/admin_1m.py).
-    list_per_page = 50
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[AnchoredChangeList]:
-        return AnchoredChangeList
-
-    def get_paginator(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Any],
-        per_page: int,
-        orphans: int = 0,
-        allow_empty_first_page: bool = True,
-    ) -> EstimatedCountPaginator:
-        paginator = EstimatedCountPaginator(queryset, per_page, orphans, allow_empty_first_page)
-        paginator.anchor = Anchor.parse(request.GET.get(ANCHOR_VAR))
-        page = request.GET.get(PAGE_VAR, "")
-        paginator.requested_page = int(page) if page.isdigit() else 1
-        paginator.show_all_limit = self.list_max_show_all
-        return paginator
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        try:
-            return super().changelist_view(request, extra_context)
-        except DatabaseError as exc:
-            return self.table_problem(request, exc)
-
-    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return super().changeform_view(request, *args, **kwargs)
-        except DatabaseError as exc:
-            return self.table_problem(request, exc)
-
-    def table_problem(self, request: HttpRequest, exc: DatabaseError) -> HttpResponse:
-        """The table is missing or unreadable: say which command fixes it, not a 500."""
-        self.message_user(
-            request, unreadable_table(self.model._meta.db_table, exc), level=messages.ERROR
-        )
-        return HttpResponseRedirect(reverse("admin:index"))
 
 
 def format_runtime(seconds: float) -> str:
@@ -267,7 +196,7 @@ class TaskResultAdmin(ResultAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: TaskResult) -> SafeString:
-        colour = STATUS_COLOURS.get(obj.status or "", "#5f6368")
+        colour = colour_of(obj.status)
         return format_html(
             '<span class="celery-sa-status" style="color: {}; font-weight: bold">{}</span>',
             colour,
@@ -435,3 +364,7 @@ class GroupResultAdmin(ResultAdmin):
                 for task_id in ids
             ),
         )
+
+
+# The overview page registers itself (its module needs ResultAdmin, above).
+from celery_sa.admin import overview  # noqa: E402, F401

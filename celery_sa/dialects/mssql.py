@@ -12,7 +12,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ClauseElement, ColumnElement, Executable
 from sqlalchemy.types import TypeEngine
 
-from celery_sa.dialects.base import Database, Driver
+from celery_sa.dialects.base import PLAIN_DISTINCT, Database, Driver
 from celery_sa.errors import UnsupportedDatabase
 from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
@@ -24,6 +24,8 @@ class SQLServer(Database):
     django_drivers = (Driver("mssql", "mssql-django"),)
     celery_drivers = {("mssql", "pyodbc"): Driver("pyodbc", "pyodbc")}
     default_port = "1433"
+    # T-SQL's recursive queries have no RECURSIVE keyword; DISTINCT reads the index.
+    distinct_sql = PLAIN_DISTINCT
 
     def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
         if "odbc_connect" in query:

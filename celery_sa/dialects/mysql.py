@@ -15,7 +15,7 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.sql.visitors import InternalTraversal, iterate
 from sqlalchemy.types import TypeEngine
 
-from celery_sa.dialects.base import Database, Driver, Execute
+from celery_sa.dialects.base import PLAIN_DISTINCT, Database, Driver, Execute
 from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
 
@@ -50,6 +50,7 @@ class MySQL(Database):
         ("mariadb", "mariadbconnector"): Driver("mariadb", "mariadb"),
     }
     default_port = "3306"
+    distinct_sql = PLAIN_DISTINCT
     rewrite_note = gettext_lazy(
         "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait."
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext_lazy
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection, Index, Table, text
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.ext.compiler import compiles
@@ -38,6 +38,13 @@ class WidenSequence(ExecutableDDLElement):
 @compiles(WidenSequence)
 def _widen_sequence(element: WidenSequence, compiler: Any, **kw: Any) -> str:
     return f"ALTER SEQUENCE {compiler.preparer.format_sequence(element.sequence)} AS BIGINT"
+
+
+def _concurrently(indexes: list[Index]) -> None:
+    for index in indexes:
+        # Built and dropped without blocking writers; the upgrade runs each statement in
+        # autocommit. The Index belongs to the plan's fresh tables (or a stand-in).
+        index.dialect_options["postgresql"]["concurrently"] = True
 
 
 class PostgreSQL(Database):
@@ -96,11 +103,14 @@ class PostgreSQL(Database):
         return found
 
     def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
-        for index in change.indexes:
-            # Built (and an invalid one dropped) without blocking writers; the upgrade runs
-            # each statement in autocommit. The Index belongs to the plan's fresh tables.
-            index.dialect_options["postgresql"]["concurrently"] = True
+        _concurrently(change.indexes)
         return super().alter_statements(change)
+
+    def drop_index_statements(
+        self, indexes: list[Index], *, if_exists: bool = False
+    ) -> list[ExecutableDDLElement]:
+        _concurrently(indexes)
+        return super().drop_index_statements(indexes, if_exists=if_exists)
 
     def invalid_indexes(self, connection: Connection, table: Table) -> set[str]:
         # What an interrupted CREATE INDEX CONCURRENTLY leaves behind (read from the catalog:

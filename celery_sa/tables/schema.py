@@ -63,6 +63,7 @@ class ResultTables:
     group: Table
     chord: Table
     part: Table
+    superseded: tuple[Superseded, ...] = ()
 
     def by_key(self) -> dict[str, Table]:
         """The tables by their ``CELERY_DATABASE_TABLE_NAMES`` key."""
@@ -71,6 +72,27 @@ class ResultTables:
     def all(self) -> list[Table]:
         """Every table celery_sa manages, in creation order."""
         return [self.task, self.group, self.chord, self.part]
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """An index an earlier celery_sa version created that a wider one, ``by``, now covers:
+    the upgrade drops it once ``by`` exists. Only an index of exactly this name and these
+    columns is celery_sa's; any other is the user's and stays."""
+
+    name: str
+    columns: tuple[str, ...]
+    by: Index
+
+    def index(self) -> Index:
+        """The old index, on a stand-in for its table (never part of the tables made), to
+        compile its ``DROP INDEX``."""
+        table = self.by.table
+        assert isinstance(table, Table), "celery_sa's indexes are all on a table"
+        stand_in = Table(
+            table.name, MetaData(), *(Column(name) for name in self.columns), schema=table.schema
+        )
+        return Index(self.name, *stand_in.columns)
 
 
 def result_tables(
@@ -105,7 +127,10 @@ def result_tables(
         # Celery's own backend neither reads nor writes it.
         Column("date_started", PRECISE_TIME, nullable=True),
     )
-    Index(f"ix_{task.name}_status_date_done", task.c.status, task.c.date_done)
+    # name last: failures per task name in a time window are read from the index alone.
+    by_status = Index(
+        f"ix_{task.name}_status_date_done_name", task.c.status, task.c.date_done, task.c.name
+    )
     Index(f"ix_{task.name}_name_date_done", task.c.name, task.c.date_done)
     group = _table(
         metadata,
@@ -117,7 +142,16 @@ def result_tables(
         Column("date_done", DateTime, nullable=True),
     )
     chord, part = _chord_tables(metadata, schemas.get("task"))
-    return ResultTables(metadata=metadata, task=task, group=group, chord=chord, part=part)
+    # celery_sa 0.1 to 0.3 made (status, date_done), a prefix of the new one.
+    superseded = Superseded(f"ix_{task.name}_status_date_done", ("status", "date_done"), by_status)
+    return ResultTables(
+        metadata=metadata,
+        task=task,
+        group=group,
+        chord=chord,
+        part=part,
+        superseded=(superseded,),
+    )
 
 
 def _table(

@@ -14,13 +14,13 @@ from django.utils.translation import ngettext
 from sqlalchemy import Connection, Index, Sequence, Table, inspect, select
 from sqlalchemy import func as sql_func
 from sqlalchemy.engine import Inspector
-from sqlalchemy.schema import CreateSequence, DropIndex
+from sqlalchemy.schema import CreateSequence
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from celery_sa import dialects
 from celery_sa.dialects.base import Database
 from celery_sa.tables.ddl import AlterTable, RestartSequence
-from celery_sa.tables.schema import ResultTables
+from celery_sa.tables.schema import ResultTables, Superseded
 
 # Without these a table is something else that happens to have the configured name.
 CORE_COLUMNS = {
@@ -62,7 +62,14 @@ def plan_upgrade(connection: Connection, tables: ResultTables) -> list[TablePlan
     if database is None:
         raise LookupError(f"celery_sa does not support {connection.dialect.name!r}")
     plans = [
-        _plan_table(connection, inspector, database, table, key)
+        _plan_table(
+            connection,
+            inspector,
+            database,
+            table,
+            key,
+            [old for old in tables.superseded if old.by.table is table],
+        )
         for key, table in tables.by_key().items()
     ]
     # The chord tables are celery_sa's own and only ever made whole: present or missing.
@@ -74,7 +81,12 @@ def plan_upgrade(connection: Connection, tables: ResultTables) -> list[TablePlan
 
 
 def _plan_table(
-    connection: Connection, inspector: Inspector, database: Database, table: Table, key: str
+    connection: Connection,
+    inspector: Inspector,
+    database: Database,
+    table: Table,
+    key: str,
+    superseded: list[Superseded],
 ) -> TablePlan:
     if not inspector.has_table(table.name, schema=table.schema):
         return TablePlan(table=table, key=key, exists=False)
@@ -99,9 +111,31 @@ def _plan_table(
     }
     widen = [c for c in table.columns if c.name in narrow]
     indexes, invalid = _missing_indexes(connection, inspector, database, table)
+    redundant = _superseded_indexes(inspector, table, superseded)
     plan.problems += [Problem(_("column %(column)s is missing") % {"column": c.name}) for c in add]
     plan.problems += [Problem(narrow[c.name], rewrites=True) for c in widen]
-    plan.problems += [
+    plan.problems += _index_problems(indexes, invalid, redundant)
+    plan.statements += database.drop_index_statements(invalid, if_exists=True)
+    plan.statements += database.alter_statements(
+        AlterTable(
+            table,
+            add=add,
+            widen=widen,
+            indexes=indexes,
+            keep_auto_increment=live["id"].get("autoincrement") is True,
+        )
+    )
+    # Only now: until the wider index is built, queries still have the old one.
+    plan.statements += database.drop_index_statements([old.index() for old in redundant])
+    if connection.dialect.supports_sequences:
+        _plan_sequence(connection, inspector, database, table, plan)
+    return plan
+
+
+def _index_problems(
+    indexes: list[Index], invalid: list[Index], redundant: list[Superseded]
+) -> list[Problem]:
+    problems = [
         Problem(
             _("index %(index)s is invalid (an interrupted build); build it again")
             % {"index": index.name}
@@ -112,19 +146,14 @@ def _plan_table(
         )
         for index in indexes
     ]
-    plan.statements += [DropIndex(index, if_exists=True) for index in invalid]
-    plan.statements += database.alter_statements(
-        AlterTable(
-            table,
-            add=add,
-            widen=widen,
-            indexes=indexes,
-            keep_auto_increment=live["id"].get("autoincrement") is True,
+    return problems + [
+        Problem(
+            # Translators: columns lists the wider index's column names.
+            _("index %(index)s is superseded by the index on (%(columns)s); drop it")
+            % {"index": old.name, "columns": ", ".join(c.name for c in old.by.columns)}
         )
-    )
-    if connection.dialect.supports_sequences:
-        _plan_sequence(connection, inspector, database, table, plan)
-    return plan
+        for old in redundant
+    ]
 
 
 def _missing_indexes(
@@ -146,6 +175,18 @@ def _missing_indexes(
         if not any(cols[: len(index.columns)] == tuple(index.columns.keys()) for cols in existing)
     ]
     return missing, [index for index in missing if index.name in invalid]
+
+
+def _superseded_indexes(
+    inspector: Inspector, table: Table, superseded: list[Superseded]
+) -> list[Superseded]:
+    """Those of ``superseded`` that exist as celery_sa made them: that name, exactly those
+    columns, not unique."""
+    live = {
+        i["name"]: (tuple(i["column_names"]), bool(i["unique"]))
+        for i in inspector.get_indexes(table.name, schema=table.schema)
+    }
+    return [old for old in superseded if live.get(old.name) == (old.columns, False)]
 
 
 def _plan_sequence(

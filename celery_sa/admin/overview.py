@@ -1,0 +1,200 @@
+"""The admin's overview page: what the task table says about a window, charted, every
+figure a link to the task list filtered to exactly its rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from celery import states
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from celery_sa.admin.base import ResultAdmin
+from celery_sa.models import Overview
+from celery_sa.overview import charts
+from celery_sa.overview.queries import TOP_NAMES, BucketCounts, collect
+from celery_sa.overview.window import (
+    DEFAULT_PRESET,
+    PRESETS,
+    Bucket,
+    Window,
+    between,
+    last,
+    parse_local,
+    zone_name,
+)
+
+ANY: Any = object()
+"""A filter left out of a link (None would mean "is NULL")."""
+
+
+def rows_url(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    status: str | None = ANY,
+    name: str | None = ANY,
+) -> str:
+    """The task list filtered to the results done in ``[since, until)`` with ``status`` and
+    ``name`` (None: the rows where it is NULL)."""
+    params: dict[str, str] = {}
+    for column, value in (("status", status), ("name", name)):
+        if value is None:
+            params[f"{column}__isnull"] = "True"
+        elif value is not ANY:
+            params[column] = value
+    if since is not None and until is not None:
+        params["date_done__gte"] = since.isoformat(sep=" ")
+        params["date_done__lt"] = until.isoformat(sep=" ")
+    return f"{reverse('admin:celery_sa_taskresult_changelist')}?{urlencode(params)}"
+
+
+def window_of(query: Mapping[str, str]) -> tuple[Window, str]:
+    """The window a request asks for, and what was wrong with it ("" if nothing: a wrong
+    one shows the default window with the error)."""
+    try:
+        if query.get("from") or query.get("to"):
+            since = parse_local(query.get("from", ""))
+            until = parse_local(query["to"]) if query.get("to") else timezone.now()
+            return between(since, until), ""
+        key = query.get("window", DEFAULT_PRESET)
+        if key not in PRESETS:
+            raise ValueError(_("Choose one of the windows offered."))
+        return last(key), ""
+    except ValueError as exc:
+        return last(DEFAULT_PRESET), str(exc)
+
+
+def span_text(start: datetime, end: datetime) -> str:
+    """``Dec 2, 08:00 - 09:00`` (with an en dash; the day repeated when it changes)."""
+    first = formats.date_format(start, "M j, H:i")
+    same_day = start.date() == end.date()
+    return f"{first} – {formats.date_format(end, 'H:i' if same_day else 'M j, H:i')}"
+
+
+def axis_label(bucket: Bucket, window: Window, first: bool) -> tuple[str, ...]:
+    day = formats.date_format(bucket.edge, "M j")
+    if window.step.seconds >= 86400:
+        return (day,)
+    time = formats.date_format(bucket.edge, "H:i")
+    new_day = first or (bucket.edge.hour == 0 and bucket.edge.minute == 0)
+    return (time, day) if new_day else (time,)
+
+
+def chart_columns(
+    buckets: list[BucketCounts], window: Window
+) -> tuple[list[charts.Column], list[charts.Column]]:
+    """Each bucket as a column of the states chart and of the failure-rate chart."""
+    stacked, rates = [], []
+    for i, counts in enumerate(buckets):
+        bucket = counts.bucket
+        label, title = axis_label(bucket, window, i == 0), span_text(bucket.start, bucket.end)
+        links = {s: rows_url(bucket.start, bucket.end, status=s) for s in counts.by_status}
+        stacked.append(charts.Column(label, title, dict(counts.by_status), links))
+        rate = counts.failure_rate
+        failures: dict[str | None, str] = {
+            None: rows_url(bucket.start, bucket.end, status=states.FAILURE)
+        }
+        rates.append(charts.Column(label, title, {} if rate is None else {None: rate}, failures))
+    return stacked, rates
+
+
+@admin.register(Overview)
+class OverviewAdmin(ResultAdmin):
+    """One page, no rows: the list of this "model" is the overview."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("celery_sa.view_taskresult")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        view = self.admin_site.admin_view(self.overview_view)
+        return [path("", view, name="{}_{}_changelist".format(*info))]
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        window, problem = window_of(request.GET)
+        try:
+            overview = collect(window)
+        except DatabaseError as exc:
+            return self.table_problem(request, exc)
+        stacked, rates = chart_columns(overview.buckets, window)
+        series = charts.stack_order(list(overview.by_status))
+        zone = timezone.get_current_timezone()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Overview"),
+            "opts": self.opts,
+            "overview": overview,
+            "problem": problem,
+            "presets": [(key, PRESETS[key].span) for key in PRESETS],
+            "window_from": formats.date_format(window.since, "Y-m-d\\TH:i"),
+            "window_to": formats.date_format(window.until, "Y-m-d\\TH:i"),
+            "zone": zone_name(zone),
+            "offset": formats.date_format(window.until, "O"),
+            "states_chart": charts.stacked_bars(
+                "celery-sa-states-chart",
+                _("Results per bucket by state"),
+                _("Task results done in each bucket, stacked by state; see the table below."),
+                stacked,
+                series,
+            ),
+            "rate_chart": charts.line(
+                "celery-sa-failure-chart",
+                _("Failure rate per bucket"),
+                _("Failures as a share of the results that finished in each bucket."),
+                rates,
+                charts.colour_of(states.FAILURE),
+            ),
+            "series": [(status, charts.colour_of(status)) for status in series],
+            "bucket_rows": self.bucket_rows(overview.buckets, series),
+            "totals": [
+                (status, rows, rows_url(window.since, window.until, status=status))
+                for status, rows in overview.by_status.items()
+            ],
+            "all_url": rows_url(window.since, window.until),
+            "failing": [
+                (entry, rows_url(window.since, window.until, states.FAILURE, entry.name))
+                for entry in overview.failing
+            ],
+            "unfinished": [(entry, rows_url(status=entry.status)) for entry in overview.unfinished],
+            "runtimes": [
+                (entry, rows_url(window.since, window.until, name=entry.name))
+                for entry in overview.runtimes.by_name[:TOP_NAMES]
+            ],
+        }
+        return TemplateResponse(request, "admin/celery_sa/overview.html", context)
+
+    @staticmethod
+    def bucket_rows(
+        buckets: list[BucketCounts], series: list[str | None]
+    ) -> list[tuple[str, list[tuple[int, str]], int, str, float | None]]:
+        rows = []
+        for counts in buckets:
+            start, end = counts.bucket.start, counts.bucket.end
+            cells = [
+                (counts.by_status.get(status, 0), rows_url(start, end, status=status))
+                for status in series
+            ]
+            rows.append(
+                (
+                    span_text(start, end),
+                    cells,
+                    counts.total,
+                    rows_url(start, end),
+                    counts.failure_rate,
+                )
+            )
+        return rows

@@ -1,0 +1,92 @@
+"""The overview's figures for Prometheus: a collector that reads them from the task table
+at each scrape, so they survive restarts and agree with the admin's page.
+
+Its cost is bounded: the counts are index ranges over the metrics window, the unfinished
+counts index ranges over those states, the runtimes the newest RUNTIME_SAMPLE results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from django.db.models import Count
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
+
+from celery_sa.overview.queries import distinct, done_between, one_of, runtimes, unfinished
+
+QUANTILES = (0.5, 0.95)
+
+
+class TaskResultsCollector(Collector):
+    """Task results done in the last ``window``, by task name and state; unfinished tasks
+    now and the age of the oldest; runtimes by task name where start times are recorded."""
+
+    def __init__(self, window: timedelta) -> None:
+        self.window = window
+
+    def collect(self) -> Iterator[Metric]:
+        until = timezone.now()
+        since = until - self.window
+        seconds = self.window.total_seconds()
+        yield GaugeMetricFamily(
+            "celery_sa_window_seconds",
+            "How far back celery_sa_task_results and celery_sa_task_runtime_seconds look.",
+            value=seconds,
+        )
+        results = GaugeMetricFamily(
+            "celery_sa_task_results",
+            "Task results done in the window, by task name and state.",
+            labels=["name", "state"],
+        )
+        among = distinct("status")
+        if among:
+            counts = (
+                done_between(since, until)
+                .filter(one_of("status", among))
+                .order_by()
+                .values_list("status", "name")
+                .annotate(rows=Count("*"))
+                .values_list("name", "status", "rows")
+            )
+            for name, status, rows in sorted(counts, key=lambda c: (c[0] or "", c[1] or "")):
+                results.add_metric([name or "", status or ""], rows)
+        yield results
+        yield from self.unfinished(until)
+        yield self.runtimes(since, until)
+
+    def unfinished(self, now: datetime) -> Iterator[Metric]:
+        count = GaugeMetricFamily(
+            "celery_sa_tasks_unfinished",
+            "Tasks whose latest state is unfinished (PENDING, RECEIVED, STARTED, RETRY).",
+            labels=["state"],
+        )
+        age = GaugeMetricFamily(
+            "celery_sa_tasks_unfinished_oldest_age_seconds",
+            "Seconds since the oldest unfinished task of each state was last updated.",
+            labels=["state"],
+        )
+        for entry in unfinished():
+            count.add_metric([entry.status], entry.count)
+            if entry.oldest_date is not None:
+                age.add_metric([entry.status], max(0.0, (now - entry.oldest_date).total_seconds()))
+        yield count
+        yield age
+
+    def runtimes(self, since: datetime, until: datetime) -> Metric:
+        summary = SummaryMetricFamily(
+            "celery_sa_task_runtime_seconds",
+            "Seconds from start to done of the newest results in the window that record "
+            "their start (celery_sa's backend with task_track_started), by task name.",
+            labels=["name"],
+        )
+        for entry in runtimes(since, until).by_name:
+            name = entry.name or ""
+            for share in QUANTILES:
+                summary.add_sample(
+                    summary.name, {"name": name, "quantile": str(share)}, entry.quantile(share)
+                )
+            summary.add_metric([name], entry.count, entry.total)
+        return summary

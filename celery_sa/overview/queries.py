@@ -1,0 +1,351 @@
+"""What the task table says about a window, each figure read from an index.
+
+Shared by the admin's overview page, ``manage.py celery_sa_stats`` and the Prometheus
+metrics. The indexes are celery_sa's: ``(status, date_done, name)`` counts states and
+failing names, ``(name, date_done)`` counts a name's results, ``date_done`` finds the newest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from celery import states
+from django.db import connections
+from django.db.models import (
+    Count,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import Cast, Right
+
+from celery_sa import dialects
+from celery_sa.models import TaskResult, has_date_started
+from celery_sa.overview.window import Bucket, Window
+
+UNFINISHED = (states.PENDING, states.RECEIVED, states.STARTED, states.RETRY)
+# Runtimes come from the newest results of the window only: reading every row's start time
+# would read the whole table (no index holds it).
+RUNTIME_SAMPLE = 10_000
+# The traceback's last characters hold the exception line; the rest is not needed here.
+TRACEBACK_TAIL = 500
+
+
+def done_between(since: datetime, until: datetime) -> QuerySet[TaskResult]:
+    """The results done in ``[since, until)``; the field turns the bounds into the zone
+    Celery stored ``date_done`` in."""
+    return TaskResult.objects.filter(date_done__gte=since, date_done__lt=until)
+
+
+def distinct(column: str) -> list[Any]:
+    """Every value of an indexed column in the table (None for NULL), one index seek each."""
+    manager = TaskResult.objects
+    connection = connections[manager.db]
+    found: list[Any] = list(
+        dialects.of_connection(connection).distinct_values(
+            connection, TaskResult._meta.db_table, column
+        )
+    )
+    if manager.filter(**{f"{column}__isnull": True}).exists():
+        found.append(None)
+    return found
+
+
+def per_value(rows: QuerySet[TaskResult], column: str) -> dict[Any, int]:
+    """Rows per value of ``column``, most first: one index range count per value, where a
+    GROUP BY would read every row of the window on MySQL."""
+    counts = {}
+    for value in distinct(column):
+        found = rows.filter(one_of(column, [value])).count()
+        if found:
+            counts[value] = found
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], str(item[0]))))
+
+
+def one_of(column: str, values: Iterable[Any]) -> Q:
+    """``column`` is one of ``values``, None meaning NULL: a list the index can seek."""
+    values = list(values)
+    present = [value for value in values if value is not None]
+    condition = Q(**{f"{column}__in": present})
+    if None in values:
+        condition |= Q(**{f"{column}__isnull": True})
+    return condition
+
+
+def per_status(rows: QuerySet[TaskResult], among: list[str | None]) -> dict[str | None, int]:
+    """Rows per status, most first. Naming the statuses keeps MySQL on the ``(status,
+    date_done, …)`` index, which holds all it reads."""
+    if not among:
+        return {}
+    counts = (
+        rows.filter(one_of("status", among))
+        .order_by()
+        .values_list("status")
+        .annotate(rows=Count("*"))
+        .values_list("status", "rows")
+    )
+    return dict(sorted(counts, key=lambda item: (-item[1], item[0] or "")))
+
+
+@dataclass
+class BucketCounts:
+    bucket: Bucket
+    by_status: dict[str | None, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def failures(self) -> int:
+        return self.by_status.get(states.FAILURE, 0)
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failures as a share of the results that finished (None when none did)."""
+        finished = sum(self.by_status.get(state, 0) for state in states.READY_STATES)
+        return self.failures / finished if finished else None
+
+
+def bucket_counts(window: Window, among: list[str | None]) -> list[BucketCounts]:
+    """Rows per status in each bucket: two index bounds a bucket, no date arithmetic in SQL,
+    so buckets follow the viewer's zone whatever zone the rows were written in."""
+    return [
+        BucketCounts(bucket, per_status(done_between(bucket.start, bucket.end), among))
+        for bucket in window.buckets()
+    ]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The newest failure of a task name in the window."""
+
+    pk: int
+    task_id: str
+    date_done: datetime
+    exception: str
+
+
+@dataclass
+class NameFailures:
+    """A task name's failures in the window, against all its results there."""
+
+    name: str | None
+    failures: int
+    total: int = 0
+    newest: Failure | None = None
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.total if self.total else 0.0
+
+
+def failing_names(since: datetime, until: datetime, limit: int | None = None) -> list[NameFailures]:
+    """The names that failed in the window, most failures first, with their results there
+    and newest failure: the failures from the ``(status, date_done, name)`` index, each
+    name's results from ``(name, date_done)``, one row read per name for its exception."""
+    window = done_between(since, until)
+    grouped = (
+        window.filter(status=states.FAILURE)
+        .order_by()
+        .values_list("name")
+        .annotate(rows=Count("*"), newest=Max("date_done"))
+        .values_list("name", "rows", "newest")
+    )
+    ranked = sorted(grouped, key=lambda item: (-item[1], item[0] or ""))[:limit]
+    totals = name_totals(window, [name for name, _rows, _newest in ranked])
+    found = []
+    for name, rows, newest in ranked:
+        entry = NameFailures(name, rows, total=totals.get(name, rows))
+        entry.newest = newest_failure(window, name, newest)
+        found.append(entry)
+    return found
+
+
+def name_totals(window: QuerySet[TaskResult], names: list[str | None]) -> dict[str | None, int]:
+    if not names:
+        return {}
+    return dict(
+        window.filter(one_of("name", names))
+        .order_by()
+        .values_list("name")
+        .annotate(rows=Count("*"))
+        .values_list("name", "rows")
+    )
+
+
+def newest_failure(
+    window: QuerySet[TaskResult], name: str | None, date_done: datetime | None
+) -> Failure | None:
+    failures = window.filter(one_of("name", [name]), status=states.FAILURE)
+    if date_done is not None:
+        failures = failures.filter(date_done=date_done)
+    row = (
+        failures.order_by("-date_done", "-id")
+        .annotate(tail=Right("traceback", TRACEBACK_TAIL))
+        .values_list("pk", "task_id", "date_done", "tail")
+        .first()
+    )
+    if row is None:
+        return None
+    pk, task_id, done, tail = row
+    if done is None:  # not in a window, but the column may hold NULL
+        return None
+    return Failure(pk, task_id or "", done, exception_line(tail))
+
+
+def exception_line(traceback: str | None) -> str:
+    """The last line of a traceback: the exception and its message."""
+    lines = [line.strip() for line in (traceback or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """Tasks in one unfinished state now, and the one that has waited longest."""
+
+    status: str
+    count: int
+    oldest_pk: int | None
+    oldest_task_id: str
+    oldest_date: datetime | None
+
+
+def unfinished() -> list[Unfinished]:
+    """Every unfinished state's count and oldest row, from the ``(status, date_done)`` index;
+    the whole table, not a window: they are what is open now."""
+    grouped = (
+        TaskResult.objects.filter(status__in=UNFINISHED)
+        .order_by()
+        .values_list("status")
+        .annotate(rows=Count("*"), oldest=Min("date_done"))
+        .values_list("status", "rows", "oldest")
+    )
+    found = []
+    for status, rows, oldest in sorted(grouped, key=lambda item: UNFINISHED.index(item[0])):
+        first = (
+            TaskResult.objects.filter(status=status, date_done=oldest)
+            .order_by("id")
+            .values_list("pk", "task_id")
+            .first()
+            if oldest is not None
+            else None
+        )
+        pk, task_id = first or (None, "")
+        found.append(Unfinished(str(status), rows, pk, task_id or "", oldest))
+    return found
+
+
+@dataclass
+class Runtime:
+    """A task name's runtimes (seconds from start to done) among the sampled results."""
+
+    name: str | None
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.seconds)
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds)
+
+    def quantile(self, share: float) -> float:
+        """The nearest-rank quantile: a runtime that happened, never an interpolation."""
+        ordered = sorted(self.seconds)
+        return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+@dataclass
+class Runtimes:
+    """Runtimes by name over the newest ``sampled`` results of a window; ``recorded`` is
+    False when the table has no ``date_started`` column."""
+
+    recorded: bool
+    sampled: int = 0
+    complete: bool = True
+    """Whether the sample is every result of the window."""
+    by_name: list[Runtime] = field(default_factory=list)
+
+
+def runtimes(since: datetime, until: datetime, sample: int = RUNTIME_SAMPLE) -> Runtimes:
+    """Runtimes of the newest ``sample`` results done in the window that record a start (a
+    walk down the ``date_done`` index, bounded whatever the window holds), slowest p95
+    first."""
+    window = done_between(since, until)
+    if not has_date_started(window.db):
+        return Runtimes(recorded=False)
+    # Subtracted in SQL: both columns hold wall time of the same zone, and converting
+    # 20,000 datetimes in Python would cost more than the query.
+    took = ExpressionWrapper(
+        Cast("date_done", DateTimeField()) - Cast("date_started", DateTimeField()),
+        output_field=DurationField(),
+    )
+    rows = list(
+        window.order_by("-date_done")
+        .annotate(took=took)
+        .values_list("name", "status", "took")[:sample]
+    )
+    by_name: dict[str | None, Runtime] = {}
+    for name, status, runtime in rows:
+        if runtime is None or status not in states.READY_STATES:
+            continue
+        by_name.setdefault(name, Runtime(name)).seconds.append(max(0.0, runtime.total_seconds()))
+    ranked = sorted(by_name.values(), key=lambda r: (-r.quantile(0.95), r.name or ""))
+    return Runtimes(True, sampled=len(rows), complete=len(rows) < sample, by_name=ranked)
+
+
+@dataclass
+class Overview:
+    """Everything the overview page shows about a window."""
+
+    window: Window
+    buckets: list[BucketCounts]
+    failing: list[NameFailures]
+    unfinished: list[Unfinished]
+    runtimes: Runtimes
+
+    @property
+    def by_status(self) -> dict[str | None, int]:
+        totals: dict[str | None, int] = {}
+        for counts in self.buckets:
+            for status, rows in counts.by_status.items():
+                totals[status] = totals.get(status, 0) + rows
+        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0] or "")))
+
+    @property
+    def total(self) -> int:
+        return sum(counts.total for counts in self.buckets)
+
+    @property
+    def per_minute(self) -> float:
+        return self.total / (self.window.seconds / 60) if self.window.seconds else 0.0
+
+    @property
+    def failure_rate(self) -> float | None:
+        failures = sum(counts.failures for counts in self.buckets)
+        finished = sum(self.by_status.get(state, 0) for state in states.READY_STATES)
+        return failures / finished if finished else None
+
+
+TOP_NAMES = 10
+
+
+def collect(window: Window) -> Overview:
+    """The overview of ``window``; raises DatabaseError when the table cannot be read."""
+    return Overview(
+        window=window,
+        buckets=bucket_counts(window, distinct("status")),
+        failing=failing_names(window.since, window.until, limit=TOP_NAMES),
+        unfinished=unfinished(),
+        runtimes=runtimes(window.since, window.until),
+    )
