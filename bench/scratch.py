@@ -8,9 +8,10 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def scratch_database(name: str) -> Iterator[None]:
+def scratch_database(name: str, keep: bool = False) -> Iterator[None]:
     """Create database ``name`` on CELERY_SA_BENCH_MYSQL_URL's server (default
-    mysql://root@127.0.0.1:3306), point bench/settings.py at it, drop it at the end."""
+    mysql://root@127.0.0.1:3306), point bench/settings.py at it, drop it at the end; with
+    ``keep``, reuse it when it exists and leave it in place for the next run."""
     from sqlalchemy import create_engine, text
 
     server = os.environ.get("CELERY_SA_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306")
@@ -18,11 +19,13 @@ def scratch_database(name: str) -> Iterator[None]:
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     engine = create_engine(server, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        connection.execute(text(f"CREATE DATABASE {name}"))
+        if not keep:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(text(f"CREATE DATABASE IF NOT EXISTS {name}"))
     try:
         yield
     finally:
-        with engine.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        if not keep:
+            with engine.connect() as connection:
+                connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         engine.dispose()

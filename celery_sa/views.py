@@ -29,7 +29,8 @@ def allowed(request: HttpRequest) -> bool:
     scheme, _, given = header.partition(" ")
     if token and scheme.lower() == "bearer":
         return hmac.compare_digest(given.strip().encode(), token.encode())
-    return request.user.is_active and request.user.has_perm("celery_sa.view_taskresult")
+    user = getattr(request, "user", None)  # None without AuthenticationMiddleware
+    return bool(user and user.is_active and user.has_perm("celery_sa.view_taskresult"))
 
 
 @never_cache

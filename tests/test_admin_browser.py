@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.utils import BASE_DIR, ResultDB, insert_rows, row
+from tests.utils import ResultDB, insert_rows, row
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = BASE_DIR / "test-artifacts"
-# As the machine's notes say: without the background-networking flags Chromium keeps
-# trying hosts this closed network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `bash project/run test` installs Debian's chromium.")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield launched
-        launched.close()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
 
 
 @pytest.fixture
@@ -64,7 +33,7 @@ def rows(embedded_result_db: ResultDB) -> None:
 
 
 def test_a_person_logs_in_filters_searches_and_opens_a_task(
-    live_server: Any, rows: None, browser: Browser
+    live_server: Any, rows: None, browser: Browser, screenshot: Callable[[Page, str], None]
 ) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{live_server.url}/admin/login/?next=/admin/celery_sa/taskresult/")
@@ -74,20 +43,20 @@ def test_a_person_logs_in_filters_searches_and_opens_a_task(
     page.wait_for_url("**/admin/celery_sa/taskresult/")
     expect(page.locator("#result_list")).to_contain_text("task-ok")
     expect(page.locator("#result_list")).to_contain_text("task-failed")
-    shot(page, "1-changelist")
+    screenshot(page, "admin-1-changelist")
 
     page.locator("#changelist-filter").get_by_role("link", name="FAILURE").click()
     page.wait_for_url("**status=FAILURE**")
     expect(page.locator("#result_list")).to_contain_text("task-failed")
     expect(page.locator("#result_list")).not_to_contain_text("task-ok")
-    shot(page, "2-filtered")
+    screenshot(page, "admin-2-filtered")
 
     page.goto(f"{live_server.url}/admin/celery_sa/taskresult/")
     page.fill("#searchbar", "task-ok")
     page.press("#searchbar", "Enter")
     page.wait_for_url("**q=task-ok**")
     expect(page.locator("#result_list tbody tr")).to_have_count(1)
-    shot(page, "3-searched")
+    screenshot(page, "admin-3-searched")
 
     page.goto(f"{live_server.url}/admin/celery_sa/taskresult/?status=FAILURE")
     page.locator("#result_list").get_by_role("link", name="task-failed").click()
@@ -95,4 +64,4 @@ def test_a_person_logs_in_filters_searches_and_opens_a_task(
         "ZeroDivisionError: division by zero"
     )
     expect(page.locator(".celery-sa-status")).to_have_text("FAILURE")
-    shot(page, "4-task-page")
+    screenshot(page, "admin-4-task-page")

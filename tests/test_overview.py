@@ -14,6 +14,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.checks import run_checks
 from django.test import Client, override_settings
+from django.utils import translation
 from prometheus_client.parser import text_string_to_metric_families
 
 from celery_sa.overview.window import last
@@ -304,3 +305,17 @@ def test_buckets_are_whole_steps_of_the_local_clock() -> None:
     assert lengths[date(2026, 3, 28)] == timedelta(hours=24)
     assert lengths[date(2026, 3, 29)] == timedelta(hours=23)
     assert lengths[date(2026, 3, 31)] == timedelta(hours=12)
+
+
+def test_the_page_speaks_the_viewers_language(
+    embedded_result_db: ResultDB, admin_client: Client
+) -> None:
+    insert_rows(row("failed", status="FAILURE", date_done=ago(minutes=5), traceback="E: x"))
+    try:
+        page = admin_client.get(OVERVIEW, headers={"accept-language": "zh-hans"})
+    finally:
+        translation.deactivate()  # LocaleMiddleware leaves the language on in this thread
+    text = page.content.decode()
+    assert page["Content-Language"] == "zh-hans"
+    assert all(words in text for words in ("概览", "失败最多", "当前未完成", "24 小时"))
+    assert "Failing most" not in text

@@ -14,7 +14,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
 django.setup()
 
 from celery import Celery  # noqa: E402
-from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -43,8 +42,10 @@ def main() -> None:
     sql = run("celery_sa_tables", "sql", "--dialect", "mysql")
     assert "CREATE TABLE celery_taskmeta" in sql and "LONGBLOB" in sql, sql
 
-    app = Celery("wheel", broker="memory://", backend=settings.CELERY_RESULT_BACKEND)
-    app.conf.result_extended = True
+    # Configured from Django's settings as a project's app is: it writes date_done in
+    # TIME_ZONE (Django's default, America/Chicago, here), where the admin reads it.
+    app = Celery("wheel", broker="memory://")
+    app.config_from_object("django.conf:settings", namespace="CELERY")
     app.backend.store_result("wheel-task", {"answer": 42}, "SUCCESS")
     assert app.AsyncResult("wheel-task").get(timeout=5) == {"answer": 42}
 
@@ -57,6 +58,12 @@ def main() -> None:
     assert page.status_code == 200 and "wheel-task" in body, (page.status_code, body[:2000])
     task = client.get("/admin/celery_sa/taskresult/?q=wheel-task")
     assert task.status_code == 200
+    # The overview's template and migration ship too; the metrics need prometheus_client.
+    overview = client.get("/admin/celery_sa/overview/")
+    assert overview.status_code == 200, overview.content.decode()[:2000]
+    assert 'id="celery-sa-total">1<' in overview.content.decode()
+    scraped = client.get("/metrics/celery/").content.decode()
+    assert 'celery_sa_task_results{name="",state="SUCCESS"} 1.0' in scraped, scraped
     # The compiled catalogue ships in the wheel: the admin and a command speak Chinese.
     chinese = client.get("/admin/celery_sa/taskresult/", headers={"accept-language": "zh-hans"})
     assert "任务结果" in chinese.content.decode(), chinese.content.decode()[:2000]

@@ -3,11 +3,13 @@ figure a link to the task list filtered to exactly its rows."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import django
 from celery import states
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -25,7 +27,6 @@ from celery_sa.overview.queries import TOP_NAMES, BucketCounts, collect
 from celery_sa.overview.window import (
     DEFAULT_PRESET,
     PRESETS,
-    Bucket,
     Window,
     between,
     last,
@@ -33,28 +34,38 @@ from celery_sa.overview.window import (
     zone_name,
 )
 
+MAX_LABELS = 12
+DAY = 86400
 ANY: Any = object()
 """A filter left out of a link (None would mean "is NULL")."""
 
 
-def rows_url(
-    since: datetime | None = None,
-    until: datetime | None = None,
-    status: str | None = ANY,
-    name: str | None = ANY,
-) -> str:
-    """The task list filtered to the results done in ``[since, until)`` with ``status`` and
-    ``name`` (None: the rows where it is NULL)."""
-    params: dict[str, str] = {}
-    for column, value in (("status", status), ("name", name)):
-        if value is None:
-            params[f"{column}__isnull"] = "True"
-        elif value is not ANY:
-            params[column] = value
-    if since is not None and until is not None:
-        params["date_done__gte"] = since.isoformat(sep=" ")
-        params["date_done__lt"] = until.isoformat(sep=" ")
-    return f"{reverse('admin:celery_sa_taskresult_changelist')}?{urlencode(params)}"
+class Links:
+    """Links to the task list filtered to exactly some rows (its URL reversed once a
+    page: a page has hundreds of links)."""
+
+    def __init__(self) -> None:
+        self.task_list = reverse("admin:celery_sa_taskresult_changelist")
+
+    def rows(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = ANY,
+        name: str | None = ANY,
+    ) -> str:
+        """The results done in ``[since, until)`` with ``status`` and ``name`` (None: the
+        rows where it is NULL)."""
+        params: dict[str, str] = {}
+        for column, value in (("status", status), ("name", name)):
+            if value is None:
+                params[f"{column}__isnull"] = "True"
+            elif value is not ANY:
+                params[column] = value
+        if since is not None and until is not None:
+            params["date_done__gte"] = since.isoformat(sep=" ")
+            params["date_done__lt"] = until.isoformat(sep=" ")
+        return f"{self.task_list}?{urlencode(params)}"
 
 
 def window_of(query: Mapping[str, str]) -> tuple[Window, str]:
@@ -80,28 +91,49 @@ def span_text(start: datetime, end: datetime) -> str:
     return f"{first} – {formats.date_format(end, 'H:i' if same_day else 'M j, H:i')}"
 
 
-def axis_label(bucket: Bucket, window: Window, first: bool) -> tuple[str, ...]:
-    day = formats.date_format(bucket.edge, "M j")
-    if window.step.seconds >= 86400:
-        return (day,)
-    time = formats.date_format(bucket.edge, "H:i")
-    new_day = first or (bucket.edge.hour == 0 and bucket.edge.minute == 0)
-    return (time, day) if new_day else (time,)
+def axis_labels(buckets: list[BucketCounts], window: Window) -> list[tuple[str, ...]]:
+    """At most MAX_LABELS labels, on round times (every 3 hours, each midnight, …), the day
+    under the first label of each day; the other buckets get none."""
+    step = window.step.seconds
+    every = max(1, math.ceil(len(buckets) / MAX_LABELS))
+    while not (DAY % (step * every) == 0 or (step * every) % DAY == 0):
+        every += 1
+    unit = step * every
+    labels: list[tuple[str, ...]] = []
+    shown_day = ""
+    for counts in buckets:
+        edge = counts.bucket.edge
+        seconds = edge.hour * 3600 + edge.minute * 60
+        if unit <= DAY:
+            aligned = seconds % unit == 0
+        else:
+            aligned = seconds == 0 and edge.toordinal() % (unit // DAY) == 0
+        if not aligned:
+            labels.append(())
+            continue
+        day = formats.date_format(edge, "M j")
+        if step >= DAY:
+            labels.append((day,))
+        else:
+            time = formats.date_format(edge, "H:i")
+            labels.append((time, day) if day != shown_day else (time,))
+        shown_day = day
+    return labels
 
 
 def chart_columns(
-    buckets: list[BucketCounts], window: Window
+    buckets: list[BucketCounts], window: Window, links: Links
 ) -> tuple[list[charts.Column], list[charts.Column]]:
     """Each bucket as a column of the states chart and of the failure-rate chart."""
     stacked, rates = [], []
-    for i, counts in enumerate(buckets):
+    for counts, label in zip(buckets, axis_labels(buckets, window), strict=True):
         bucket = counts.bucket
-        label, title = axis_label(bucket, window, i == 0), span_text(bucket.start, bucket.end)
-        links = {s: rows_url(bucket.start, bucket.end, status=s) for s in counts.by_status}
-        stacked.append(charts.Column(label, title, dict(counts.by_status), links))
+        title = span_text(bucket.start, bucket.end)
+        per_status = {s: links.rows(bucket.start, bucket.end, status=s) for s in counts.by_status}
+        stacked.append(charts.Column(label, title, dict(counts.by_status), per_status))
         rate = counts.failure_rate
         failures: dict[str | None, str] = {
-            None: rows_url(bucket.start, bucket.end, status=states.FAILURE)
+            None: links.rows(bucket.start, bucket.end, status=states.FAILURE)
         }
         rates.append(charts.Column(label, title, {} if rate is None else {None: rate}, failures))
     return stacked, rates
@@ -130,12 +162,14 @@ class OverviewAdmin(ResultAdmin):
             overview = collect(window)
         except DatabaseError as exc:
             return self.table_problem(request, exc)
-        stacked, rates = chart_columns(overview.buckets, window)
+        links = Links()
+        stacked, rates = chart_columns(overview.buckets, window, links)
         series = charts.stack_order(list(overview.by_status))
         zone = timezone.get_current_timezone()
         context = {
             **self.admin_site.each_context(request),
             "title": _("Overview"),
+            "list_breadcrumbs": django.VERSION >= (6, 0),
             "opts": self.opts,
             "overview": overview,
             "problem": problem,
@@ -156,22 +190,24 @@ class OverviewAdmin(ResultAdmin):
                 _("Failure rate per bucket"),
                 _("Failures as a share of the results that finished in each bucket."),
                 rates,
-                charts.colour_of(states.FAILURE),
+                states.FAILURE,
             ),
             "series": [(status, charts.colour_of(status)) for status in series],
-            "bucket_rows": self.bucket_rows(overview.buckets, series),
+            "bucket_rows": self.bucket_rows(overview.buckets, series, links),
             "totals": [
-                (status, rows, rows_url(window.since, window.until, status=status))
+                (status, rows, links.rows(window.since, window.until, status=status))
                 for status, rows in overview.by_status.items()
             ],
-            "all_url": rows_url(window.since, window.until),
+            "all_url": links.rows(window.since, window.until),
             "failing": [
-                (entry, rows_url(window.since, window.until, states.FAILURE, entry.name))
+                (entry, links.rows(window.since, window.until, states.FAILURE, entry.name))
                 for entry in overview.failing
             ],
-            "unfinished": [(entry, rows_url(status=entry.status)) for entry in overview.unfinished],
+            "unfinished": [
+                (entry, links.rows(status=entry.status)) for entry in overview.unfinished
+            ],
             "runtimes": [
-                (entry, rows_url(window.since, window.until, name=entry.name))
+                (entry, links.rows(window.since, window.until, name=entry.name))
                 for entry in overview.runtimes.by_name[:TOP_NAMES]
             ],
         }
@@ -179,13 +215,13 @@ class OverviewAdmin(ResultAdmin):
 
     @staticmethod
     def bucket_rows(
-        buckets: list[BucketCounts], series: list[str | None]
+        buckets: list[BucketCounts], series: list[str | None], links: Links
     ) -> list[tuple[str, list[tuple[int, str]], int, str, float | None]]:
         rows = []
         for counts in buckets:
             start, end = counts.bucket.start, counts.bucket.end
             cells = [
-                (counts.by_status.get(status, 0), rows_url(start, end, status=status))
+                (counts.by_status.get(status, 0), links.rows(start, end, status=status))
                 for status in series
             ]
             rows.append(
@@ -193,7 +229,7 @@ class OverviewAdmin(ResultAdmin):
                     span_text(start, end),
                     cells,
                     counts.total,
-                    rows_url(start, end),
+                    links.rows(start, end),
                     counts.failure_rate,
                 )
             )

@@ -12,6 +12,7 @@ from celery_sa.overview.queries import (
     distinct,
     done_between,
     failing_names,
+    in_one_snapshot,
     per_status,
     per_value,
 )
@@ -73,12 +74,19 @@ def collect(since: datetime, until: datetime) -> Stats:
     """Counts of the task results done in ``[since, until)``: per status and per name from
     index ranges, failures per name from the ``(status, date_done, name)`` index, one row
     read per failing name for its newest exception."""
+    with in_one_snapshot():
+        return _collect(since, until)
+
+
+def _collect(since: datetime, until: datetime) -> Stats:
     window = done_between(since, until)
     by_status = per_status(window, distinct("status"))
     stats = Stats(since=since, until=until, total=sum(by_status.values()))
     stats.by_status = {status or "(none)": rows for status, rows in by_status.items()}
-    failing = {entry.name: entry for entry in failing_names(since, until)}
-    for name, rows in per_value(window, "name").items():
+    per_name = per_value(window, "name")
+    # The command's rates are over all of a name's results, counted once above.
+    failing = {entry.name: entry for entry in failing_names(since, until, totals=per_name)}
+    for name, rows in per_name.items():
         entry = NameStats(name, total=rows)
         if name in failing:
             entry.failures = failing[name].failures

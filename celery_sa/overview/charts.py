@@ -27,7 +27,6 @@ STACK_ORDER = ("SUCCESS", "FAILURE", "REVOKED", "REJECTED", "RETRY", "STARTED", 
 
 WIDTH = 960
 LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 40
-MAX_LABELS = 12
 
 
 def colour_of(status: str | None) -> str:
@@ -50,21 +49,29 @@ class Column:
     links: dict[str | None, str]
 
 
-def nice_ceiling(value: float) -> float:
-    """The axis top: 1, 2 or 5 times a power of ten, at least ``value``."""
-    if value <= 0:
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(value))
-    return next(float(step * power) for step in (1, 2, 5, 10) if step * power >= value)
+def ticks(maximum: float, smallest: float) -> list[float]:
+    """Grid values from 0: a step of 1, 2 or 5 times a power of ten (at least
+    ``smallest``) that reaches ``maximum`` in at most five steps."""
+    wanted = max(maximum / 5, smallest)
+    power = 10.0 ** math.floor(math.log10(wanted))
+    step = next(float(s * power) for s in (1, 2, 5, 10) if s * power >= wanted - 1e-12)
+    steps = max(1, math.ceil(maximum / step - 1e-9))
+    return [round(i * step, 12) for i in range(steps + 1)]
+
+
+def percent(value: float, step: float) -> str:
+    """A rate as the grid needs it: as many decimals as its step has."""
+    decimals = max(0, -math.floor(math.log10(step * 100) + 1e-9)) if step else 0
+    return f"{value * 100:.{decimals}f}%"
 
 
 def _frame(
-    title: str, description: str, height: int, ceiling: float, tick: Callable[[float], str]
+    title: str, description: str, height: int, grid: list[float], tick: Callable[[float], str]
 ) -> tuple[list[SafeString], int]:
     plot = height - TOP - BOTTOM
     parts = [format_html("<title>{}</title><desc>{}</desc>", title, description)]
-    for share in (0, 0.25, 0.5, 0.75, 1):
-        y = TOP + plot - share * plot
+    for value in grid:
+        y = TOP + plot - value / grid[-1] * plot
         parts.append(
             format_html(
                 '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
@@ -75,18 +82,18 @@ def _frame(
                 f"{y:.1f}",
                 LEFT - 6,
                 f"{y + 4:.1f}",
-                tick(share * ceiling),
+                tick(value),
             )
         )
     return parts, plot
 
 
 def _labels(columns: Sequence[Column], height: int) -> list[SafeString]:
+    """Each column's label (the caller chose which columns have one)."""
     slot = (WIDTH - LEFT - RIGHT) / len(columns)
-    every = max(1, math.ceil(len(columns) / MAX_LABELS))
     parts = []
     for i, column in enumerate(columns):
-        if i % every:
+        if not column.label:
             continue
         x = LEFT + slot * (i + 0.5)
         lines = format_html_join(
@@ -126,8 +133,9 @@ def stacked_bars(
 ) -> SafeString:
     """Bars of ``columns``, each stacked by ``series`` (states) in their colours; every
     segment a link to its rows, with a tooltip."""
-    ceiling = nice_ceiling(max((sum(c.values.values()) for c in columns), default=0))
-    parts, plot = _frame(title, description, height, ceiling, lambda v: f"{v:,.0f}")
+    grid = ticks(max((sum(c.values.values()) for c in columns), default=0), smallest=1)
+    ceiling = grid[-1]
+    parts, plot = _frame(title, description, height, grid, lambda v: f"{v:,.0f}")
     slot = (WIDTH - LEFT - RIGHT) / max(1, len(columns))
     width = max(1.0, slot * 0.8)
     for i, column in enumerate(columns):
@@ -163,14 +171,16 @@ def line(
     title: str,
     description: str,
     columns: Sequence[Column],
-    colour: str,
+    series: str,
     height: int = 180,
 ) -> SafeString:
-    """A rate (0 to 1) over ``columns``, as a line through linked points; a column
-    without a value (nothing finished there) breaks the line."""
-    ceiling = nice_ceiling(max((max(c.values.values(), default=0) for c in columns), default=0))
-    ceiling = min(ceiling, 1.0)
-    frame, plot = _frame(title, description, height, ceiling, lambda v: f"{v:.0%}")
+    """A rate (0 to 1) of one state (``series``, its colour) over ``columns``, as a line
+    through linked points; a column without a value (nothing finished there) breaks it."""
+    colour = colour_of(series)
+    top = max((max(c.values.values(), default=0) for c in columns), default=0)
+    grid = [value for value in ticks(top, smallest=0.001) if value <= 1]
+    ceiling = grid[-1]
+    frame, plot = _frame(title, description, height, grid, lambda v: percent(v, grid[1]))
     parts: list[SafeString] = []
     slot = (WIDTH - LEFT - RIGHT) / max(1, len(columns))
     runs: list[list[str]] = [[]]
@@ -183,9 +193,10 @@ def line(
         runs[-1].append(f"{x:.1f},{y:.1f}")
         parts.append(
             format_html(
-                '<a href="{}"><circle class="point" cx="{}" cy="{}" r="4" fill="{}">'
-                "<title>{}: {}</title></circle></a>",
+                '<a href="{}"><circle class="point" data-status="{}" cx="{}" cy="{}" r="4" '
+                'fill="{}"><title>{}: {}</title></circle></a>',
                 column.links[None],
+                series,
                 f"{x:.1f}",
                 f"{y:.1f}",
                 colour,
@@ -195,7 +206,8 @@ def line(
         )
     lines = [
         format_html(
-            '<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>',
+            '<polyline data-status="{}" points="{}" fill="none" stroke="{}" stroke-width="2"/>',
+            series,
             " ".join(run),
             colour,
         )

@@ -9,15 +9,48 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
+from celery import states
 from django.db.models import Count
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from celery_sa.overview.queries import distinct, done_between, one_of, runtimes, unfinished
+from celery_sa.overview.queries import (
+    distinct,
+    done_between,
+    in_one_snapshot,
+    one_of,
+    per_value,
+    runtimes,
+    unfinished,
+)
 
 QUANTILES = (0.5, 0.95)
+
+
+def per_name_and_status(since: datetime, until: datetime) -> dict[tuple[Any, Any], int]:
+    """Results done in the window per (name, status), SUCCESS as each name's rest: its
+    results from ``(name, date_done)`` less the others from ``(status, date_done, name)``
+    (grouping every row of a window by two columns costs three times as much)."""
+    window = done_between(since, until)
+    others = [status for status in distinct("status") if status != states.SUCCESS]
+    counts: dict[tuple[Any, Any], int] = {}
+    if others:
+        grouped = (
+            window.filter(one_of("status", others))
+            .order_by()
+            .values_list("name", "status")
+            .annotate(rows=Count("*"))
+            .values_list("name", "status", "rows")
+        )
+        counts = {(name, status): rows for name, status, rows in grouped}
+    for name, rows in per_value(window, "name").items():
+        rest = rows - sum(n for (other, _status), n in counts.items() if other == name)
+        if rest > 0:
+            counts[(name, states.SUCCESS)] = rest
+    return counts
 
 
 class TaskResultsCollector(Collector):
@@ -28,6 +61,11 @@ class TaskResultsCollector(Collector):
         self.window = window
 
     def collect(self) -> Iterator[Metric]:
+        # Collected whole before the first is yielded: the transaction ends here.
+        with in_one_snapshot():
+            return iter(list(self.read()))
+
+    def read(self) -> Iterator[Metric]:
         until = timezone.now()
         since = until - self.window
         seconds = self.window.total_seconds()
@@ -41,18 +79,8 @@ class TaskResultsCollector(Collector):
             "Task results done in the window, by task name and state.",
             labels=["name", "state"],
         )
-        among = distinct("status")
-        if among:
-            counts = (
-                done_between(since, until)
-                .filter(one_of("status", among))
-                .order_by()
-                .values_list("status", "name")
-                .annotate(rows=Count("*"))
-                .values_list("name", "status", "rows")
-            )
-            for name, status, rows in sorted(counts, key=lambda c: (c[0] or "", c[1] or "")):
-                results.add_metric([name or "", status or ""], rows)
+        for (name, status), rows in sorted(per_name_and_status(since, until).items(), key=str):
+            results.add_metric([name or "", status or ""], rows)
         yield results
         yield from self.unfinished(until)
         yield self.runtimes(since, until)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import states
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import (
     Count,
     DateTimeField,
@@ -37,6 +37,12 @@ UNFINISHED = (states.PENDING, states.RECEIVED, states.STARTED, states.RETRY)
 RUNTIME_SAMPLE = 10_000
 # The traceback's last characters hold the exception line; the rest is not needed here.
 TRACEBACK_TAIL = 500
+
+
+def in_one_snapshot() -> transaction.Atomic:
+    """One transaction for all the reads of a page, a report or a scrape: one snapshot of
+    the table on MySQL (REPEATABLE READ) and SQLite, so its figures add up."""
+    return transaction.atomic(using=TaskResult.objects.db)
 
 
 def done_between(since: datetime, until: datetime) -> QuerySet[TaskResult]:
@@ -81,18 +87,28 @@ def one_of(column: str, values: Iterable[Any]) -> Q:
 
 
 def per_status(rows: QuerySet[TaskResult], among: list[str | None]) -> dict[str | None, int]:
-    """Rows per status, most first. Naming the statuses keeps MySQL on the ``(status,
-    date_done, …)`` index, which holds all it reads."""
+    """``rows`` (a date range) per status, most first.
+
+    Most rows are SUCCESS: the others are counted on the ``(status, date_done, …)`` index
+    (naming them keeps MySQL there), SUCCESS is the rest of a count on the narrower
+    ``date_done`` index. Callers read :func:`in_one_snapshot`, so that both counts see the
+    same rows where the database can (MySQL, SQLite)."""
     if not among:
         return {}
-    counts = (
-        rows.filter(one_of("status", among))
+    others = [status for status in among if status != states.SUCCESS]
+    counts = dict(
+        rows.filter(one_of("status", others))
         .order_by()
         .values_list("status")
         .annotate(rows=Count("*"))
         .values_list("status", "rows")
+        if others
+        else []
     )
-    return dict(sorted(counts, key=lambda item: (-item[1], item[0] or "")))
+    if states.SUCCESS in among:
+        counts[states.SUCCESS] = rows.count() - sum(counts.values())
+    found = {status: n for status, n in counts.items() if n > 0}
+    return dict(sorted(found.items(), key=lambda item: (-item[1], item[0] or "")))
 
 
 @dataclass
@@ -136,7 +152,7 @@ class Failure:
 
 @dataclass
 class NameFailures:
-    """A task name's failures in the window, against all its results there."""
+    """A task name's failures in the window, against its results there that finished."""
 
     name: str | None
     failures: int
@@ -148,7 +164,12 @@ class NameFailures:
         return self.failures / self.total if self.total else 0.0
 
 
-def failing_names(since: datetime, until: datetime, limit: int | None = None) -> list[NameFailures]:
+def failing_names(
+    since: datetime,
+    until: datetime,
+    limit: int | None = None,
+    totals: dict[str | None, int] | None = None,
+) -> list[NameFailures]:
     """The names that failed in the window, most failures first, with their results there
     and newest failure: the failures from the ``(status, date_done, name)`` index, each
     name's results from ``(name, date_done)``, one row read per name for its exception."""
@@ -161,13 +182,27 @@ def failing_names(since: datetime, until: datetime, limit: int | None = None) ->
         .values_list("name", "rows", "newest")
     )
     ranked = sorted(grouped, key=lambda item: (-item[1], item[0] or ""))[:limit]
-    totals = name_totals(window, [name for name, _rows, _newest in ranked])
+    if totals is None:
+        totals = finished_per_name(window, [name for name, _rows, _newest in ranked])
     found = []
     for name, rows, newest in ranked:
         entry = NameFailures(name, rows, total=totals.get(name, rows))
         entry.newest = newest_failure(window, name, newest)
         found.append(entry)
     return found
+
+
+def finished_per_name(
+    window: QuerySet[TaskResult], names: list[str | None]
+) -> dict[str | None, int]:
+    """The results of ``names`` that finished (the base of the page's failure rates): each
+    name's results from ``(name, date_done)``, less its unfinished ones from ``(status, …)``."""
+    totals = name_totals(window, names)
+    moving = [status for status in distinct("status") if status not in states.READY_STATES]
+    if moving and names:
+        for name, rows in name_totals(window.filter(one_of("status", moving)), names).items():
+            totals[name] -= rows
+    return totals
 
 
 def name_totals(window: QuerySet[TaskResult], names: list[str | None]) -> dict[str | None, int]:
@@ -331,6 +366,10 @@ class Overview:
         return self.total / (self.window.seconds / 60) if self.window.seconds else 0.0
 
     @property
+    def per_hour(self) -> float:
+        return self.per_minute * 60
+
+    @property
     def failure_rate(self) -> float | None:
         failures = sum(counts.failures for counts in self.buckets)
         finished = sum(self.by_status.get(state, 0) for state in states.READY_STATES)
@@ -342,10 +381,11 @@ TOP_NAMES = 10
 
 def collect(window: Window) -> Overview:
     """The overview of ``window``; raises DatabaseError when the table cannot be read."""
-    return Overview(
-        window=window,
-        buckets=bucket_counts(window, distinct("status")),
-        failing=failing_names(window.since, window.until, limit=TOP_NAMES),
-        unfinished=unfinished(),
-        runtimes=runtimes(window.since, window.until),
-    )
+    with in_one_snapshot():
+        return Overview(
+            window=window,
+            buckets=bucket_counts(window, distinct("status")),
+            failing=failing_names(window.since, window.until, limit=TOP_NAMES),
+            unfinished=unfinished(),
+            runtimes=runtimes(window.since, window.until),
+        )
