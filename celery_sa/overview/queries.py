@@ -20,10 +20,12 @@ from django.db.models import (
     DateTimeField,
     DurationField,
     ExpressionWrapper,
+    IntegerField,
     Max,
     Min,
     Q,
     QuerySet,
+    Value,
 )
 from django.db.models.functions import Cast, Right
 
@@ -34,7 +36,7 @@ from celery_sa.overview.window import Bucket, Window
 UNFINISHED = (states.PENDING, states.RECEIVED, states.STARTED, states.RETRY)
 # Runtimes come from the newest results of the window only: reading every row's start time
 # would read the whole table (no index holds it).
-RUNTIME_SAMPLE = 10_000
+RUNTIME_SAMPLE = 5_000
 # The traceback's last characters hold the exception line; the rest is not needed here.
 TRACEBACK_TAIL = 500
 
@@ -68,11 +70,19 @@ def distinct(column: str) -> list[Any]:
 def per_value(rows: QuerySet[TaskResult], column: str) -> dict[Any, int]:
     """Rows per value of ``column``, most first: one index range count per value, where a
     GROUP BY would read every row of the window on MySQL."""
-    counts = {}
-    for value in distinct(column):
-        found = rows.filter(one_of(column, [value])).count()
-        if found:
-            counts[value] = found
+    values = distinct(column)
+    found = all_of(
+        [
+            rows.filter(one_of(column, [value]))
+            .order_by()
+            .annotate(range=number(i))
+            .values("range")
+            .annotate(rows=Count("*"))
+            .values_list("range", "rows")
+            for i, value in enumerate(values)
+        ]
+    )
+    counts = {values[i]: n for i, n in found if n}
     return dict(sorted(counts.items(), key=lambda item: (-item[1], str(item[0]))))
 
 
@@ -87,28 +97,70 @@ def one_of(column: str, values: Iterable[Any]) -> Q:
 
 
 def per_status(rows: QuerySet[TaskResult], among: list[str | None]) -> dict[str | None, int]:
-    """``rows`` (a date range) per status, most first.
+    """``rows`` (a date range) per status, most first (see :func:`per_status_each`)."""
+    return per_status_each([rows], among)[0]
+
+
+def per_status_each(
+    ranges: list[QuerySet[TaskResult]], among: list[str | None]
+) -> list[dict[str | None, int]]:
+    """Each of ``ranges`` (date ranges) per status, most first, in two statements whatever
+    their number (each a UNION ALL of one query a range).
 
     Most rows are SUCCESS: the others are counted on the ``(status, date_done, …)`` index
     (naming them keeps MySQL there), SUCCESS is the rest of a count on the narrower
     ``date_done`` index. Callers read :func:`in_one_snapshot`, so that both counts see the
     same rows where the database can (MySQL, SQLite)."""
-    if not among:
-        return {}
+    counts: list[dict[str | None, int]] = [{} for _ in ranges]
+    if not among or not ranges:
+        return counts
     others = [status for status in among if status != states.SUCCESS]
-    counts = dict(
-        rows.filter(one_of("status", others))
-        .order_by()
-        .values_list("status")
-        .annotate(rows=Count("*"))
-        .values_list("status", "rows")
-        if others
-        else []
-    )
+    if others:
+        per_other = [
+            rows.filter(one_of("status", others))
+            .order_by()
+            .annotate(range=number(i))
+            .values("range", "status")
+            .annotate(rows=Count("*"))
+            .values_list("range", "status", "rows")
+            for i, rows in enumerate(ranges)
+        ]
+        for i, status, found in all_of(per_other):
+            counts[i][status] = found
     if states.SUCCESS in among:
-        counts[states.SUCCESS] = rows.count() - sum(counts.values())
-    found = {status: n for status, n in counts.items() if n > 0}
-    return dict(sorted(found.items(), key=lambda item: (-item[1], item[0] or "")))
+        totals = [
+            rows.order_by()
+            .annotate(range=number(i))
+            .values("range")
+            .annotate(rows=Count("*"))
+            .values_list("range", "rows")
+            for i, rows in enumerate(ranges)
+        ]
+        for i, total in all_of(totals):
+            counts[i][states.SUCCESS] = total - sum(counts[i].values())
+    return [
+        dict(sorted(((s, n) for s, n in found.items() if n > 0), key=lambda c: (-c[1], c[0] or "")))
+        for found in counts
+    ]
+
+
+def number(value: int) -> Value:
+    """A constant column saying which of several queries a row comes from."""
+    return Value(value, output_field=IntegerField())
+
+
+PER_STATEMENT = 100
+"""Queries one UNION ALL joins, or seeks one OR joins, at most (SQLite takes 500 terms)."""
+
+
+def all_of(queries: list[QuerySet[Any, Any]]) -> list[Any]:
+    """The rows of several queries, a hundred to a statement (UNION ALL): round trips
+    cost more than the counts on a remote database."""
+    found: list[Any] = []
+    for start in range(0, len(queries), PER_STATEMENT):
+        first, *rest = queries[start : start + PER_STATEMENT]
+        found += first.union(*rest, all=True) if rest else first
+    return found
 
 
 @dataclass
@@ -134,9 +186,11 @@ class BucketCounts:
 def bucket_counts(window: Window, among: list[str | None]) -> list[BucketCounts]:
     """Rows per status in each bucket: two index bounds a bucket, no date arithmetic in SQL,
     so buckets follow the viewer's zone whatever zone the rows were written in."""
+    buckets = window.buckets()
+    ranges = [done_between(bucket.start, bucket.end) for bucket in buckets]
     return [
-        BucketCounts(bucket, per_status(done_between(bucket.start, bucket.end), among))
-        for bucket in window.buckets()
+        BucketCounts(bucket, counts)
+        for bucket, counts in zip(buckets, per_status_each(ranges, among), strict=True)
     ]
 
 
@@ -184,12 +238,11 @@ def failing_names(
     ranked = sorted(grouped, key=lambda item: (-item[1], item[0] or ""))[:limit]
     if totals is None:
         totals = finished_per_name(window, [name for name, _rows, _newest in ranked])
-    found = []
-    for name, rows, newest in ranked:
-        entry = NameFailures(name, rows, total=totals.get(name, rows))
-        entry.newest = newest_failure(window, name, newest)
-        found.append(entry)
-    return found
+    newest = newest_failures(window, {name: done for name, _rows, done in ranked})
+    return [
+        NameFailures(name, rows, total=totals.get(name, rows), newest=newest.get(name))
+        for name, rows, _done in ranked
+    ]
 
 
 def finished_per_name(
@@ -217,24 +270,27 @@ def name_totals(window: QuerySet[TaskResult], names: list[str | None]) -> dict[s
     )
 
 
-def newest_failure(
-    window: QuerySet[TaskResult], name: str | None, date_done: datetime | None
-) -> Failure | None:
-    failures = window.filter(one_of("name", [name]), status=states.FAILURE)
-    if date_done is not None:
-        failures = failures.filter(date_done=date_done)
-    row = (
-        failures.order_by("-date_done", "-id")
-        .annotate(tail=Right("traceback", TRACEBACK_TAIL))
-        .values_list("pk", "task_id", "date_done", "tail")
-        .first()
-    )
-    if row is None:
-        return None
-    pk, task_id, done, tail = row
-    if done is None:  # not in a window, but the column may hold NULL
-        return None
-    return Failure(pk, task_id or "", done, exception_line(tail))
+def newest_failures(
+    window: QuerySet[TaskResult], newest: dict[str | None, datetime | None]
+) -> dict[str | None, Failure]:
+    """Each name's failure done at ``newest[name]`` (its newest, the highest id of a tie):
+    an exact seek on ``(status, date_done, name)`` each, a hundred names to a query."""
+    wanted = [(name, done) for name, done in newest.items() if done is not None]
+    found: dict[str | None, Failure] = {}
+    for start in range(0, len(wanted), PER_STATEMENT):
+        seeks = Q()
+        for name, done in wanted[start : start + PER_STATEMENT]:
+            seeks |= one_of("name", [name]) & Q(date_done=done)
+        rows = (
+            window.filter(seeks, status=states.FAILURE)
+            .annotate(tail=Right("traceback", TRACEBACK_TAIL))
+            .order_by("id")
+            .values_list("pk", "name", "task_id", "date_done", "tail")
+        )
+        for pk, name, task_id, done_at, tail in rows:
+            if done_at is not None and newest.get(name) == done_at:
+                found[name] = Failure(pk, task_id or "", done_at, exception_line(tail))
+    return found
 
 
 def exception_line(traceback: str | None) -> str:
