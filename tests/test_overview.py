@@ -319,3 +319,15 @@ def test_the_page_speaks_the_viewers_language(
     assert page["Content-Language"] == "zh-hans"
     assert all(words in text for words in ("概览", "失败最多", "当前未完成", "24 小时"))
     assert "Failing most" not in text
+
+
+def test_the_window_ends_after_a_result_done_this_very_second() -> None:
+    now = datetime(2026, 12, 2, 8, 30, 15, 400_000, tzinfo=SHANGHAI)
+    window = last("1h", now=now, zone=SHANGHAI)
+    assert (window.since, window.until) == (
+        datetime(2026, 12, 2, 7, 30, 16, tzinfo=SHANGHAI),
+        datetime(2026, 12, 2, 8, 30, 16, tzinfo=SHANGHAI),
+    )
+    assert last("1h", now=now.replace(microsecond=0), zone=SHANGHAI).until == now.replace(
+        microsecond=0
+    )

@@ -23,9 +23,9 @@ from celery_sa.overview.queries import (
     in_one_snapshot,
     one_of,
     per_value,
-    runtimes,
     unfinished,
 )
+from celery_sa.overview.runtimes import runtimes
 
 QUANTILES = (0.5, 0.95)
 
@@ -110,7 +110,7 @@ class TaskResultsCollector(Collector):
             "their start (celery_sa's backend with task_track_started), by task name.",
             labels=["name"],
         )
-        for entry in runtimes(since, until).by_name:
+        for entry in runtimes(done_between(since, until)).by_name:
             name = entry.name or ""
             for share in QUANTILES:
                 summary.add_sample(

@@ -7,9 +7,8 @@ failing names, ``(name, date_done)`` counts a name's results, ``date_done`` find
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +16,6 @@ from celery import states
 from django.db import connections, transaction
 from django.db.models import (
     Count,
-    DateTimeField,
-    DurationField,
-    ExpressionWrapper,
     IntegerField,
     Max,
     Min,
@@ -27,16 +23,14 @@ from django.db.models import (
     QuerySet,
     Value,
 )
-from django.db.models.functions import Cast, Right
+from django.db.models.functions import Right
 
 from celery_sa import dialects
-from celery_sa.models import TaskResult, has_date_started
+from celery_sa.models import TaskResult
+from celery_sa.overview.runtimes import Runtimes, runtimes
 from celery_sa.overview.window import Bucket, Window
 
 UNFINISHED = (states.PENDING, states.RECEIVED, states.STARTED, states.RETRY)
-# Runtimes come from the newest results of the window only: reading every row's start time
-# would read the whole table (no index holds it).
-RUNTIME_SAMPLE = 5_000
 # The traceback's last characters hold the exception line; the rest is not needed here.
 TRACEBACK_TAIL = 500
 
@@ -336,66 +330,6 @@ def unfinished() -> list[Unfinished]:
 
 
 @dataclass
-class Runtime:
-    """A task name's runtimes (seconds from start to done) among the sampled results."""
-
-    name: str | None
-    seconds: list[float] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.seconds)
-
-    @property
-    def total(self) -> float:
-        return sum(self.seconds)
-
-    def quantile(self, share: float) -> float:
-        """The nearest-rank quantile: a runtime that happened, never an interpolation."""
-        ordered = sorted(self.seconds)
-        return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
-@dataclass
-class Runtimes:
-    """Runtimes by name over the newest ``sampled`` results of a window; ``recorded`` is
-    False when the table has no ``date_started`` column."""
-
-    recorded: bool
-    sampled: int = 0
-    complete: bool = True
-    """Whether the sample is every result of the window."""
-    by_name: list[Runtime] = field(default_factory=list)
-
-
-def runtimes(since: datetime, until: datetime, sample: int = RUNTIME_SAMPLE) -> Runtimes:
-    """Runtimes of the newest ``sample`` results done in the window that record a start (a
-    walk down the ``date_done`` index, bounded whatever the window holds), slowest p95
-    first."""
-    window = done_between(since, until)
-    if not has_date_started(window.db):
-        return Runtimes(recorded=False)
-    # Subtracted in SQL: both columns hold wall time of the same zone, and converting
-    # 20,000 datetimes in Python would cost more than the query.
-    took = ExpressionWrapper(
-        Cast("date_done", DateTimeField()) - Cast("date_started", DateTimeField()),
-        output_field=DurationField(),
-    )
-    rows = list(
-        window.order_by("-date_done")
-        .annotate(took=took)
-        .values_list("name", "status", "took")[:sample]
-    )
-    by_name: dict[str | None, Runtime] = {}
-    for name, status, runtime in rows:
-        if runtime is None or status not in states.READY_STATES:
-            continue
-        by_name.setdefault(name, Runtime(name)).seconds.append(max(0.0, runtime.total_seconds()))
-    ranked = sorted(by_name.values(), key=lambda r: (-r.quantile(0.95), r.name or ""))
-    return Runtimes(True, sampled=len(rows), complete=len(rows) < sample, by_name=ranked)
-
-
-@dataclass
 class Overview:
     """Everything the overview page shows about a window."""
 
@@ -443,5 +377,5 @@ def collect(window: Window) -> Overview:
             buckets=bucket_counts(window, distinct("status")),
             failing=failing_names(window.since, window.until, limit=TOP_NAMES),
             unfinished=unfinished(),
-            runtimes=runtimes(window.since, window.until),
+            runtimes=runtimes(done_between(window.since, window.until)),
         )

@@ -122,10 +122,12 @@ class Window:
 
 
 def last(key: str, now: datetime | None = None, zone: tzinfo | None = None) -> Window:
-    """The preset window ``key`` ("1h", "24h", "7d", "30d") up to now, whole seconds."""
+    """The preset window ``key`` ("1h", "24h", "7d", "30d") up to now, in whole seconds (the
+    next one: a result done a moment ago is in it)."""
     preset = PRESETS[key]
     zone = zone or timezone.get_current_timezone()
-    until = (now or timezone.now()).astimezone(zone).replace(microsecond=0)
+    now = (now or timezone.now()).astimezone(zone)
+    until = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
     since = (utc(until) - preset.span).astimezone(zone)  # real hours, not wall-clock ones
     return Window(since, until, preset.step, key)
 
