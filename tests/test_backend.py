@@ -4,6 +4,7 @@ groups, chains and native chords."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -21,11 +22,12 @@ import pytest
 import redis
 from celery import Celery, chain, chord, current_app, group
 from celery.app.task import Context
-from celery.exceptions import ChordError
+from celery.exceptions import BackendStoreError, ChordError
 from django.test import Client
 from django.urls import reverse
 from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from celery_sa.backend import DatabaseBackend
@@ -501,3 +503,34 @@ def test_tables_celery_4_made_work_before_any_upgrade(setup: Setup) -> None:
         assert chord(header, sig(app, "collect")).delay().get(timeout=30) == list(range(5))
     assert "has no date_started column" in worker.output
     assert chord_rows() == (0, 0)
+
+
+def test_a_store_the_database_refuses_is_retried_with_a_warning_each_time_then_fails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On every Celery version (5.5 and 5.6 retry a store silently): each retry is logged
+    as Celery 5.7 logs it, the last failure is Celery's BackendStoreError, and with
+    ``result_backend_always_retry`` off the database's error comes at once."""
+    app = Celery(set_as_current=False)
+    app.conf.result_backend = f"celery_sa+sqlite:///{tmp_path}/no/such/dir/results.sqlite"
+    app.conf.result_backend_max_retries = 2
+    app.conf.result_backend_base_sleep_between_retries_ms = 1
+    app.conf.database_create_tables_at_setup = False  # else the backend connects at once
+    try:
+        with caplog.at_level(logging.WARNING, logger="celery_sa.backend.backend"):
+            with pytest.raises(BackendStoreError) as raised:
+                app.backend.store_result("t1", 1, "SUCCESS")
+        assert (raised.value.task_id, raised.value.state) == ("t1", "SUCCESS")
+        assert isinstance(raised.value.__cause__, OperationalError)
+        assert [record.getMessage() for record in caplog.records] == [
+            "Failed operation _store_result. Retrying 1 more times.",
+            "Failed operation _store_result. Retrying 0 more times.",
+        ]
+        caplog.clear()
+        app.conf.result_backend_always_retry = False
+        with pytest.raises(OperationalError, match="unable to open database file"):
+            DatabaseBackend(app=app, url=app.backend.url).store_result("t2", 2, "SUCCESS")
+        assert caplog.records == []
+    finally:
+        app.close()
+        dispose_stores()

@@ -196,8 +196,8 @@ def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
         assert worker.process.poll() is None  # the same worker carried on
         task_retries = worker.output.count("retry: Retry in")
         store_retries = worker.output.count("Failed operation _store_result")
-    # The restart was felt: storing results (logged from Celery 5.7 on) or the tasks' own
-    # writes had to wait for it.
+    # The restart was felt: storing results (each retry logged by celery_sa's backend on
+    # every Celery, by Celery's from 5.7 on) or the tasks' own writes had to wait for it.
     assert store_retries + task_retries > 0
     assert all(answer["checked_out"] == 0 for answer in answers.values()), answers
     engine = create_engine(url, poolclass=NullPool)

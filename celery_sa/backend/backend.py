@@ -10,7 +10,9 @@ from typing import Any
 
 from celery import states
 from celery.backends.database import DatabaseBackend as CeleryDatabaseBackend
+from celery.exceptions import BackendStoreError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.utils.log import get_logger
 from celery.utils.time import get_exponential_backoff_interval
 from kombu.utils.encoding import bytes_to_str
 from sqlalchemy.exc import DatabaseError, InterfaceError, InvalidRequestError
@@ -20,6 +22,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from celery_sa.backend import chords
 from celery_sa.backend.store import ResultStore, result_store
+
+logger = get_logger(__name__)
 
 # Ids per ``IN (…)`` of a bulk read: well below every database's parameter limit.
 CHUNK = 900
@@ -66,19 +70,26 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
     def exception_safe_to_retry(self, exc: BaseException) -> bool:
         return isinstance(exc, RETRYABLE)
 
-    def _retrying(self, function: Any, *args: Any) -> Any:
-        """``function(*args)`` under the backend's retry policy, as Celery retries a store:
-        only what :meth:`exception_safe_to_retry` accepts, backing off exponentially."""
+    def _retrying(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        """``function(*args, **kwargs)`` under the backend's retry policy, as Celery 5.7
+        retries a store: only what :meth:`exception_safe_to_retry` accepts, backing off
+        exponentially, each retry logged as a warning (Celery 5.5 and 5.6 retry silently)."""
         retries = 0
         while True:
             try:
-                return function(*args)
+                return function(*args, **kwargs)
             except Exception as exc:
                 if not (self.always_retry and self.exception_safe_to_retry(exc)):
                     raise
                 if retries >= self.max_retries:
                     raise
                 retries += 1
+                logger.warning(
+                    "Failed operation %s. Retrying %s more times.",
+                    getattr(function, "__name__", repr(function)),
+                    self.max_retries - retries,
+                    exc_info=True,
+                )
                 time.sleep(
                     get_exponential_backoff_interval(
                         self.base_sleep_between_retries_ms,
@@ -88,6 +99,29 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
                     )
                     / 1000
                 )
+
+    def store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Celery's ``store_result``, retried by :meth:`_retrying` on every Celery version."""
+        result = self.encode_result(result, state)
+        try:
+            self._retrying(
+                self._store_result, task_id, result, state, traceback, request=request, **kwargs
+            )
+        except RETRYABLE as exc:
+            if not self.always_retry:
+                raise
+            raise BackendStoreError(
+                "failed to store result on the backend", task_id=task_id, state=state
+            ) from exc
+        return result
 
     # -- the store -----------------------------------------------------------------------
 
