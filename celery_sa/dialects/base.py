@@ -20,13 +20,15 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
-from sqlalchemy.types import BigInteger, TypeEngine
+from sqlalchemy.types import TypeEngine
 
 from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
+
+    from celery_sa.tables.state import ColumnState
 
 INT_LIMIT = "2,147,483,647"
 PLAIN_DISTINCT = "SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
@@ -58,6 +60,15 @@ class Database:
     default_port: ClassVar[str] = ""
     single_writer: ClassVar[bool] = False
     """Only one transaction may write at a time, so parallel deletes would only wait."""
+    # How SQLAlchemy before 1.4 made Celery's ids (celery_sa.tables.origins).
+    old_sqlalchemy_sequences: ClassVar[bool] = True
+    """It created Celery's sequences here (where the database has them)."""
+    old_sqlalchemy_identity: ClassVar[bool] = False
+    """It made Celery's ids IDENTITY columns instead."""
+    auto_increment_ids: ClassVar[bool] = False
+    """Ids without a sequence are the database's own AUTO_INCREMENT."""
+    sequences_may_start_at_minimum: ClassVar[bool] = False
+    """A sequence created without START WITH starts at its type's minimum."""
     # Printed by celery_sa_tables (with Django set up), never in a worker: translatable.
     rewrite_note: ClassVar[str | _StrPromise] = ""
     """What a table rewrite (widening a type) blocks while it runs."""
@@ -142,15 +153,26 @@ class Database:
         kind of column (``"id"``, ``"blob"``, ``"text"``, ``"time"``)."""
         return {}
 
-    def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:
-        """Why a live column's type holds less than Celery writes ("" when it does not)."""
-        if column.name == "id" and not isinstance(live, BigInteger):
+    def too_narrow(self, live: ColumnState, column: Column[Any]) -> str:
+        """Why a column as it is holds less than Celery writes ("" when it does not)."""
+        found = self.type_name(live.type)
+        # By name: a type read from the database, or one a Celery model declares for it.
+        if column.name == "id" and not found.startswith("BIGINT"):
             # Translators: type is a database type such as INTEGER; limit a number.
             return _("column id is %(type)s: ids stop at %(limit)s; widen it to BIGINT") % {
-                "type": live,
+                "type": found.split("(")[0],  # without MySQL's display width
                 "limit": INT_LIMIT,
             }
         return ""
+
+    def less_precise(self, live: ColumnState, column: Column[Any]) -> str:
+        """Why a column as it is keeps less precision than celery_sa's ("" when it does
+        not): changed only when the table is rewritten for another reason."""
+        return ""
+
+    def type_name(self, type_: TypeEngine[Any]) -> str:
+        """``type_`` as this database writes it (``INTEGER``, ``VARBINARY(max)``)."""
+        return str(type_.compile(dialect=self.offline_dialect(self.name)))
 
     def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
         """The statements that make ``change`` (columns to add, types to widen, indexes
@@ -174,11 +196,16 @@ class Database:
         """What the sequence hands out next, where that can be read without using it."""
         return None
 
-    def sequence_fixes(
-        self, connection: Connection, sequence: SequenceSchema
-    ) -> list[tuple[str, ExecutableDDLElement]]:
-        """Problems of a live sequence beyond its position, each with its fix."""
-        return []
+    def sequence_is_bigint(self, connection: Connection, sequence: SequenceSchema) -> bool:
+        """Whether the live sequence counts in BIGINT."""
+        return True
+
+    def widen_sequence_statements(
+        self, sequence: SequenceSchema, next_value: int | None
+    ) -> list[ExecutableDDLElement]:
+        """The statements that make an INTEGER sequence BIGINT, handing out ``next_value``
+        next (where it is known)."""
+        raise NotImplementedError(f"{self.name} has no INTEGER sequences to widen")
 
     def qualified(self, connection: Connection, name: str, schema: str | None) -> str:
         """``schema.name`` quoted by the connection's dialect."""

@@ -3,19 +3,39 @@ what is written here is checked as compiled SQL."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy import Sequence as SequenceSchema
-from sqlalchemy import Table, literal, select
 from sqlalchemy.dialects import mssql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import AddConstraint, CreateIndex, CreateSequence, DropConstraint
 from sqlalchemy.sql import ClauseElement, ColumnElement, Executable
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.sql.ddl import ExecutableDDLElement
+from sqlalchemy.types import BigInteger, TypeEngine
 
 from celery_sa.dialects.base import PLAIN_DISTINCT, Database, Driver
 from celery_sa.errors import UnsupportedDatabase
 from celery_sa.errors import translated as _
-from celery_sa.tables.ddl import AlterTable
+from celery_sa.tables.ddl import AlterTable, SequenceAfterIds
+
+if TYPE_CHECKING:
+    from celery_sa.tables.state import ColumnState
+
+# Values are written whole in these; the deprecated IMAGE/TEXT/NTEXT, a bounded length or
+# VARCHAR (the code page's characters only) is widened to them.
+SAFE_VALUE_TYPES = ("VARBINARY(max)", "NVARCHAR(max)")
+TEMPORARY_ID = "celery_sa_id"
 
 
 class SQLServer(Database):
@@ -26,6 +46,11 @@ class SQLServer(Database):
     default_port = "1433"
     # T-SQL's recursive queries have no RECURSIVE keyword; DISTINCT reads the index.
     distinct_sql = PLAIN_DISTINCT
+    # At -2**63 for a BIGINT one: Celery 5.5 on SQLAlchemy 2 gets ids that overflow its INT.
+    sequences_may_start_at_minimum = True
+    # SQLAlchemy 1.3 turned a Sequence into IDENTITY(start, increment) here.
+    old_sqlalchemy_sequences = False
+    old_sqlalchemy_identity = True
 
     def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
         if "odbc_connect" in query:
@@ -50,10 +75,86 @@ class SQLServer(Database):
                 query[key.strip()] = value.strip()
         return {**query, **options}, host
 
+    def offline_dialect(self, name: str) -> Dialect:
+        dialect = super().offline_dialect(name)
+        # Without a server to ask, assume one SQLAlchemy would find at connect: 2012 or later
+        # (sequences, VARBINARY(max) and VARCHAR(max) for LargeBinary and Text).
+        dialect.server_version_info = (16, 0)
+        dialect.deprecate_large_types = True  # type: ignore[attr-defined]
+        dialect._supports_nvarchar_max = True  # type: ignore[attr-defined]
+        return dialect
+
     def type_variants(self) -> dict[str, TypeEngine[Any]]:
         # VARBINARY(max) and NVARCHAR(max): SQLAlchemy's LargeBinary/Text are the
         # deprecated IMAGE/NTEXT here.
         return {"blob": mssql.VARBINARY(), "text": mssql.NVARCHAR()}  # type: ignore[no-untyped-call]
+
+    def too_narrow(self, live: ColumnState, column: Column[Any]) -> str:
+        if column.name == "id" and live.identity:
+            sequence = column.default
+            return _(
+                "column id is an IDENTITY column (SQLAlchemy before 1.4 made it): Celery on "
+                "SQLAlchemy 1.4 or later inserts ids from the sequence %(sequence)s, which SQL "
+                "Server refuses there; rebuild it as a BIGINT column"
+            ) % {"sequence": getattr(sequence, "name", "")}
+        wanted = self.type_name(column.type)
+        # The type alone: a live VARCHAR adds its collation.
+        found = self.type_name(live.type).split(" COLLATE ")[0]
+        if wanted in SAFE_VALUE_TYPES and found != wanted:
+            # Translators: type and target are SQL Server types, e.g. IMAGE and VARBINARY(max).
+            return _("column %(column)s is %(type)s; make it %(target)s") % {
+                "column": column.name,
+                "type": found,
+                "target": wanted,
+            }
+        return super().too_narrow(live, column)
+
+    def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
+        # T-SQL adds several columns in one ALTER TABLE, but alters one column per statement;
+        # the id is part of the primary key, which has to go while it is widened.
+        table = change.table
+        statements: list[ExecutableDDLElement] = []
+        if change.add:
+            statements.append(AlterTable(table, add=change.add))
+        values = [column for column in change.widen if column.name != "id"]
+        statements += [AlterTable(table, widen=[column]) for column in values]
+        if len(values) < len(change.widen):
+            key = change.primary_key
+            statements.append(
+                WidenKey(
+                    table,
+                    name=key.name if key else None,
+                    clustered=key.clustered if key else True,
+                    identity=change.identity,
+                )
+            )
+        return statements + [CreateIndex(index) for index in change.indexes]
+
+    def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
+        query = text(
+            "SELECT CAST(CASE WHEN last_used_value IS NULL THEN current_value "
+            "ELSE current_value + increment END AS BIGINT) "
+            "FROM sys.sequences WHERE object_id = OBJECT_ID(:name)"
+        )
+        name = self.qualified(connection, sequence.name, sequence.schema)
+        return int(connection.execute(query, {"name": name}).scalar_one())
+
+    def sequence_is_bigint(self, connection: Connection, sequence: SequenceSchema) -> bool:
+        query = text(
+            "SELECT TYPE_NAME(system_type_id) FROM sys.sequences WHERE object_id = OBJECT_ID(:name)"
+        )
+        name = self.qualified(connection, sequence.name, sequence.schema)
+        return bool(connection.execute(query, {"name": name}).scalar_one() == "bigint")
+
+    def widen_sequence_statements(
+        self, sequence: SequenceSchema, next_value: int | None
+    ) -> list[ExecutableDDLElement]:
+        # ALTER SEQUENCE cannot change the type: drop it and make it again where it was.
+        assert next_value is not None, "only a live sequence is widened, its position known"
+        wide = SequenceSchema(
+            sequence.name, start=next_value, data_type=BigInteger(), schema=sequence.schema
+        )
+        return [Transaction(["DROP SEQUENCE {sequence}", CreateSequence(wide)], sequence)]
 
     def upsert(
         self,
@@ -71,8 +172,121 @@ class SQLServer(Database):
 
 @compiles(AlterTable, "mssql")
 def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
+    table = compiler.preparer.format_table(element.table)
+    if element.widen:
+        (column,) = element.widen
+        name = compiler.preparer.format_column(column)
+        null = "NULL" if column.nullable else "NOT NULL"  # else T-SQL picks one itself
+        type_ = column.type.compile(dialect=compiler.dialect)
+        return f"ALTER TABLE {table} ALTER COLUMN {name} {type_} {null}"
     specs = ", ".join(compiler.get_column_specification(c) for c in element.add)
-    return f"ALTER TABLE {compiler.preparer.format_table(element.table)} ADD {specs}"
+    return f"ALTER TABLE {table} ADD {specs}"
+
+
+class Transaction(ExecutableDDLElement):
+    """Statements run as one T-SQL batch in one transaction, all or none (XACT_ABORT rolls
+    back on any error). A piece is a DDL element or T-SQL text, where ``{sequence}`` and
+    ``{table}`` stand for the quoted names of ``subject``."""
+
+    def __init__(self, pieces: list[ExecutableDDLElement | str], subject: Any) -> None:
+        self.pieces = pieces
+        self.subject = subject
+
+
+@compiles(Transaction, "mssql")
+def _transaction(element: Transaction, compiler: Any, **kw: Any) -> str:
+    preparer = compiler.preparer
+    names = (
+        {"sequence": preparer.format_sequence(element.subject)}
+        if isinstance(element.subject, SequenceSchema)
+        else {"table": preparer.format_table(element.subject)}
+    )
+    body = [
+        piece.format(**names) if isinstance(piece, str) else compiler.process(piece, **kw).strip()
+        for piece in element.pieces
+    ]
+    return ";\n".join(["SET XACT_ABORT ON", "BEGIN TRANSACTION", *body, "COMMIT TRANSACTION"])
+
+
+class WidenKey(ExecutableDDLElement):
+    """Make ``table``'s id BIGINT: its primary key dropped, the column altered (an IDENTITY
+    column copied into a plain one) and the key made again by the same name, in one
+    transaction."""
+
+    def __init__(self, table: Table, *, name: str | None, clustered: bool, identity: bool) -> None:
+        self.table = table
+        self.name = name
+        """The key constraint's name; None: not known, the batch looks it up."""
+        self.clustered = clustered
+        self.identity = identity
+
+
+def _literal(text_: str) -> str:
+    """``text_`` as a T-SQL Unicode string literal."""
+    return "N'" + text_.replace("'", "''") + "'"
+
+
+@compiles(WidenKey, "mssql")
+def _widen_key(element: WidenKey, compiler: Any, **kw: Any) -> str:
+    preparer = compiler.preparer
+    table = element.table
+    name = preparer.format_table(table)
+    identifier = preparer.quote("id")
+    pieces: list[str] = []
+    if element.name is None:
+        # SQL Server named it (PK__celery_t__…): look the name up, use it twice.
+        clustered = "CLUSTERED" if element.clustered else "NONCLUSTERED"
+        pieces.append(
+            "DECLARE @celery_sa_pk sysname = (SELECT name FROM sys.key_constraints "
+            f"WHERE type = 'PK' AND parent_object_id = OBJECT_ID({_literal(name)}))"
+        )
+        drop_sql = _literal(f"ALTER TABLE {name} DROP CONSTRAINT ")
+        drop = f"EXEC({drop_sql} + QUOTENAME(@celery_sa_pk))"
+        add_sql = _literal(f"ALTER TABLE {name} ADD CONSTRAINT ")
+        key_sql = _literal(f" PRIMARY KEY {clustered} ({identifier})")
+        add = f"EXEC({add_sql} + QUOTENAME(@celery_sa_pk) + {key_sql})"
+    else:
+        stand_in = Table(
+            table.name,
+            MetaData(),
+            Column("id", BigInteger()),
+            PrimaryKeyConstraint("id", name=element.name, mssql_clustered=element.clustered),
+            schema=table.schema,
+        )
+        drop = compiler.process(DropConstraint(stand_in.primary_key), **kw).strip()
+        add = compiler.process(AddConstraint(stand_in.primary_key), **kw).strip()
+    pieces += ["SET XACT_ABORT ON", "BEGIN TRANSACTION"]
+    if element.identity:
+        # An IDENTITY property cannot be removed: copy the ids into a plain column.
+        temporary = preparer.quote(TEMPORARY_ID)
+        pieces.append(f"ALTER TABLE {name} ADD {temporary} BIGINT NULL")
+        # Through EXEC: the batch is compiled before the column exists.
+        pieces.append(f"EXEC({_literal(f'UPDATE {name} SET {temporary} = {identifier}')})")
+        pieces.append(drop)
+        pieces.append(f"ALTER TABLE {name} DROP COLUMN {identifier}")
+        rename = _literal(f"{name}.{temporary}")
+        pieces.append(f"EXEC sp_rename {rename}, N'id', N'COLUMN'")
+    else:
+        pieces.append(drop)
+    pieces.append(f"ALTER TABLE {name} ALTER COLUMN {identifier} BIGINT NOT NULL")
+    pieces += [add, "COMMIT TRANSACTION"]
+    return ";\n".join(pieces)
+
+
+@compiles(SequenceAfterIds, "mssql")
+def _sequence_after_ids(element: SequenceAfterIds, compiler: Any, **kw: Any) -> str:
+    # ALTER SEQUENCE … RESTART WITH takes a constant only: build the statement.
+    preparer = compiler.preparer
+    sequence = preparer.format_sequence(element.sequence)
+    identifier = preparer.quote("id")
+    return (
+        # After the highest id, and at 1 at least: ids from the minimum may be there.
+        "DECLARE @celery_sa_restart BIGINT = "
+        f"(SELECT CASE WHEN MAX({identifier}) > 0 THEN MAX({identifier}) ELSE 0 END + 1 "
+        f"FROM {preparer.format_table(element.table)});\n"
+        f"EXEC({_literal(f'ALTER SEQUENCE {sequence} RESTART WITH ')} + "
+        "CAST(@celery_sa_restart AS NVARCHAR(20)))"
+    )
 
 
 class Merge(Executable, ClauseElement):

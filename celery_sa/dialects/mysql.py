@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext_lazy
 from sqlalchemy import Column, Connection, Table, case, text
@@ -17,20 +17,23 @@ from sqlalchemy.types import TypeEngine
 
 from celery_sa.dialects.base import PLAIN_DISTINCT, Database, Driver, Execute
 from celery_sa.errors import translated as _
-from celery_sa.tables.ddl import AlterTable
+from celery_sa.tables.ddl import AlterTable, SequenceAfterIds
+
+if TYPE_CHECKING:
+    from celery_sa.tables.state import ColumnState
 
 MYSQLCLIENT = Driver("MySQLdb", "mysqlclient")
 PYMYSQL = Driver("pymysql", "PyMySQL")
 SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_cipher")
 INT_OPTIONS = ("connect_timeout", "read_timeout", "write_timeout", "local_infile")
-# Types that hold less than Celery may write: name, limit, the safe type.
-LIMITS: dict[type[TypeEngine[Any]], tuple[str, str, str]] = {
-    mysql.TINYBLOB: ("TINYBLOB", "255 bytes", "LONGBLOB"),
-    mysql.BLOB: ("BLOB", "64 KB", "LONGBLOB"),
-    mysql.MEDIUMBLOB: ("MEDIUMBLOB", "16 MB", "LONGBLOB"),
-    mysql.TINYTEXT: ("TINYTEXT", "255 bytes", "LONGTEXT"),
-    mysql.TEXT: ("TEXT", "64 KB", "LONGTEXT"),
-    mysql.MEDIUMTEXT: ("MEDIUMTEXT", "16 MB", "LONGTEXT"),
+# Types that hold less than Celery may write: by name, their limit and the safe type.
+LIMITS: dict[str, tuple[str, str]] = {
+    "TINYBLOB": ("255 bytes", "LONGBLOB"),
+    "BLOB": ("64 KB", "LONGBLOB"),
+    "MEDIUMBLOB": ("16 MB", "LONGBLOB"),
+    "TINYTEXT": ("255 bytes", "LONGTEXT"),
+    "TEXT": ("64 KB", "LONGTEXT"),
+    "MEDIUMTEXT": ("16 MB", "LONGTEXT"),
 }
 # Changing a type copies the table (reads go on, writes wait); adding columns and indexes
 # does not.
@@ -51,6 +54,8 @@ class MySQL(Database):
     }
     default_port = "3306"
     distinct_sql = PLAIN_DISTINCT
+    old_sqlalchemy_sequences = False  # MariaDB's came with SQLAlchemy 1.4
+    auto_increment_ids = True
     rewrite_note = gettext_lazy(
         "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait."
     )
@@ -93,14 +98,25 @@ class MySQL(Database):
         # DATETIME keeps whole seconds: runtimes need microseconds, as elsewhere.
         return {"blob": mysql.LONGBLOB(), "text": mysql.LONGTEXT(), "time": mysql.DATETIME(fsp=6)}
 
-    def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:
-        if type(live) in LIMITS:
-            name, limit, target = LIMITS[type(live)]
+    def too_narrow(self, live: ColumnState, column: Column[Any]) -> str:
+        # The name alone: a live TEXT may add its collation.
+        name = self.type_name(live.type).split()[0]
+        if name in LIMITS:
+            limit, target = LIMITS[name]
             # Translators: column is a column name, type and target database types.
             return _(
                 "column %(column)s is %(type)s: values stop at %(limit)s; widen it to %(target)s"
             ) % {"column": column.name, "type": name, "limit": limit, "target": target}
         return super().too_narrow(live, column)
+
+    def less_precise(self, live: ColumnState, column: Column[Any]) -> str:
+        wanted = self.type_name(column.type)
+        if wanted == "DATETIME(6)" and self.type_name(live.type) == "DATETIME":
+            return _(
+                "column %(column)s keeps whole seconds; make it DATETIME(6) while the table is "
+                "copied anyway"
+            ) % {"column": column.name}
+        return ""
 
     def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
         if not (change.add or change.widen or change.indexes):
@@ -171,6 +187,19 @@ def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
     if element.mysql_online:
         clauses.append(element.mysql_online)
     return f"ALTER TABLE {preparer.format_table(element.table)} {', '.join(clauses)}"
+
+
+@compiles(SequenceAfterIds, "mariadb")
+@compiles(SequenceAfterIds, "mysql")
+def _sequence_after_ids(element: SequenceAfterIds, compiler: Any, **kw: Any) -> str:
+    # Neither SETVAL() nor EXECUTE IMMEDIATE takes a subquery: a session variable carries it.
+    preparer = compiler.preparer
+    sequence = preparer.format_sequence(element.sequence).replace("'", "''")
+    return (
+        f"SELECT COALESCE(MAX({preparer.quote('id')}), 0) + 1 INTO @celery_sa_restart "
+        f"FROM {preparer.format_table(element.table)};\n"
+        f"EXECUTE IMMEDIATE CONCAT('ALTER SEQUENCE {sequence} RESTART WITH ', @celery_sa_restart)"
+    )
 
 
 class NextId(ColumnElement[int]):

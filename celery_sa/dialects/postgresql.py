@@ -19,7 +19,6 @@ from celery_sa.dialects.base import (
     Driver,
     Execute,
 )
-from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
 
 PSYCOPG = Driver("psycopg", "psycopg[binary]")
@@ -127,22 +126,18 @@ class PostgreSQL(Database):
         row = connection.execute(text(f"SELECT last_value, is_called FROM {qualified}")).one()
         return int(row.last_value) + (1 if row.is_called else 0)
 
-    def sequence_fixes(
-        self, connection: Connection, sequence: SequenceSchema
-    ) -> list[tuple[str, ExecutableDDLElement]]:
+    def sequence_is_bigint(self, connection: Connection, sequence: SequenceSchema) -> bool:
         query = text(
             "SELECT data_type FROM pg_sequences WHERE schemaname = :schema AND sequencename = :name"
         )
         schema = sequence.schema or connection.execute(text("SELECT current_schema()")).scalar_one()
         kind = connection.execute(query, {"schema": schema, "name": sequence.name}).scalar_one()
-        if kind == "bigint":
-            return []
-        return [
-            (
-                _("sequence %(name)s is INTEGER; widen it to BIGINT") % {"name": sequence.name},
-                WidenSequence(sequence),
-            )
-        ]
+        return bool(kind == "bigint")
+
+    def widen_sequence_statements(
+        self, sequence: SequenceSchema, next_value: int | None
+    ) -> list[ExecutableDDLElement]:
+        return [WidenSequence(sequence)]  # it keeps its position
 
     def on_conflict_insert(self, table: Table) -> Any:
         return postgresql_insert(table)

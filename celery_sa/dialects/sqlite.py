@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from sqlalchemy import Column, Integer, Table
@@ -20,6 +20,9 @@ from celery_sa.dialects.base import (
 from celery_sa.errors import UnsupportedDatabase
 from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable
+
+if TYPE_CHECKING:
+    from celery_sa.tables.state import ColumnState
 
 SQLITE3 = Driver("sqlite3", "Python's sqlite3 module")
 # How SQLAlchemy's SQLite dialect stores a DateTime (Celery's date_done).
@@ -72,7 +75,7 @@ class SQLite(Database):
         # Only a column declared exactly INTEGER PRIMARY KEY auto-increments (64-bit anyway).
         return {"id": Integer()}
 
-    def too_narrow(self, live: TypeEngine[Any], column: Column[Any]) -> str:
+    def too_narrow(self, live: ColumnState, column: Column[Any]) -> str:
         return ""  # INTEGER is 64-bit and TEXT/BLOB unbounded
 
     def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:

@@ -8,11 +8,14 @@ compiled here; a database that spells it otherwise compiles it in its module of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Index, Sequence, Table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.ddl import ExecutableDDLElement
+
+if TYPE_CHECKING:
+    from celery_sa.tables.state import PrimaryKeyState
 
 
 class AlterTable(ExecutableDDLElement):
@@ -20,7 +23,9 @@ class AlterTable(ExecutableDDLElement):
 
     The upgrade plans one per table; each database's ``alter_statements`` runs it as it is
     or splits it. ``keep_auto_increment``: the live id auto-increments (MySQL restates it
-    when it widens the column); ``mysql_online``: the ``ALGORITHM=…, LOCK=…`` clause.
+    when it widens the column); ``identity``: the live id is an IDENTITY column (SQL Server
+    rebuilds it); ``primary_key``: the live key, whose constraint SQL Server drops and makes
+    again to widen the id; ``mysql_online``: the ``ALGORITHM=…, LOCK=…`` clause.
     """
 
     def __init__(
@@ -31,6 +36,8 @@ class AlterTable(ExecutableDDLElement):
         widen: list[Column[Any]] | None = None,
         indexes: list[Index] | None = None,
         keep_auto_increment: bool = False,
+        identity: bool = False,
+        primary_key: PrimaryKeyState | None = None,
         mysql_online: str = "",
     ) -> None:
         self.table = table
@@ -38,6 +45,8 @@ class AlterTable(ExecutableDDLElement):
         self.widen = widen or []
         self.indexes = indexes or []
         self.keep_auto_increment = keep_auto_increment
+        self.identity = identity
+        self.primary_key = primary_key
         self.mysql_online = mysql_online
 
 
@@ -47,6 +56,16 @@ class RestartSequence(ExecutableDDLElement):
     def __init__(self, sequence: Sequence, start: int) -> None:
         self.sequence = sequence
         self.start = start
+
+
+class SequenceAfterIds(ExecutableDDLElement):
+    """Move ``sequence`` past the highest id of ``table``, read by the SQL itself: an
+    offline script does not know it (a live upgrade writes the number,
+    :class:`RestartSequence`)."""
+
+    def __init__(self, sequence: Sequence, table: Table) -> None:
+        self.sequence = sequence
+        self.table = table
 
 
 def _column_type(column: Column[Any], compiler: Any) -> str:
@@ -68,3 +87,15 @@ def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
 def _restart_sequence(element: RestartSequence, compiler: Any, **kw: Any) -> str:
     name = compiler.preparer.format_sequence(element.sequence)
     return f"ALTER SEQUENCE {name} RESTART WITH {int(element.start)}"
+
+
+@compiles(SequenceAfterIds)
+def _sequence_after_ids(element: SequenceAfterIds, compiler: Any, **kw: Any) -> str:
+    # PostgreSQL's setval() takes any expression: the next nextval() returns the value.
+    preparer = compiler.preparer
+    name = preparer.format_sequence(element.sequence).replace("'", "''")
+    highest = (
+        f"SELECT COALESCE(MAX({preparer.quote('id')}), 0) + 1 "
+        f"FROM {preparer.format_table(element.table)}"
+    )
+    return f"SELECT setval('{name}', ({highest}), false)"

@@ -17,6 +17,7 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from celery_sa.errors import cannot_connect, one_line
 from celery_sa.tables.schema import ResultTables, create_statements
+from celery_sa.tables.state import read_state
 from celery_sa.tables.upgrade import TablePlan, plan_upgrade
 
 T = TypeVar("T")
@@ -58,7 +59,8 @@ def run_step(step: Callable[[], T], sql: str) -> T:
 
 def plan(connection: Connection, tables: ResultTables) -> list[TablePlan]:
     """The upgrade plan of both tables; a table that is not Celery's is an error."""
-    plans = run_step(lambda: plan_upgrade(connection, tables), _("inspecting the tables"))
+    state = run_step(lambda: read_state(connection, tables), _("inspecting the tables"))
+    plans = plan_upgrade(state, tables)
     errors = [plan.error for plan in plans if plan.error]
     if errors:
         raise TableError(" ".join(errors))

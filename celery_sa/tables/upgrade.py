@@ -1,26 +1,26 @@
-"""Compare live result tables with the safe ones in :mod:`celery_sa.tables.schema`; plan the DDL.
+"""Compare the result tables as they are with the safe ones in :mod:`celery_sa.tables.schema`;
+plan the DDL.
 
-The plan is made from what the database says now, every time: a run that stopped half way
-is resumed by planning again, and a table already up to date gets no statement at all.
+Live, the plan is made from what the database says now, every time: a run that stopped half
+way is resumed by planning again, and a table already up to date gets no statement at all.
+Offline, it is made from the tables a Celery version creates (:mod:`celery_sa.tables.origins`),
+for a DBA's script.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from sqlalchemy import Connection, Index, Sequence, Table, inspect, select
-from sqlalchemy import func as sql_func
-from sqlalchemy.engine import Inspector
+from sqlalchemy import Index, Sequence, Table
 from sqlalchemy.schema import CreateSequence
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
-from celery_sa import dialects
 from celery_sa.dialects.base import Database
-from celery_sa.tables.ddl import AlterTable, RestartSequence
+from celery_sa.tables.ddl import AlterTable, RestartSequence, SequenceAfterIds
 from celery_sa.tables.schema import ResultTables, Superseded
+from celery_sa.tables.state import DatabaseState, TableState, id_sequence
 
 # Without these a table is something else that happens to have the configured name.
 CORE_COLUMNS = {
@@ -55,17 +55,11 @@ class TablePlan:
         return any(problem.rewrites for problem in self.problems)
 
 
-def plan_upgrade(connection: Connection, tables: ResultTables) -> list[TablePlan]:
-    """Plan both tables against the live database behind ``connection``."""
-    inspector = inspect(connection)
-    database = dialects.by_name(connection.dialect.name)
-    if database is None:
-        raise LookupError(f"celery_sa does not support {connection.dialect.name!r}")
+def plan_upgrade(state: DatabaseState, tables: ResultTables) -> list[TablePlan]:
+    """Plan both tables against ``state``: what is there now."""
     plans = [
         _plan_table(
-            connection,
-            inspector,
-            database,
+            state,
             table,
             key,
             [old for old in tables.superseded if old.by.table is table],
@@ -74,26 +68,21 @@ def plan_upgrade(connection: Connection, tables: ResultTables) -> list[TablePlan
     ]
     # The chord tables are celery_sa's own and only ever made whole: present or missing.
     plans += [
-        TablePlan(table=table, key=key, exists=inspector.has_table(table.name, table.schema))
+        TablePlan(table=table, key=key, exists=state.table(table) is not None)
         for key, table in (("chord", tables.chord), ("part", tables.part))
     ]
     return plans
 
 
 def _plan_table(
-    connection: Connection,
-    inspector: Inspector,
-    database: Database,
-    table: Table,
-    key: str,
-    superseded: list[Superseded],
+    state: DatabaseState, table: Table, key: str, superseded: list[Superseded]
 ) -> TablePlan:
-    if not inspector.has_table(table.name, schema=table.schema):
+    found = state.table(table)
+    if found is None:
         return TablePlan(table=table, key=key, exists=False)
-    live = {c["name"]: c for c in inspector.get_columns(table.name, schema=table.schema)}
-    plan = TablePlan(
-        table=table, key=key, exists=True, rows=count_rows(connection, database, table)
-    )
+    database = state.database
+    live = found.columns
+    plan = TablePlan(table=table, key=key, exists=True, rows=found.rows)
     missing_core = [name for name in CORE_COLUMNS[key] if name not in live]
     if missing_core:
         plan.error = ngettext(
@@ -107,11 +96,18 @@ def _plan_table(
     narrow = {
         c.name: why
         for c in table.columns
-        if c.name in live and (why := database.too_narrow(live[c.name]["type"], c))
+        if c.name in live and (why := database.too_narrow(live[c.name], c))
     }
+    if narrow:
+        # The table is rewritten anyway: what only gains precision comes with it.
+        for column in table.columns:
+            if column.name in live and column.name not in narrow:
+                why = database.less_precise(live[column.name], column)
+                if why:
+                    narrow[column.name] = why
     widen = [c for c in table.columns if c.name in narrow]
-    indexes, invalid = _missing_indexes(connection, inspector, database, table)
-    redundant = _superseded_indexes(inspector, table, superseded)
+    indexes, invalid = _missing_indexes(found, table)
+    redundant = _superseded_indexes(found, superseded)
     plan.problems += [Problem(_("column %(column)s is missing") % {"column": c.name}) for c in add]
     plan.problems += [Problem(narrow[c.name], rewrites=True) for c in widen]
     plan.problems += _index_problems(indexes, invalid, redundant)
@@ -122,13 +118,15 @@ def _plan_table(
             add=add,
             widen=widen,
             indexes=indexes,
-            keep_auto_increment=live["id"].get("autoincrement") is True,
+            keep_auto_increment=live["id"].auto_increment,
+            identity=live["id"].identity,
+            primary_key=found.primary_key,
         )
     )
     # Only now: until the wider index is built, queries still have the old one.
     plan.statements += database.drop_index_statements([old.index() for old in redundant])
-    if connection.dialect.supports_sequences:
-        _plan_sequence(connection, inspector, database, table, plan)
+    if state.dialect.supports_sequences:
+        _plan_sequence(state, database, table, found, plan)
     return plan
 
 
@@ -156,18 +154,11 @@ def _index_problems(
     ]
 
 
-def _missing_indexes(
-    connection: Connection, inspector: Inspector, database: Database, table: Table
-) -> tuple[list[Index], list[Index]]:
-    """The wanted indexes no live index covers, and those left invalid (to drop and build
-    again)."""
-    live = inspector.get_indexes(table.name, schema=table.schema)
-    invalid = database.invalid_indexes(connection, table)
-    existing = {tuple(i["column_names"]) for i in live if i["name"] not in invalid}
-    existing |= {
-        tuple(constraint["column_names"])
-        for constraint in inspector.get_unique_constraints(table.name, schema=table.schema)
-    }
+def _missing_indexes(found: TableState, table: Table) -> tuple[list[Index], list[Index]]:
+    """The wanted indexes no index of the table covers, and those left invalid (to drop and
+    build again)."""
+    invalid = {index.name for index in found.indexes if not index.valid}
+    existing = {index.columns for index in found.indexes if index.valid}
     wanted = sorted(table.indexes, key=lambda i: str(i.name))
     missing = [
         index
@@ -177,42 +168,58 @@ def _missing_indexes(
     return missing, [index for index in missing if index.name in invalid]
 
 
-def _superseded_indexes(
-    inspector: Inspector, table: Table, superseded: list[Superseded]
-) -> list[Superseded]:
+def _superseded_indexes(found: TableState, superseded: list[Superseded]) -> list[Superseded]:
     """Those of ``superseded`` that exist as celery_sa made them: that name, exactly those
     columns, not unique."""
-    live = {
-        i["name"]: (tuple(i["column_names"]), bool(i["unique"]))
-        for i in inspector.get_indexes(table.name, schema=table.schema)
-    }
+    live = {index.name: (index.columns, index.unique) for index in found.indexes}
     return [old for old in superseded if live.get(old.name) == (old.columns, False)]
 
 
 def _plan_sequence(
-    connection: Connection, inspector: Inspector, database: Database, table: Table, plan: TablePlan
+    state: DatabaseState, database: Database, table: Table, found: TableState, plan: TablePlan
 ) -> None:
-    sequence = table.c.id.default
-    if not isinstance(sequence, Sequence):
+    sequence = id_sequence(table)
+    if sequence is None:
         return
-    max_id = connection.execute(select(sql_func.max(table.c.id))).scalar() or 0
-    if not inspector.has_sequence(sequence.name, schema=sequence.schema):
-        start = max_id + 1
+    max_id = found.max_id
+    existing = state.sequence(sequence)
+    if existing is None:
         plan.problems.append(
             Problem(
                 _(
                     "sequence %(sequence)s is missing (Celery draws ids from it on this "
                     "database); create it to start at %(start)s"
                 )
-                % {"sequence": sequence.name, "start": f"{start:,}"}
+                % {
+                    "sequence": sequence.name,
+                    "start": _("the highest id + 1") if max_id is None else f"{max_id + 1:,}",
+                }
             )
         )
-        plan.statements.append(
-            CreateSequence(Sequence(sequence.name, start=start, schema=sequence.schema))
-        )
+        if max_id is None:  # offline: the script reads the highest id itself
+            plan.statements.append(
+                CreateSequence(Sequence(sequence.name, start=1, schema=sequence.schema))
+            )
+            plan.statements.append(SequenceAfterIds(sequence, table))
+        else:
+            plan.statements.append(
+                CreateSequence(Sequence(sequence.name, start=max_id + 1, schema=sequence.schema))
+            )
         return
-    next_value = database.next_sequence_value(connection, sequence)
-    if next_value is not None and next_value <= max_id:
+    next_value = existing.next_value
+    if next_value is None and max_id is None and database.sequences_may_start_at_minimum:
+        # Offline: where it stands is not known, and it may be far below every id.
+        plan.problems.append(
+            Problem(
+                _(
+                    "sequence %(sequence)s may hand out ids from %(minimum)s (SQLAlchemy 2 "
+                    "creates it without START WITH); restart it after the highest id"
+                )
+                % {"sequence": sequence.name, "minimum": f"{-(2**63):,}"}
+            )
+        )
+        plan.statements.append(SequenceAfterIds(sequence, table))
+    if next_value is not None and max_id is not None and next_value <= max_id:
         plan.problems.append(
             Problem(
                 _(
@@ -229,18 +236,9 @@ def _plan_sequence(
             )
         )
         plan.statements.append(RestartSequence(sequence, max_id + 1))
-    for problem, statement in database.sequence_fixes(connection, sequence):
-        plan.problems.append(Problem(problem))
-        plan.statements.append(statement)
-
-
-def count_rows(connection: Connection, database: Database, table: Table) -> int:
-    """The table statistics' row count where the database keeps one, else ``COUNT(*)``."""
-
-    def execute(sql: str, params: Any) -> Any:
-        return connection.exec_driver_sql(sql, tuple(params)).scalar()
-
-    estimate = database.estimate_rows(execute, table.schema, table.name)
-    if estimate is not None:
-        return estimate
-    return int(connection.execute(select(sql_func.count()).select_from(table)).scalar_one())
+        next_value = max_id + 1
+    if not existing.bigint:
+        plan.problems.append(
+            Problem(_("sequence %(name)s is INTEGER; widen it to BIGINT") % {"name": sequence.name})
+        )
+        plan.statements += database.widen_sequence_statements(sequence, next_value)

@@ -13,13 +13,13 @@ from django.utils.translation import gettext_lazy, ngettext
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import URL
 
-from celery_sa import dialects
+from celery_sa import __version__, dialects
 from celery_sa.database import result_database
 from celery_sa.errors import BackendURLError
 from celery_sa.models import forget_live_columns
-from celery_sa.tables import execute
+from celery_sa.tables import execute, origins
 from celery_sa.tables.schema import ResultTables, create_statements, result_tables
-from celery_sa.tables.upgrade import TablePlan
+from celery_sa.tables.upgrade import TablePlan, plan_upgrade
 
 LARGE_TABLE_ROWS = 100_000
 PENDING_EXIT = 1
@@ -62,8 +62,9 @@ class Command(BaseCommand):
         sql = subcommands.add_parser(
             "sql",
             help=_(
-                "Print the CREATE statements for a dialect, without connecting "
-                "(upgrade --dry-run prints the upgrade of the live tables)."
+                "Print the CREATE statements for a dialect, or with --from the upgrade of the "
+                "tables a Celery version created, without connecting (upgrade --dry-run prints "
+                "the upgrade of the live tables)."
             ),
         )
         sql.add_argument(
@@ -71,10 +72,30 @@ class Command(BaseCommand):
             choices=dialects.BACKEND_NAMES,
             help=_("The SQL dialect (default: the one of CELERY_RESULT_BACKEND)."),
         )
+        sql.add_argument(
+            "--from",
+            dest="origin",
+            metavar="CELERY_VERSION",
+            help=_(
+                "Print the upgrade of the tables this Celery version created (e.g. 5.2), "
+                "to run without celery_sa: for a DBA."
+            ),
+        )
+        sql.add_argument(
+            "--sqlalchemy",
+            choices=("1.3", "1.4"),
+            help=_(
+                "The SQLAlchemy that created those tables: 1.3 (or earlier) or 1.4 (or later); "
+                "default 1.3 for Celery 4, 1.4 for Celery 5. It matters on MariaDB and SQL "
+                "Server only."
+            ),
+        )
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         try:
-            if subcommand == "sql":
+            if subcommand == "sql" and options["origin"]:
+                self.print_upgrade_sql(options["dialect"], options["origin"], options["sqlalchemy"])
+            elif subcommand == "sql":
                 self.print_create_sql(options["dialect"])
             elif subcommand == "status":
                 self.status()
@@ -94,6 +115,39 @@ class Command(BaseCommand):
         database = dialects.by_name(name)
         assert database is not None, "argparse and parse_result_backend check the name"
         self.write_sql(create_statements(database.offline_dialect(name), result_tables()))
+
+    def print_upgrade_sql(self, name: str | None, version: str, sqlalchemy: str | None) -> None:
+        name = name or self.result_url().get_backend_name()
+        try:
+            point = origins.starting_point(version, sqlalchemy)
+        except ValueError as exc:
+            raise CommandError(str(exc), returncode=ERROR_EXIT) from exc
+        dialect = origins.offline_dialect(name)
+        tables = result_tables()
+        plans = plan_upgrade(origins.origin_state(point, dialect, tables), tables)
+        for line in (
+            # Translators: start describes tables, e.g. "the tables Celery 4.4-5.5 creates with
+            # SQLAlchemy 1.4 or later"; dialect is a database name such as mariadb.
+            _("Upgrade of %(start)s to celery_sa %(version)s's, for %(dialect)s.")
+            % {"start": point.describe(), "version": __version__, "dialect": name},
+            _(
+                "Written without a connection: check the tables are these first "
+                "(`manage.py celery_sa_tables status` against the database lists the same "
+                "changes), then run it as a whole."
+            ),
+        ):
+            self.stdout.write(f"-- {line}")
+        missing = [plan.table for plan in plans if not plan.exists]
+        for table in missing:
+            self.stdout.write(f"-- {table.fullname}: " + _("missing"))
+        for plan in plans:
+            for problem in plan.problems:
+                self.stdout.write(f"-- {plan.table.fullname}: {problem.text}")
+        statements = create_statements(dialect, tables, missing)
+        statements += [
+            execute.compiled(statement, dialect) for plan in plans for statement in plan.statements
+        ]
+        self.write_sql(statements, batches=name == "mssql")
 
     def status(self) -> None:
         with execute.connect(self.result_url()) as connection:
@@ -252,9 +306,11 @@ class Command(BaseCommand):
     def result_url(self) -> URL:
         return result_database().url
 
-    def write_sql(self, statements: Iterable[str]) -> None:
+    def write_sql(self, statements: Iterable[str], *, batches: bool = False) -> None:
+        """Each statement ended by ``;`` (and for SQL Server's tools by ``GO``, which ends
+        a batch)."""
         for statement in statements:
-            self.stdout.write(f"{statement};")
+            self.stdout.write(f"{statement};\nGO" if batches else f"{statement};")
 
 
 def table_and_rows(plan: TablePlan) -> str:

@@ -1,0 +1,30 @@
+CREATE SEQUENCE `task_id_sequence` start with 1 minvalue 1 maxvalue 9223372036854775806 increment by 1 cache 1000 nocycle ENGINE=InnoDB
+;
+CREATE SEQUENCE `taskset_id_sequence` start with 1 minvalue 1 maxvalue 9223372036854775806 increment by 1 cache 1000 nocycle ENGINE=InnoDB
+;
+CREATE TABLE `celery_taskmeta` (
+  `id` int(11) NOT NULL,
+  `task_id` varchar(155) DEFAULT NULL,
+  `status` varchar(50) DEFAULT NULL,
+  `result` blob DEFAULT NULL,
+  `date_done` datetime DEFAULT NULL,
+  `traceback` text DEFAULT NULL,
+  `name` varchar(155) DEFAULT NULL,
+  `args` blob DEFAULT NULL,
+  `kwargs` blob DEFAULT NULL,
+  `worker` varchar(155) DEFAULT NULL,
+  `retries` int(11) DEFAULT NULL,
+  `queue` varchar(155) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `task_id` (`task_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci
+;
+CREATE TABLE `celery_tasksetmeta` (
+  `id` int(11) NOT NULL,
+  `taskset_id` varchar(155) DEFAULT NULL,
+  `result` blob DEFAULT NULL,
+  `date_done` datetime DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `taskset_id` (`taskset_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci
+;
