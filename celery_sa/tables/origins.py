@@ -127,8 +127,7 @@ def origin_state(point: StartingPoint, dialect: Dialect, tables: ResultTables) -
     )
     for key, table in tables.by_key().items():
         columns = {"id": identifier} | {
-            name: ColumnState(type_)
-            for name, type_ in _value_columns(point.origin, key).items()
+            name: ColumnState(type_) for name, type_ in _value_columns(point.origin, key).items()
         }
         unique = "task_id" if key == "task" else "taskset_id"
         indexes = [IndexState(None, (unique,), unique=True)]
