@@ -41,6 +41,8 @@ def main() -> None:
     assert "Created table celery_taskmeta." in run("celery_sa_tables", "create")
     sql = run("celery_sa_tables", "sql", "--dialect", "mysql")
     assert "CREATE TABLE celery_taskmeta" in sql and "LONGBLOB" in sql, sql
+    script = run("celery_sa_tables", "sql", "--dialect", "mssql", "--from", "5.5")
+    assert "ALTER TABLE celery_taskmeta ALTER COLUMN id BIGINT NOT NULL;" in script, script
 
     # Configured from Django's settings as a project's app is: it writes date_done in
     # TIME_ZONE (Django's default, America/Chicago, here), where the admin reads it.
