@@ -129,9 +129,24 @@ def test_an_unreachable_result_database_is_one_line(tmp_path: Path) -> None:
     assert len(run.stderr.strip().splitlines()) == 1
 
 
+def without_modules(folder: Path, *names: str) -> dict[str, str]:
+    """The environment variables under which a Python subprocess finds none of the modules
+    ``names``, as on a machine without them (a ``sitecustomize`` in ``folder`` hides them)."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(
+        f"import sys\n\nsys.modules.update(dict.fromkeys({names!r}))\n"
+    )
+    return {"PYTHONPATH": str(folder)}
+
+
 def test_a_missing_driver_is_one_line_per_missing_package(tmp_path: Path) -> None:
+    # Both are installed (for SQL Server's compiled queries): hidden, as where they are not.
+    hidden = without_modules(tmp_path / "hidden", "pyodbc", "mssql")
     run = demo(
-        tmp_path, "--no-server", CELERY_RESULT_BACKEND="db+mssql+pyodbc://sa:pw@127.0.0.1:1/r"
+        tmp_path,
+        "--no-server",
+        CELERY_RESULT_BACKEND="db+mssql+pyodbc://sa:pw@127.0.0.1:1/r",
+        **hidden,
     )
     assert_one_line_error(run, "pip install pyodbc", "pip install mssql-django")
 

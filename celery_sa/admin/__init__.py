@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.db.models import BinaryField, QuerySet
-from django.db.models.functions import Length, Substr
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import BinaryField, Func, IntegerField, QuerySet
+from django.db.models.functions import Substr
+from django.db.models.sql.compiler import SQLCompiler
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -18,6 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from celery_sa import dialects
 from celery_sa.admin.actions import rerun_tasks, revoke_tasks
 from celery_sa.admin.base import ResultAdmin
 from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
@@ -26,6 +29,7 @@ from celery_sa.models import GroupResult, TaskResult, has_date_started
 from celery_sa.overview.charts import colour_of
 
 if TYPE_CHECKING:
+    from django.db.models.sql.compiler import _AsSqlType
     from django.utils.functional import _StrOrPromise
 
 BLOB_COLUMNS = ("result", "args", "kwargs", "children", "stamps")
@@ -63,6 +67,25 @@ def format_runtime(seconds: float) -> str:
     return gettext("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
 
 
+class ByteLength(Func):
+    """A binary column's size in bytes, by the function its database names it (not
+    Django's Length, which mssql-django turns into LEN())."""
+
+    output_field = IntegerField()
+
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> _AsSqlType:
+        function = dialects.of_connection(connection).byte_length_function
+        return super().as_sql(compiler, connection, function, template, arg_joiner, **extra_context)
+
+
 def with_value_heads(queryset: QuerySet[TaskResult]) -> QuerySet[TaskResult]:
     """Annotate each value column's first DECODE_LIMIT + 1 bytes and its size: enough to
     decode any value that may be decoded, and never a whole 10 MB one."""
@@ -70,7 +93,7 @@ def with_value_heads(queryset: QuerySet[TaskResult]) -> QuerySet[TaskResult]:
         f"{column}_head": Substr(column, 1, DECODE_LIMIT + 1, output_field=BinaryField())
         for column in BLOB_COLUMNS
     }
-    sizes = {f"{column}_size": Length(column) for column in BLOB_COLUMNS}
+    sizes = {f"{column}_size": ByteLength(column) for column in BLOB_COLUMNS}
     return queryset.annotate(**heads, **sizes)
 
 

@@ -60,6 +60,8 @@ class Database:
     default_port: ClassVar[str] = ""
     single_writer: ClassVar[bool] = False
     """Only one transaction may write at a time, so parallel deletes would only wait."""
+    byte_length_function: ClassVar[str] = "LENGTH"
+    """The SQL function that gives a binary value's size in bytes."""
     # How SQLAlchemy before 1.4 made Celery's ids (celery_sa.tables.origins).
     old_sqlalchemy_sequences: ClassVar[bool] = True
     """It created Celery's sequences here (where the database has them)."""

@@ -3,8 +3,10 @@ what is written here is checked as compiled SQL."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
 from sqlalchemy import (
     Column,
     Connection,
@@ -24,7 +26,7 @@ from sqlalchemy.sql import ClauseElement, ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import BigInteger, TypeEngine
 
-from celery_sa.dialects.base import PLAIN_DISTINCT, Database, Driver
+from celery_sa.dialects.base import PLAIN_DISTINCT, Database, Driver, Execute
 from celery_sa.errors import UnsupportedDatabase
 from celery_sa.errors import translated as _
 from celery_sa.tables.ddl import AlterTable, SequenceAfterIds
@@ -48,6 +50,7 @@ class SQLServer(Database):
     distinct_sql = PLAIN_DISTINCT
     # At -2**63 for a BIGINT one: Celery 5.5 on SQLAlchemy 2 gets ids that overflow its INT.
     sequences_may_start_at_minimum = True
+    byte_length_function = "DATALENGTH"  # LEN() leaves out trailing 0x20 bytes
     # SQLAlchemy 1.3 turned a Sequence into IDENTITY(start, increment) here.
     old_sqlalchemy_sequences = False
     old_sqlalchemy_identity = True
@@ -74,6 +77,28 @@ class SQLServer(Database):
             if sep:
                 query[key.strip()] = value.strip()
         return {**query, **options}, host
+
+    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
+        # The row count SQL Server keeps per heap or clustered index (no scan; sys.partitions
+        # needs no VIEW DATABASE STATE, unlike sys.dm_db_partition_stats), over partitions.
+        qualified = f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)
+        value = execute(
+            "SELECT SUM([rows]) FROM sys.partitions "
+            "WHERE [object_id] = OBJECT_ID(%s) AND [index_id] IN (0, 1)",
+            [qualified],
+        )
+        return None if value is None else int(value)
+
+    def datetime_param(self, value: datetime, connection: BaseDatabaseWrapper) -> Any:
+        # pyodbc sends a datetime as DATETIME2, and SQL Server (2016 on) compares a DATETIME
+        # column with it at DATETIME2's precision: a time stored as .003 is .0033333 there,
+        # so a date_done read back never equals its own row. Whole milliseconds (all that a
+        # DATETIME reads back as) go as ISO 8601 text, which SQL Server converts to the
+        # column's own type under any DATEFORMAT; finer times (a bound from the clock) stay
+        # datetimes.
+        if value.microsecond % 1000:
+            return value
+        return value.isoformat(timespec="milliseconds")
 
     def offline_dialect(self, name: str) -> Dialect:
         dialect = super().offline_dialect(name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Sequence, Table, inspect, select
+from sqlalchemy import Connection, Sequence, Table, inspect, select, text
 from sqlalchemy import func as sql_func
 from sqlalchemy.engine import Dialect, Inspector
 from sqlalchemy.types import TypeEngine
@@ -155,7 +155,10 @@ def count_rows(connection: Connection, database: Database, table: Table) -> int:
     """The table statistics' row count where the database keeps one, else ``COUNT(*)``."""
 
     def execute(sql: str, params: Any) -> Any:
-        return connection.exec_driver_sql(sql, tuple(params)).scalar()
+        # %s placeholders, whatever the driver's own style (pyodbc's is ?).
+        names = [f"p{n}" for n in range(len(params))]
+        statement = text(sql % tuple(f":{name}" for name in names))
+        return connection.execute(statement, dict(zip(names, params, strict=True))).scalar()
 
     estimate = database.estimate_rows(execute, table.schema, table.name)
     if estimate is not None:
