@@ -158,6 +158,8 @@ def test_every_starting_point_is_named_by_the_celery_versions_it_covers() -> Non
     with pytest.raises(CommandError, match=r"'4\.x' is not a Celery version") as raised:
         sql_script("mssql", "4.x")
     assert raised.value.returncode == celery_sa_tables.ERROR_EXIT
+    with pytest.raises(CommandError, match="--sqlalchemy describes the tables of --from"):
+        call_command("celery_sa_tables", "sql", "--dialect", "mssql", "--sqlalchemy", "1.3")
 
 
 # --- SQL Server: Celery's own tables compiled, the T-SQL checked ------------------------

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.translation import gettext_lazy
 from sqlalchemy import (
     Column,
     Connection,
@@ -51,6 +52,9 @@ class SQLServer(Database):
     # At -2**63 for a BIGINT one: Celery 5.5 on SQLAlchemy 2 gets ids that overflow its INT.
     sequences_may_start_at_minimum = True
     byte_length_function = "DATALENGTH"  # LEN() leaves out trailing 0x20 bytes
+    rewrite_note = gettext_lazy(
+        "ALTER COLUMN rewrites it under a schema modification lock: reads and writes wait."
+    )
     # SQLAlchemy 1.3 turned a Sequence into IDENTITY(start, increment) here.
     old_sqlalchemy_sequences = False
     old_sqlalchemy_identity = True

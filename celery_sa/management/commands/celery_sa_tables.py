@@ -93,6 +93,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         try:
+            if subcommand == "sql" and options["sqlalchemy"] and not options["origin"]:
+                raise CommandError(
+                    _("--sqlalchemy describes the tables of --from: give both."),
+                    returncode=ERROR_EXIT,
+                )
             if subcommand == "sql" and options["origin"]:
                 self.print_upgrade_sql(options["dialect"], options["origin"], options["sqlalchemy"])
             elif subcommand == "sql":
