@@ -274,58 +274,47 @@ EXTENDED = (
     "worker VARCHAR(155) NULL, retries INTEGER NULL, queue VARCHAR(155) NULL, "
 )
 NEW_COLUMNS = "date_started DATETIME NULL"
+
+
+def made_by_sqlalchemy_13(columns: str) -> list[str]:
+    """The upgrade of tables SQLAlchemy 1.3 made: IDENTITY ids, no sequences."""
+    return [
+        f"ALTER TABLE celery_taskmeta ADD {columns}",
+        TRACEBACK,
+        rebuild_identity("celery_taskmeta"),
+        *TASK_INDEXES,
+        "CREATE SEQUENCE task_id_sequence START WITH 1",
+        sequence_after_ids("task_id_sequence", "celery_taskmeta"),
+        rebuild_identity("celery_tasksetmeta"),
+        GROUP_INDEX,
+        "CREATE SEQUENCE taskset_id_sequence START WITH 1",
+        sequence_after_ids("taskset_id_sequence", "celery_tasksetmeta"),
+    ]
+
+
+# SQLAlchemy 1.4 and later: INT ids fed by BIGINT sequences (the overflow), which SQLAlchemy 2
+# creates without START WITH: SQL Server starts them at -2**63.
+MADE_BY_SQLALCHEMY_14 = [
+    f"ALTER TABLE celery_taskmeta ADD children VARBINARY(max) NULL, stamps VARBINARY(max) NULL, "
+    f"{NEW_COLUMNS}",
+    TRACEBACK,
+    widen_key("celery_taskmeta"),
+    *TASK_INDEXES,
+    sequence_after_ids("task_id_sequence", "celery_taskmeta"),
+    widen_key("celery_tasksetmeta"),
+    GROUP_INDEX,
+    sequence_after_ids("taskset_id_sequence", "celery_tasksetmeta"),
+]
 SQL_SERVER_UPGRADES = {
-    # SQLAlchemy 1.3: IDENTITY ids and no sequences; before 4.4 no extended columns.
-    "4.2.2": [
-        "ALTER TABLE celery_taskmeta ADD children VARBINARY(max) NULL, "
-        f"{EXTENDED}stamps VARBINARY(max) NULL, {NEW_COLUMNS}",
-        TRACEBACK,
-        rebuild_identity("celery_taskmeta"),
-        *TASK_INDEXES,
-        "CREATE SEQUENCE task_id_sequence START WITH 1",
-        sequence_after_ids("task_id_sequence", "celery_taskmeta"),
-        rebuild_identity("celery_tasksetmeta"),
-        GROUP_INDEX,
-        "CREATE SEQUENCE taskset_id_sequence START WITH 1",
-        sequence_after_ids("taskset_id_sequence", "celery_tasksetmeta"),
-    ],
-    "4.4.7": [
-        "ALTER TABLE celery_taskmeta ADD children VARBINARY(max) NULL, "
-        f"stamps VARBINARY(max) NULL, {NEW_COLUMNS}",
-        TRACEBACK,
-        rebuild_identity("celery_taskmeta"),
-        *TASK_INDEXES,
-        "CREATE SEQUENCE task_id_sequence START WITH 1",
-        sequence_after_ids("task_id_sequence", "celery_taskmeta"),
-        rebuild_identity("celery_tasksetmeta"),
-        GROUP_INDEX,
-        "CREATE SEQUENCE taskset_id_sequence START WITH 1",
-        sequence_after_ids("taskset_id_sequence", "celery_tasksetmeta"),
-    ],
-    # SQLAlchemy 1.4 and later: INT ids fed by BIGINT sequences (the overflow), which
-    # SQLAlchemy 2 creates without START WITH: SQL Server starts them at -2**63.
-    "5.2.7": [
-        "ALTER TABLE celery_taskmeta ADD children VARBINARY(max) NULL, "
-        f"stamps VARBINARY(max) NULL, {NEW_COLUMNS}",
-        TRACEBACK,
-        widen_key("celery_taskmeta"),
-        *TASK_INDEXES,
-        sequence_after_ids("task_id_sequence", "celery_taskmeta"),
-        widen_key("celery_tasksetmeta"),
-        GROUP_INDEX,
-        sequence_after_ids("taskset_id_sequence", "celery_tasksetmeta"),
-    ],
-    "5.5.3": [
-        "ALTER TABLE celery_taskmeta ADD children VARBINARY(max) NULL, "
-        f"stamps VARBINARY(max) NULL, {NEW_COLUMNS}",
-        TRACEBACK,
-        widen_key("celery_taskmeta"),
-        *TASK_INDEXES,
-        sequence_after_ids("task_id_sequence", "celery_taskmeta"),
-        widen_key("celery_tasksetmeta"),
-        GROUP_INDEX,
-        sequence_after_ids("taskset_id_sequence", "celery_tasksetmeta"),
-    ],
+    # Before 4.4 without the extended columns.
+    "4.2.2": made_by_sqlalchemy_13(
+        f"children VARBINARY(max) NULL, {EXTENDED}stamps VARBINARY(max) NULL, {NEW_COLUMNS}"
+    ),
+    "4.4.7": made_by_sqlalchemy_13(
+        f"children VARBINARY(max) NULL, stamps VARBINARY(max) NULL, {NEW_COLUMNS}"
+    ),
+    "5.2.7": MADE_BY_SQLALCHEMY_14,
+    "5.5.3": MADE_BY_SQLALCHEMY_14,
     # BIGINT ids and date_done indexes from 5.6 on, children and stamps from 5.7 on.
     "5.6.3": [
         "ALTER TABLE celery_taskmeta ADD children VARBINARY(max) NULL, "
