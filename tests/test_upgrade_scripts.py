@@ -9,18 +9,23 @@ here: its tables are Celery's own models compiled by SQLAlchemy's SQL Server dia
 
 from __future__ import annotations
 
+import copy
 import re
 from io import StringIO
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import mssql
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
 
 from celery_sa.database import result_database
+from celery_sa.dialects import by_name
+from celery_sa.dialects.mssql import WidenKey
 from celery_sa.management.commands import celery_sa_tables
 from celery_sa.tables import execute
 from celery_sa.tables.origins import offline_dialect, origin_state, starting_point
@@ -29,7 +34,6 @@ from celery_sa.tables.state import (
     ColumnState,
     DatabaseState,
     IndexState,
-    PrimaryKeyState,
     SequenceState,
     TableState,
     read_state,
@@ -218,46 +222,83 @@ def mssql_upgrade(state: DatabaseState) -> list[str]:
     return [execute.compiled(s, MSSQL) for plan in plans for s in plan.statements]
 
 
+def key_batch(table: str, identity: bool, *change: str) -> str:
+    """A batch that finds ``table``'s key (its real name and kind), refuses a table without
+    one or whose id is not as planned, and makes ``change`` with the key dropped and made
+    again, in one transaction."""
+    refused = "not an IDENTITY column" if identity else "an IDENTITY column"
+    return "SET NOCOUNT ON;\n" + ";\n".join(
+        [
+            "SET XACT_ABORT ON",
+            "DECLARE @celery_sa_pk sysname, @celery_sa_kind NVARCHAR(60), "
+            "@celery_sa_sql NVARCHAR(MAX)",
+            "SELECT @celery_sa_pk = k.name, @celery_sa_kind = i.type_desc "
+            "FROM sys.key_constraints AS k JOIN sys.indexes AS i "
+            "ON i.object_id = k.parent_object_id AND i.index_id = k.unique_index_id "
+            f"WHERE k.type = 'PK' AND k.parent_object_id = OBJECT_ID(N'{table}')",
+            "IF @celery_sa_pk IS NULL THROW 50000, "
+            f"N'celery_sa: {table} has no primary key; nothing was changed', 1",
+            f"IF COLUMNPROPERTY(OBJECT_ID(N'{table}'), 'id', 'IsIdentity') = {int(not identity)} "
+            f"THROW 50000, N'celery_sa: {table}.id is {refused}, unlike the table this was "
+            "planned for; nothing was changed', 1",
+            "BEGIN TRANSACTION",
+            *change,
+            f"SET @celery_sa_sql = N'ALTER TABLE {table} ADD CONSTRAINT ' + "
+            "QUOTENAME(@celery_sa_pk) + N' PRIMARY KEY ' + @celery_sa_kind + N' (id)'",
+            "EXEC sp_executesql @celery_sa_sql",
+            "COMMIT TRANSACTION",
+        ]
+    )
+
+
+def drop_key(table: str) -> list[str]:
+    return [
+        f"SET @celery_sa_sql = N'ALTER TABLE {table} DROP CONSTRAINT ' + QUOTENAME(@celery_sa_pk)",
+        "EXEC sp_executesql @celery_sa_sql",
+    ]
+
+
 def widen_key(table: str) -> str:
-    """The batch that makes ``table``'s id BIGINT, its key constraint looked up by name."""
-    return (
-        "DECLARE @celery_sa_pk sysname = (SELECT name FROM sys.key_constraints "
-        f"WHERE type = 'PK' AND parent_object_id = OBJECT_ID(N'{table}'));\n"
-        "SET XACT_ABORT ON;\n"
-        "BEGIN TRANSACTION;\n"
-        f"EXEC(N'ALTER TABLE {table} DROP CONSTRAINT ' + QUOTENAME(@celery_sa_pk));\n"
-        f"ALTER TABLE {table} ALTER COLUMN id BIGINT NOT NULL;\n"
-        f"EXEC(N'ALTER TABLE {table} ADD CONSTRAINT ' + QUOTENAME(@celery_sa_pk) + "
-        "N' PRIMARY KEY CLUSTERED (id)');\n"
-        "COMMIT TRANSACTION"
+    """The batch that makes ``table``'s INT id BIGINT."""
+    return key_batch(
+        table, False, *drop_key(table), f"ALTER TABLE {table} ALTER COLUMN id BIGINT NOT NULL"
     )
 
 
 def rebuild_identity(table: str) -> str:
     """The batch that makes ``table``'s IDENTITY id a plain BIGINT column, same ids."""
-    return (
-        "DECLARE @celery_sa_pk sysname = (SELECT name FROM sys.key_constraints "
-        f"WHERE type = 'PK' AND parent_object_id = OBJECT_ID(N'{table}'));\n"
-        "SET XACT_ABORT ON;\n"
-        "BEGIN TRANSACTION;\n"
-        f"ALTER TABLE {table} ADD celery_sa_id BIGINT NULL;\n"
-        f"EXEC(N'UPDATE {table} SET celery_sa_id = id');\n"
-        f"EXEC(N'ALTER TABLE {table} DROP CONSTRAINT ' + QUOTENAME(@celery_sa_pk));\n"
-        f"ALTER TABLE {table} DROP COLUMN id;\n"
-        f"EXEC sp_rename N'{table}.celery_sa_id', N'id', N'COLUMN';\n"
-        f"ALTER TABLE {table} ALTER COLUMN id BIGINT NOT NULL;\n"
-        f"EXEC(N'ALTER TABLE {table} ADD CONSTRAINT ' + QUOTENAME(@celery_sa_pk) + "
-        "N' PRIMARY KEY CLUSTERED (id)');\n"
-        "COMMIT TRANSACTION"
+    return key_batch(
+        table,
+        True,
+        f"ALTER TABLE {table} ADD celery_sa_id BIGINT NULL",
+        f"EXEC(N'UPDATE {table} SET celery_sa_id = id')",
+        *drop_key(table),
+        f"ALTER TABLE {table} DROP COLUMN id",
+        f"EXEC sp_rename N'{table}.celery_sa_id', N'id', N'COLUMN'",
+        f"ALTER TABLE {table} ALTER COLUMN id BIGINT NOT NULL",
     )
 
 
+def restart_after_ids(table: str, start: str = "0") -> list[str]:
+    return [
+        "DECLARE @celery_sa_sql NVARCHAR(MAX)",
+        f"DECLARE @celery_sa_restart BIGINT = {start}",
+        "SELECT @celery_sa_restart = CASE WHEN MAX(id) > @celery_sa_restart THEN MAX(id) "
+        f"ELSE @celery_sa_restart END + 1 FROM {table}",
+    ]
+
+
 def sequence_after_ids(sequence: str, table: str) -> str:
-    return (
-        "DECLARE @celery_sa_restart BIGINT = "
-        f"(SELECT CASE WHEN MAX(id) > 0 THEN MAX(id) ELSE 0 END + 1 FROM {table});\n"
-        f"EXEC(N'ALTER SEQUENCE {sequence} RESTART WITH ' + "
-        "CAST(@celery_sa_restart AS NVARCHAR(20)))"
+    """The batch that restarts ``sequence`` after the highest id of ``table`` (and at 1 at
+    least), read when it runs."""
+    return ";\n".join(
+        [
+            "SET NOCOUNT ON",
+            *restart_after_ids(table),
+            f"SET @celery_sa_sql = N'ALTER SEQUENCE {sequence} RESTART WITH ' + "
+            "CAST(@celery_sa_restart AS NVARCHAR(20))",
+            "EXEC sp_executesql @celery_sa_sql",
+        ]
     )
 
 
@@ -349,11 +390,12 @@ def test_sql_server_tables_of_each_celery_version_get_exactly_this_t_sql(version
     )
 
 
-def test_a_live_sql_server_table_is_widened_by_its_key_constraints_real_name() -> None:
-    """What ``upgrade`` plans from a live server: the key's name and kind as read, the ids
-    and the sequence's position known."""
+def test_a_live_sql_server_table_gets_the_same_batches_and_its_figures_read_when_they_run() -> None:
+    """What ``upgrade`` plans from a live server: the types as reflected, the ids and the
+    sequences' positions known; the key is still found by the batch, and the sequences are
+    moved by what the batch reads (workers may write meanwhile)."""
     state = fixture_state("5.5.3")
-    task = result_tables().task
+    task, group = result_tables().task, result_tables().group
     found = state.tables[task.name]
     columns = found.columns | {
         "result": ColumnState(mssql.IMAGE()),  # type: ignore[no-untyped-call]
@@ -362,24 +404,17 @@ def test_a_live_sql_server_table_is_widened_by_its_key_constraints_real_name() -
         "kwargs": ColumnState(mssql.VARBINARY(None)),  # type: ignore[no-untyped-call]
     }
     state.tables[task.name] = TableState(
-        columns=columns,
-        indexes=found.indexes,
-        primary_key=PrimaryKeyState("PK__celery_t__3213E83F5B1D8E2A", clustered=False),
-        rows=12,
-        max_id=2_000_000_000,
+        columns=columns, indexes=found.indexes, rows=12, max_id=2_000_000_000
+    )
+    bigint_id = ColumnState(mssql.BIGINT(), nullable=False)  # type: ignore[no-untyped-call]
+    state.tables[group.name] = TableState(
+        columns=state.tables[group.name].columns | {"id": bigint_id},
+        indexes=(IndexState("ix_celery_tasksetmeta_date_done", ("date_done",)),),
+        max_id=-(2**63) + 41,
     )
     state.sequences[(None, "task_id_sequence")] = SequenceState(next_value=1_999_999_990)
-    state.sequences[(None, "taskset_id_sequence")] = SequenceState(next_value=1, bigint=False)
-    state.tables[result_tables().group.name] = TableState(
-        columns=state.tables[result_tables().group.name].columns
-        | {
-            "id": ColumnState(
-                mssql.BIGINT(),
-                nullable=False,  # type: ignore[no-untyped-call]
-            )
-        },
-        indexes=(IndexState("ix_celery_tasksetmeta_date_done", ("date_done",)),),
-        max_id=0,
+    state.sequences[(None, "taskset_id_sequence")] = SequenceState(
+        next_value=-(2**63) + 42, bigint=False
     )
     plans = {plan.key: plan for plan in plan_upgrade(state, result_tables())}
     assert [problem.text for problem in plans["task"].problems] == [
@@ -402,24 +437,77 @@ def test_a_live_sql_server_table_is_widened_by_its_key_constraints_real_name() -
         "ALTER TABLE celery_taskmeta ALTER COLUMN result VARBINARY(max) NULL",
         TRACEBACK,
         "ALTER TABLE celery_taskmeta ALTER COLUMN args VARBINARY(max) NULL",
-        "SET XACT_ABORT ON;\n"
-        "BEGIN TRANSACTION;\n"
-        "ALTER TABLE celery_taskmeta DROP CONSTRAINT [PK__celery_t__3213E83F5B1D8E2A];\n"
-        "ALTER TABLE celery_taskmeta ALTER COLUMN id BIGINT NOT NULL;\n"
-        "ALTER TABLE celery_taskmeta ADD CONSTRAINT [PK__celery_t__3213E83F5B1D8E2A] "
-        "PRIMARY KEY NONCLUSTERED (id);\n"
-        "COMMIT TRANSACTION",
+        widen_key("celery_taskmeta"),
         *TASK_INDEXES,
-        "ALTER SEQUENCE task_id_sequence RESTART WITH 2000000001",
+        sequence_after_ids("task_id_sequence", "celery_taskmeta"),
     ]
     assert [problem.text for problem in plans["group"].problems] == [
-        "sequence taskset_id_sequence is INTEGER; widen it to BIGINT"
+        "sequence taskset_id_sequence may hand out ids from -9,223,372,036,854,775,808 "
+        "(SQLAlchemy 2 creates it without START WITH); restart it after the highest id",
+        "sequence taskset_id_sequence is INTEGER; widen it to BIGINT",
     ]
-    # ALTER SEQUENCE cannot change a type: dropped and made again where it stood.
+    # ALTER SEQUENCE cannot change a type: dropped and made again after the ids.
+    widen = ";\n".join(
+        [
+            "SET NOCOUNT ON",
+            "SET XACT_ABORT ON",
+            "BEGIN TRANSACTION",
+            *restart_after_ids(
+                "celery_tasksetmeta",
+                "(SELECT CAST(current_value AS BIGINT) FROM sys.sequences "
+                "WHERE object_id = OBJECT_ID(N'taskset_id_sequence'))",
+            ),
+            "DROP SEQUENCE taskset_id_sequence",
+            "SET @celery_sa_sql = N'CREATE SEQUENCE taskset_id_sequence AS BIGINT START WITH ' "
+            "+ CAST(@celery_sa_restart AS NVARCHAR(20))",
+            "EXEC sp_executesql @celery_sa_sql",
+            "COMMIT TRANSACTION",
+        ]
+    )
     assert [execute.compiled(s, MSSQL) for s in plans["group"].statements] == [
-        "SET XACT_ABORT ON;\n"
-        "BEGIN TRANSACTION;\n"
-        "DROP SEQUENCE taskset_id_sequence;\n"
-        "CREATE SEQUENCE taskset_id_sequence AS BIGINT START WITH 1;\n"
-        "COMMIT TRANSACTION"
+        sequence_after_ids("taskset_id_sequence", "celery_tasksetmeta"),
+        widen,
     ]
+
+
+class Cursor:
+    """A pyodbc cursor's part in running a batch: its results, the third one an error."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.results = 3
+
+    def execute(self, sql: str) -> None:
+        self.log.append(sql)
+
+    def nextset(self) -> bool:
+        self.results -= 1
+        if self.results == 1:
+            raise mssql_error("Cannot insert the value NULL into column 'id'")
+        return self.results > 0
+
+    def close(self) -> None:
+        self.log.append("closed")
+
+
+class StandInError(Exception):
+    """pyodbc.Error's stand-in."""
+
+
+def mssql_error(message: str) -> StandInError:
+    return StandInError(message)
+
+
+def test_a_batch_is_read_to_its_end_so_a_later_statements_error_is_raised() -> None:
+    """pyodbc raises an error of a batch's later statement only when its result is read."""
+    log: list[str] = []
+    dialect = copy.copy(offline_dialect("mssql"))
+    dialect.dbapi = SimpleNamespace(Error=StandInError)  # type: ignore[assignment]
+    raw = SimpleNamespace(cursor=lambda: Cursor(log))
+    connection: Any = SimpleNamespace(
+        dialect=dialect, connection=SimpleNamespace(dbapi_connection=raw)
+    )
+    statement = WidenKey(result_tables().task, identity=False)
+    with pytest.raises(DBAPIError, match="Cannot insert the value NULL"):
+        by_name("mssql").run_ddl(connection, statement)  # type: ignore[union-attr]
+    assert log == [widen_key("celery_taskmeta"), "closed"]

@@ -71,8 +71,13 @@ class Database:
     """Ids without a sequence are the database's own AUTO_INCREMENT."""
     sequences_may_start_at_minimum: ClassVar[bool] = False
     """A sequence created without START WITH starts at its type's minimum."""
+    restarts_in_sql: ClassVar[bool] = False
+    """A sequence is moved past the ids by a statement that reads them when it runs (a
+    batch can), not by a number read before."""
     # Printed by celery_sa_tables (with Django set up), never in a worker: translatable.
     rewrite_note: ClassVar[str | _StrPromise] = ""
+    script_advice: ClassVar[str | _StrPromise] = ""
+    """How to run an upgrade script here."""
     """What a table rewrite (widening a type) blocks while it runs."""
 
     @property
@@ -203,11 +208,15 @@ class Database:
         return True
 
     def widen_sequence_statements(
-        self, sequence: SequenceSchema, next_value: int | None
+        self, sequence: SequenceSchema, table: Table, next_value: int | None
     ) -> list[ExecutableDDLElement]:
-        """The statements that make an INTEGER sequence BIGINT, handing out ``next_value``
-        next (where it is known)."""
+        """The statements that make an INTEGER sequence of ``table``'s ids BIGINT, handing
+        out ``next_value`` next (where it is known)."""
         raise NotImplementedError(f"{self.name} has no INTEGER sequences to widen")
+
+    def run_ddl(self, connection: Connection, statement: ExecutableDDLElement) -> None:
+        """Run one planned statement on ``connection`` (in autocommit)."""
+        connection.execute(statement)
 
     def qualified(self, connection: Connection, name: str, schema: str | None) -> str:
         """``schema.name`` quoted by the connection's dialect."""

@@ -11,8 +11,6 @@ from django.utils.translation import gettext_lazy
 from sqlalchemy import (
     Column,
     Connection,
-    MetaData,
-    PrimaryKeyConstraint,
     Table,
     literal,
     select,
@@ -21,11 +19,12 @@ from sqlalchemy import (
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.schema import AddConstraint, CreateIndex, CreateSequence, DropConstraint
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql import ClauseElement, ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
-from sqlalchemy.types import BigInteger, TypeEngine
+from sqlalchemy.types import TypeEngine
 
 from celery_sa.dialects.base import PLAIN_DISTINCT, Database, Driver, Execute
 from celery_sa.errors import UnsupportedDatabase
@@ -51,7 +50,9 @@ class SQLServer(Database):
     distinct_sql = PLAIN_DISTINCT
     # At -2**63 for a BIGINT one: Celery 5.5 on SQLAlchemy 2 gets ids that overflow its INT.
     sequences_may_start_at_minimum = True
+    restarts_in_sql = True
     byte_length_function = "DATALENGTH"  # LEN() leaves out trailing 0x20 bytes
+    script_advice = gettext_lazy("Run it with sqlcmd -b, which stops at the first failed batch.")
     rewrite_note = gettext_lazy(
         "ALTER COLUMN rewrites it under a schema modification lock: reads and writes wait."
     )
@@ -148,21 +149,17 @@ class SQLServer(Database):
         values = [column for column in change.widen if column.name != "id"]
         statements += [AlterTable(table, widen=[column]) for column in values]
         if len(values) < len(change.widen):
-            key = change.primary_key
-            statements.append(
-                WidenKey(
-                    table,
-                    name=key.name if key else None,
-                    clustered=key.clustered if key else True,
-                    identity=change.identity,
-                )
-            )
+            statements.append(WidenKey(table, identity=change.identity))
         return statements + [CreateIndex(index) for index in change.indexes]
 
     def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
+        # sys.sequences' values are sql_variant: cast before adding (pyodbc cannot read them
+        # either). Whether it was ever used: last_used_value from SQL Server 2017 on.
+        version = connection.dialect.server_version_info or (0,)
+        used = "last_used_value IS NOT NULL" if version >= (14,) else "current_value <> start_value"
         query = text(
-            "SELECT CAST(CASE WHEN last_used_value IS NULL THEN current_value "
-            "ELSE current_value + increment END AS BIGINT) "
+            "SELECT CAST(current_value AS BIGINT) "
+            f"+ CASE WHEN {used} THEN CAST(increment AS BIGINT) ELSE 0 END "
             "FROM sys.sequences WHERE object_id = OBJECT_ID(:name)"
         )
         name = self.qualified(connection, sequence.name, sequence.schema)
@@ -176,14 +173,24 @@ class SQLServer(Database):
         return bool(connection.execute(query, {"name": name}).scalar_one() == "bigint")
 
     def widen_sequence_statements(
-        self, sequence: SequenceSchema, next_value: int | None
+        self, sequence: SequenceSchema, table: Table, next_value: int | None
     ) -> list[ExecutableDDLElement]:
-        # ALTER SEQUENCE cannot change the type: drop it and make it again where it was.
-        assert next_value is not None, "only a live sequence is widened, its position known"
-        wide = SequenceSchema(
-            sequence.name, start=next_value, data_type=BigInteger(), schema=sequence.schema
-        )
-        return [Transaction(["DROP SEQUENCE {sequence}", CreateSequence(wide)], sequence)]
+        return [WidenSequence(sequence, table)]
+
+    def run_ddl(self, connection: Connection, statement: ExecutableDDLElement) -> None:
+        # A batch may give several results, and pyodbc raises a later statement's error only
+        # when its result is reached: read them all.
+        sql = str(statement.compile(dialect=connection.dialect)).strip()
+        dbapi = connection.dialect.loaded_dbapi
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql)
+            while cursor.nextset():
+                pass
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+        finally:
+            cursor.close()
 
     def upsert(
         self,
@@ -212,94 +219,120 @@ def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
     return f"ALTER TABLE {table} ADD {specs}"
 
 
-class Transaction(ExecutableDDLElement):
-    """Statements run as one T-SQL batch in one transaction, all or none (XACT_ABORT rolls
-    back on any error). A piece is a DDL element or T-SQL text, where ``{sequence}`` and
-    ``{table}`` stand for the quoted names of ``subject``."""
-
-    def __init__(self, pieces: list[ExecutableDDLElement | str], subject: Any) -> None:
-        self.pieces = pieces
-        self.subject = subject
-
-
-@compiles(Transaction, "mssql")
-def _transaction(element: Transaction, compiler: Any, **kw: Any) -> str:
-    preparer = compiler.preparer
-    names = (
-        {"sequence": preparer.format_sequence(element.subject)}
-        if isinstance(element.subject, SequenceSchema)
-        else {"table": preparer.format_table(element.subject)}
-    )
-    body = [
-        piece.format(**names) if isinstance(piece, str) else compiler.process(piece, **kw).strip()
-        for piece in element.pieces
-    ]
-    return ";\n".join(["SET XACT_ABORT ON", "BEGIN TRANSACTION", *body, "COMMIT TRANSACTION"])
-
-
-class WidenKey(ExecutableDDLElement):
-    """Make ``table``'s id BIGINT: its primary key dropped, the column altered (an IDENTITY
-    column copied into a plain one) and the key made again by the same name, in one
-    transaction."""
-
-    def __init__(self, table: Table, *, name: str | None, clustered: bool, identity: bool) -> None:
-        self.table = table
-        self.name = name
-        """The key constraint's name; None: not known, the batch looks it up."""
-        self.clustered = clustered
-        self.identity = identity
-
-
 def _literal(text_: str) -> str:
     """``text_`` as a T-SQL Unicode string literal."""
     return "N'" + text_.replace("'", "''") + "'"
 
 
+def _batch(*statements: str) -> str:
+    """One T-SQL batch: no row counts (so an error is the batch's first result)."""
+    return ";\n".join(["SET NOCOUNT ON", *statements])
+
+
+def _run(sql: str) -> list[str]:
+    """Run the T-SQL text expression ``sql`` (EXEC takes only literals and variables)."""
+    return [f"SET @celery_sa_sql = {sql}", "EXEC sp_executesql @celery_sa_sql"]
+
+
+def _restart_after_ids(table: str, sequence: str, identifier: str, start: str = "0") -> list[str]:
+    """Restart ``sequence`` after the highest id of ``table`` and at ``start`` + 1 at least
+    (ids from a sequence's minimum may be there): read when the batch runs."""
+    return [
+        "DECLARE @celery_sa_sql NVARCHAR(MAX)",
+        f"DECLARE @celery_sa_restart BIGINT = {start}",
+        f"SELECT @celery_sa_restart = CASE WHEN MAX({identifier}) > @celery_sa_restart "
+        f"THEN MAX({identifier}) ELSE @celery_sa_restart END + 1 FROM {table}",
+    ]
+
+
+class WidenSequence(ExecutableDDLElement):
+    """Make an INT sequence BIGINT, handing out after the ids of ``table``: ALTER SEQUENCE
+    cannot change a type, so it is dropped and made again, in one transaction."""
+
+    def __init__(self, sequence: SequenceSchema, table: Table) -> None:
+        self.sequence = sequence
+        self.table = table
+
+
+@compiles(WidenSequence, "mssql")
+def _widen_sequence(element: WidenSequence, compiler: Any, **kw: Any) -> str:
+    preparer = compiler.preparer
+    sequence = preparer.format_sequence(element.sequence)
+    next_value = (
+        "(SELECT CAST(current_value AS BIGINT) FROM sys.sequences "
+        f"WHERE object_id = OBJECT_ID({_literal(sequence)}))"
+    )
+    return _batch(
+        "SET XACT_ABORT ON",
+        "BEGIN TRANSACTION",
+        *_restart_after_ids(
+            preparer.format_table(element.table), sequence, preparer.quote("id"), next_value
+        ),
+        f"DROP SEQUENCE {sequence}",
+        *_run(
+            f"{_literal(f'CREATE SEQUENCE {sequence} AS BIGINT START WITH ')} "
+            "+ CAST(@celery_sa_restart AS NVARCHAR(20))"
+        ),
+        "COMMIT TRANSACTION",
+    )
+
+
+class WidenKey(ExecutableDDLElement):
+    """Make ``table``'s id BIGINT: its primary key dropped (found by its real name when the
+    batch runs), the column altered (an IDENTITY column copied into a plain one) and the key
+    made again by the same name and kind, in one transaction. The batch refuses a table
+    whose id is not what it was planned for (``identity``) or that has no key."""
+
+    def __init__(self, table: Table, *, identity: bool) -> None:
+        self.table = table
+        self.identity = identity
+
+
 @compiles(WidenKey, "mssql")
 def _widen_key(element: WidenKey, compiler: Any, **kw: Any) -> str:
     preparer = compiler.preparer
-    table = element.table
-    name = preparer.format_table(table)
+    name = preparer.format_table(element.table)
     identifier = preparer.quote("id")
-    pieces: list[str] = []
-    if element.name is None:
-        # SQL Server named it (PK__celery_t__…): look the name up, use it twice.
-        clustered = "CLUSTERED" if element.clustered else "NONCLUSTERED"
-        pieces.append(
-            "DECLARE @celery_sa_pk sysname = (SELECT name FROM sys.key_constraints "
-            f"WHERE type = 'PK' AND parent_object_id = OBJECT_ID({_literal(name)}))"
-        )
-        drop_sql = _literal(f"ALTER TABLE {name} DROP CONSTRAINT ")
-        drop = f"EXEC({drop_sql} + QUOTENAME(@celery_sa_pk))"
-        add_sql = _literal(f"ALTER TABLE {name} ADD CONSTRAINT ")
-        key_sql = _literal(f" PRIMARY KEY {clustered} ({identifier})")
-        add = f"EXEC({add_sql} + QUOTENAME(@celery_sa_pk) + {key_sql})"
-    else:
-        stand_in = Table(
-            table.name,
-            MetaData(),
-            Column("id", BigInteger()),
-            PrimaryKeyConstraint("id", name=element.name, mssql_clustered=element.clustered),
-            schema=table.schema,
-        )
-        drop = compiler.process(DropConstraint(stand_in.primary_key), **kw).strip()
-        add = compiler.process(AddConstraint(stand_in.primary_key), **kw).strip()
-    pieces += ["SET XACT_ABORT ON", "BEGIN TRANSACTION"]
+    table = _literal(name)
+    refused = _literal(
+        f"celery_sa: {name}.id is "
+        + ("not an IDENTITY column" if element.identity else "an IDENTITY column")
+        + ", unlike the table this was planned for; nothing was changed"
+    )
+    pieces = [
+        "SET XACT_ABORT ON",
+        "DECLARE @celery_sa_pk sysname, @celery_sa_kind NVARCHAR(60), @celery_sa_sql NVARCHAR(MAX)",
+        "SELECT @celery_sa_pk = k.name, @celery_sa_kind = i.type_desc "
+        "FROM sys.key_constraints AS k JOIN sys.indexes AS i "
+        "ON i.object_id = k.parent_object_id AND i.index_id = k.unique_index_id "
+        f"WHERE k.type = 'PK' AND k.parent_object_id = OBJECT_ID({table})",
+        "IF @celery_sa_pk IS NULL THROW 50000, "
+        f"{_literal(f'celery_sa: {name} has no primary key; nothing was changed')}, 1",
+        f"IF COLUMNPROPERTY(OBJECT_ID({table}), 'id', 'IsIdentity') = "
+        f"{0 if element.identity else 1} THROW 50000, {refused}, 1",
+        "BEGIN TRANSACTION",
+    ]
+    drop = _run(f"{_literal(f'ALTER TABLE {name} DROP CONSTRAINT ')} + QUOTENAME(@celery_sa_pk)")
     if element.identity:
         # An IDENTITY property cannot be removed: copy the ids into a plain column.
         temporary = preparer.quote(TEMPORARY_ID)
-        pieces.append(f"ALTER TABLE {name} ADD {temporary} BIGINT NULL")
-        # Through EXEC: the batch is compiled before the column exists.
-        pieces.append(f"EXEC({_literal(f'UPDATE {name} SET {temporary} = {identifier}')})")
-        pieces.append(drop)
-        pieces.append(f"ALTER TABLE {name} DROP COLUMN {identifier}")
         rename = _literal(f"{name}.{temporary}")
-        pieces.append(f"EXEC sp_rename {rename}, N'id', N'COLUMN'")
+        pieces += [
+            f"ALTER TABLE {name} ADD {temporary} BIGINT NULL",
+            # Through EXEC: the batch is compiled before the column exists.
+            f"EXEC({_literal(f'UPDATE {name} SET {temporary} = {identifier}')})",
+            *drop,
+            f"ALTER TABLE {name} DROP COLUMN {identifier}",
+            f"EXEC sp_rename {rename}, N'id', N'COLUMN'",
+        ]
     else:
-        pieces.append(drop)
+        pieces += drop
     pieces.append(f"ALTER TABLE {name} ALTER COLUMN {identifier} BIGINT NOT NULL")
-    pieces += [add, "COMMIT TRANSACTION"]
-    return ";\n".join(pieces)
+    pieces += _run(
+        f"{_literal(f'ALTER TABLE {name} ADD CONSTRAINT ')} + QUOTENAME(@celery_sa_pk) + "
+        f"N' PRIMARY KEY ' + @celery_sa_kind + {_literal(f' ({identifier})')}"
+    )
+    return _batch(*pieces, "COMMIT TRANSACTION")
 
 
 @compiles(SequenceAfterIds, "mssql")
@@ -307,14 +340,13 @@ def _sequence_after_ids(element: SequenceAfterIds, compiler: Any, **kw: Any) -> 
     # ALTER SEQUENCE … RESTART WITH takes a constant only: build the statement.
     preparer = compiler.preparer
     sequence = preparer.format_sequence(element.sequence)
-    identifier = preparer.quote("id")
-    return (
-        # After the highest id, and at 1 at least: ids from the minimum may be there.
-        "DECLARE @celery_sa_restart BIGINT = "
-        f"(SELECT CASE WHEN MAX({identifier}) > 0 THEN MAX({identifier}) ELSE 0 END + 1 "
-        f"FROM {preparer.format_table(element.table)});\n"
-        f"EXEC({_literal(f'ALTER SEQUENCE {sequence} RESTART WITH ')} + "
-        "CAST(@celery_sa_restart AS NVARCHAR(20)))"
+    table = preparer.format_table(element.table)
+    return _batch(
+        *_restart_after_ids(table, sequence, preparer.quote("id")),
+        *_run(
+            f"{_literal(f'ALTER SEQUENCE {sequence} RESTART WITH ')} "
+            "+ CAST(@celery_sa_restart AS NVARCHAR(20))"
+        ),
     )
 
 

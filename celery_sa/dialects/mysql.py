@@ -56,6 +56,9 @@ class MySQL(Database):
     distinct_sql = PLAIN_DISTINCT
     old_sqlalchemy_sequences = False  # MariaDB's came with SQLAlchemy 1.4
     auto_increment_ids = True
+    script_advice = gettext_lazy(
+        "Run it with the mysql client, which stops at the first error (without --force)."
+    )
     rewrite_note = gettext_lazy(
         "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait."
     )

@@ -52,6 +52,10 @@ class PostgreSQL(Database):
     django_drivers = (PSYCOPG, PSYCOPG2)
     celery_drivers = {("postgresql", "psycopg"): PSYCOPG, ("postgresql", "psycopg2"): PSYCOPG2}
     default_port = "5432"
+    script_advice = gettext_lazy(
+        "Run it with psql -v ON_ERROR_STOP=1, and not in one transaction (not -1): CREATE "
+        "INDEX CONCURRENTLY cannot run inside one."
+    )
     rewrite_note = gettext_lazy("It is rewritten under an exclusive lock: reads and writes wait.")
 
     def default_drivername(self) -> str:
@@ -135,7 +139,7 @@ class PostgreSQL(Database):
         return bool(kind == "bigint")
 
     def widen_sequence_statements(
-        self, sequence: SequenceSchema, next_value: int | None
+        self, sequence: SequenceSchema, table: Table, next_value: int | None
     ) -> list[ExecutableDDLElement]:
         return [WidenSequence(sequence)]  # it keeps its position
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.translation import gettext_lazy
 from sqlalchemy import Column, Integer, Table
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
@@ -35,6 +36,7 @@ class SQLite(Database):
     django_drivers = (SQLITE3,)
     celery_drivers = {("sqlite", "pysqlite"): SQLITE3}
     single_writer = True
+    script_advice = gettext_lazy("Run it with sqlite3 -bail, which stops at the first error.")
 
     def default_drivername(self) -> str:
         return "sqlite"  # how SQLite URLs are written (pysqlite is the only driver)

@@ -8,14 +8,11 @@ compiled here; a database that spells it otherwise compiles it in its module of
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Column, Index, Sequence, Table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.ddl import ExecutableDDLElement
-
-if TYPE_CHECKING:
-    from celery_sa.tables.state import PrimaryKeyState
 
 
 class AlterTable(ExecutableDDLElement):
@@ -24,8 +21,7 @@ class AlterTable(ExecutableDDLElement):
     The upgrade plans one per table; each database's ``alter_statements`` runs it as it is
     or splits it. ``keep_auto_increment``: the live id auto-increments (MySQL restates it
     when it widens the column); ``identity``: the live id is an IDENTITY column (SQL Server
-    rebuilds it); ``primary_key``: the live key, whose constraint SQL Server drops and makes
-    again to widen the id; ``mysql_online``: the ``ALGORITHM=…, LOCK=…`` clause.
+    rebuilds it); ``mysql_online``: the ``ALGORITHM=…, LOCK=…`` clause.
     """
 
     def __init__(
@@ -37,7 +33,6 @@ class AlterTable(ExecutableDDLElement):
         indexes: list[Index] | None = None,
         keep_auto_increment: bool = False,
         identity: bool = False,
-        primary_key: PrimaryKeyState | None = None,
         mysql_online: str = "",
     ) -> None:
         self.table = table
@@ -46,7 +41,6 @@ class AlterTable(ExecutableDDLElement):
         self.indexes = indexes or []
         self.keep_auto_increment = keep_auto_increment
         self.identity = identity
-        self.primary_key = primary_key
         self.mysql_online = mysql_online
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
+from celery_sa import dialects
 from celery_sa.errors import cannot_connect, one_line
 from celery_sa.tables.schema import ResultTables, create_statements
 from celery_sa.tables.state import read_state
@@ -86,8 +87,13 @@ def create_tables(connection: Connection, tables: ResultTables, missing: list[Ta
 
 def apply(connection: Connection, plan: TablePlan) -> None:
     """Run ``plan``'s statements one by one, each committed on its own."""
+    database = dialects.by_name(connection.dialect.name)
+    assert database is not None, "plan() reads supported databases only"
     for statement in plan.statements:
-        run_step(partial(connection.execute, statement), compiled(statement, connection.dialect))
+        run_step(
+            partial(database.run_ddl, connection, statement),
+            compiled(statement, connection.dialect),
+        )
 
 
 def compiled(statement: ExecutableDDLElement, dialect: Dialect) -> str:

@@ -168,6 +168,37 @@ def _value_columns(origin: Origin, key: str) -> dict[str, TypeEngine[Any]]:
     return columns
 
 
+def assumptions(state: DatabaseState, tables: ResultTables) -> list[str]:
+    """What a script from ``state`` takes for granted about each table's id, in words."""
+    lines = []
+    database = state.database
+    for table in tables.by_key().values():
+        found = state.table(table)
+        if found is None:
+            continue
+        identifier = found.columns["id"]
+        kind = database.type_name(identifier.type)
+        if identifier.auto_increment:
+            kind += " AUTO_INCREMENT"
+        if identifier.identity:
+            kind += " IDENTITY"
+        sequence = id_sequence(table)
+        if not state.dialect.supports_sequences or sequence is None:
+            source = ""
+        elif state.sequence(sequence) is None:
+            source = _("no sequence %(sequence)s") % {"sequence": sequence.name}
+        else:
+            source = _("ids from the sequence %(sequence)s") % {"sequence": sequence.name}
+        # Translators: table.id is a column, kind its type (e.g. INTEGER AUTO_INCREMENT), source
+        # where its values come from (e.g. "no sequence task_id_sequence"; may be empty).
+        line = _("It assumes %(table)s.id is %(kind)s") % {
+            "table": table.fullname,
+            "kind": kind,
+        }
+        lines.append(f"{line}, {source}." if source else f"{line}.")
+    return lines
+
+
 def offline_dialect(name: str) -> Dialect:
     """The dialect ``name`` as :mod:`celery_sa.dialects` compiles it without a server."""
     database = dialects.by_name(name)

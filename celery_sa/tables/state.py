@@ -39,13 +39,6 @@ class IndexState:
 
 
 @dataclass(frozen=True)
-class PrimaryKeyState:
-    name: str | None
-    """The constraint's name; None where it is not known (SQL Server generates it)."""
-    clustered: bool = True
-
-
-@dataclass(frozen=True)
 class SequenceState:
     next_value: int | None = None
     """What it hands out next; None where that is not known."""
@@ -56,7 +49,6 @@ class SequenceState:
 class TableState:
     columns: dict[str, ColumnState]
     indexes: tuple[IndexState, ...] = ()
-    primary_key: PrimaryKeyState = PrimaryKeyState(None)
     rows: int | None = None
     max_id: int | None = None
     """The highest id; None where it is not known (then the SQL reads it)."""
@@ -137,15 +129,12 @@ def _read_table(
         IndexState(constraint["name"], tuple(constraint["column_names"]), unique=True)
         for constraint in inspector.get_unique_constraints(name, schema=schema)
     ]
-    key = inspector.get_pk_constraint(name, schema=schema)
-    clustered = key.get("dialect_options", {}).get("mssql_clustered", True)
     max_id = None
     if "id" in columns and "id" in table.c and connection.dialect.supports_sequences:
         max_id = connection.execute(select(sql_func.max(table.c.id))).scalar() or 0
     return TableState(
         columns=columns,
         indexes=tuple(indexes),
-        primary_key=PrimaryKeyState(key.get("name"), clustered=bool(clustered)),
         rows=count_rows(connection, database, table),
         max_id=max_id,
     )

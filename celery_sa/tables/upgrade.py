@@ -120,7 +120,6 @@ def _plan_table(
             indexes=indexes,
             keep_auto_increment=live["id"].auto_increment,
             identity=live["id"].identity,
-            primary_key=found.primary_key,
         )
     )
     # Only now: until the wider index is built, queries still have the old one.
@@ -196,7 +195,7 @@ def _plan_sequence(
                 }
             )
         )
-        if max_id is None:  # offline: the script reads the highest id itself
+        if max_id is None or database.restarts_in_sql:  # the SQL reads the highest id
             plan.statements.append(
                 CreateSequence(Sequence(sequence.name, start=1, schema=sequence.schema))
             )
@@ -207,8 +206,10 @@ def _plan_sequence(
             )
         return
     next_value = existing.next_value
-    if next_value is None and max_id is None and database.sequences_may_start_at_minimum:
-        # Offline: where it stands is not known, and it may be far below every id.
+    if database.sequences_may_start_at_minimum and (
+        (next_value is None and max_id is None) or (next_value is not None and next_value < 1)
+    ):
+        # Where it stands is not known (offline), or it counts up from far below every id.
         plan.problems.append(
             Problem(
                 _(
@@ -219,7 +220,7 @@ def _plan_sequence(
             )
         )
         plan.statements.append(SequenceAfterIds(sequence, table))
-    if next_value is not None and max_id is not None and next_value <= max_id:
+    elif next_value is not None and max_id is not None and next_value <= max_id:
         plan.problems.append(
             Problem(
                 _(
@@ -235,10 +236,14 @@ def _plan_sequence(
                 }
             )
         )
-        plan.statements.append(RestartSequence(sequence, max_id + 1))
+        plan.statements.append(
+            SequenceAfterIds(sequence, table)
+            if database.restarts_in_sql
+            else RestartSequence(sequence, max_id + 1)
+        )
         next_value = max_id + 1
     if not existing.bigint:
         plan.problems.append(
             Problem(_("sequence %(name)s is INTEGER; widen it to BIGINT") % {"name": sequence.name})
         )
-        plan.statements += database.widen_sequence_statements(sequence, next_value)
+        plan.statements += database.widen_sequence_statements(sequence, table, next_value)

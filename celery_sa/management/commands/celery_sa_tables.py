@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import URL
+from sqlalchemy.schema import CreateSequence
 
 from celery_sa import __version__, dialects
 from celery_sa.database import result_database
@@ -129,18 +130,31 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=ERROR_EXIT) from exc
         dialect = origins.offline_dialect(name)
         tables = result_tables()
-        plans = plan_upgrade(origins.origin_state(point, dialect, tables), tables)
-        for line in (
+        state = origins.origin_state(point, dialect, tables)
+        plans = plan_upgrade(state, tables)
+        database = state.database
+        lines = [
             # Translators: start describes tables, e.g. "the tables Celery 4.4-5.5 creates with
             # SQLAlchemy 1.4 or later"; dialect is a database name such as mariadb.
             _("Upgrade of %(start)s to celery_sa %(version)s's, for %(dialect)s.")
             % {"start": point.describe(), "version": __version__, "dialect": name},
+            *origins.assumptions(state, tables),
             _(
                 "Written without a connection: check the tables are these first "
                 "(`manage.py celery_sa_tables status` against the database lists the same "
                 "changes), then run it as a whole."
             ),
-        ):
+            str(database.script_advice),
+        ]
+        if any(isinstance(s, CreateSequence) for plan in plans for s in plan.statements):
+            lines.append(
+                _(
+                    "Afterwards Celery's ids come from the sequences: every worker must run "
+                    "SQLAlchemy 1.4 or later (one on 1.3 leaves ids to the database, and they "
+                    "collide or fail)."
+                )
+            )
+        for line in lines:
             self.stdout.write(f"-- {line}")
         missing = [plan.table for plan in plans if not plan.exists]
         for table in missing:
@@ -286,7 +300,10 @@ class Command(BaseCommand):
                 % {"table": plan.table.fullname, "problem": problem.text}
             )
         if dry_run:
-            self.write_sql(execute.compiled(s, connection.dialect) for s in plan.statements)
+            self.write_sql(
+                (execute.compiled(s, connection.dialect) for s in plan.statements),
+                batches=connection.dialect.name == "mssql",
+            )
             return
         started = time.monotonic()
         execute.apply(connection, plan)
