@@ -234,9 +234,10 @@ def _run(sql: str) -> list[str]:
     return [f"SET @celery_sa_sql = {sql}", "EXEC sp_executesql @celery_sa_sql"]
 
 
-def _restart_after_ids(table: str, sequence: str, identifier: str, start: str = "0") -> list[str]:
-    """Restart ``sequence`` after the highest id of ``table`` and at ``start`` + 1 at least
-    (ids from a sequence's minimum may be there): read when the batch runs."""
+def _restart_after_ids(table: str, identifier: str, start: str = "0") -> list[str]:
+    """Declare ``@celery_sa_restart``: after the highest id of ``table``, and at ``start``
+    + 1 at least (ids from a sequence's minimum may be there), read when the batch runs;
+    and ``@celery_sa_sql`` for the statement that uses it."""
     return [
         "DECLARE @celery_sa_sql NVARCHAR(MAX)",
         f"DECLARE @celery_sa_restart BIGINT = {start}",
@@ -265,9 +266,7 @@ def _widen_sequence(element: WidenSequence, compiler: Any, **kw: Any) -> str:
     return _batch(
         "SET XACT_ABORT ON",
         "BEGIN TRANSACTION",
-        *_restart_after_ids(
-            preparer.format_table(element.table), sequence, preparer.quote("id"), next_value
-        ),
+        *_restart_after_ids(preparer.format_table(element.table), preparer.quote("id"), next_value),
         f"DROP SEQUENCE {sequence}",
         *_run(
             f"{_literal(f'CREATE SEQUENCE {sequence} AS BIGINT START WITH ')} "
@@ -342,7 +341,7 @@ def _sequence_after_ids(element: SequenceAfterIds, compiler: Any, **kw: Any) -> 
     sequence = preparer.format_sequence(element.sequence)
     table = preparer.format_table(element.table)
     return _batch(
-        *_restart_after_ids(table, sequence, preparer.quote("id")),
+        *_restart_after_ids(table, preparer.quote("id")),
         *_run(
             f"{_literal(f'ALTER SEQUENCE {sequence} RESTART WITH ')} "
             "+ CAST(@celery_sa_restart AS NVARCHAR(20))"
