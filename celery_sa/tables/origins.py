@@ -74,7 +74,6 @@ ORIGINS = (
 class StartingPoint:
     """The tables a Celery version created, with the SQLAlchemy of that time."""
 
-    version: Version
     origin: Origin
     old_sqlalchemy: bool
     """Made by SQLAlchemy before 1.4."""
@@ -103,7 +102,7 @@ def starting_point(version: str, sqlalchemy: str | None = None) -> StartingPoint
             % {"version": version, "known": ", ".join(o.name for o in ORIGINS)}
         )
     old = parsed < (5, 0) if sqlalchemy is None else sqlalchemy == "1.3"
-    return StartingPoint(version=parsed, origin=origin, old_sqlalchemy=old)
+    return StartingPoint(origin=origin, old_sqlalchemy=old)
 
 
 def origin_state(point: StartingPoint, dialect: Dialect, tables: ResultTables) -> DatabaseState:

@@ -87,9 +87,13 @@ def read_state(connection: Connection, tables: ResultTables) -> DatabaseState:
     state = DatabaseState(connection.dialect)
     database = state.database
     inspector = inspect(connection)
-    for table in tables.all():
+    for table in tables.by_key().values():
         if inspector.has_table(table.name, schema=table.schema):
             state.tables[table.fullname] = _read_table(connection, inspector, database, table)
+    # The chord tables are celery_sa's own and only ever made whole: present is all there is.
+    for table in (tables.chord, tables.part):
+        if inspector.has_table(table.name, schema=table.schema):
+            state.tables[table.fullname] = TableState(columns={})
     if not connection.dialect.supports_sequences:
         return state
     for table in tables.by_key().values():
