@@ -8,10 +8,10 @@ from django.apps import AppConfig
 from django.core.signals import setting_changed
 from django.utils.translation import gettext_lazy as _
 
-from celery_sa.database import reset, result_database
-from celery_sa.database.url import database_of
+from celery_sa.db import reset, result_database
 from celery_sa.errors import BackendURLError
 from celery_sa.sessions import dispose_engines
+from celery_sa.sql import vendors
 from celery_sa.tables.compat import widen_celery_ids
 
 TABLE_SETTINGS = {
@@ -52,7 +52,7 @@ def configure() -> None:
         database = result_database()
     except BackendURLError:
         return
-    configure_tables(database_of(database.url))
+    configure_tables(vendors.get(database.url.get_backend_name()))
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:

@@ -22,11 +22,10 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from celery_sa import dialects
 from celery_sa.conf import TABLE_KEYS, app_settings
-from celery_sa.database import ResultDatabase, result_database
-from celery_sa.database.url import celery_driver, parse_result_backend
-from celery_sa.dialects import Driver
+from celery_sa.db import ResultDatabase, result_database, vendors
+from celery_sa.db.url import celery_driver, parse_result_backend
+from celery_sa.db.vendors import Driver
 from celery_sa.errors import (
     AliasTaken,
     BackendURLError,
@@ -35,6 +34,7 @@ from celery_sa.errors import (
     UnsupportedDatabase,
     cannot_connect,
 )
+from celery_sa.sql.vendors import NAMES
 
 ROUTER = "celery_sa.routers.ResultDatabaseRouter"
 EXAMPLE_URL = "db+postgresql+psycopg://user:password@host:5432/dbname"
@@ -65,7 +65,7 @@ def _url_hint(error: type[BackendURLError]) -> str:
             "Use one of: %(backends)s, with a file path for SQLite (e.g. db+mysql://…, "
             "db+mysql+pymysql://…, db+postgresql+psycopg://…, "
             "db+sqlite:////path/results.sqlite3, db+mssql+pyodbc://…)."
-        ) % {"backends": ", ".join(sorted(dialects.BACKEND_NAMES))}
+        ) % {"backends": ", ".join(sorted(NAMES))}
     return _("Set CELERY_SA_DATABASE_ALIAS to an alias that DATABASES does not use.")
 
 
@@ -78,7 +78,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         drivers = [celery_driver(url)]
         database = result_database()
     except BackendURLError as exc:
-        # The message is celery_sa.database's own (translated: Django is set up here).
+        # The message is celery_sa.db's own (translated: Django is set up here).
         error = type(exc)
         return [*messages, Error(str(exc), hint=_url_hint(error), id=URL_CHECK_IDS[error])]
     engine = str(app_settings.databases[database.alias]["ENGINE"])
@@ -89,10 +89,10 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         # each, e.g. "'pymysql' (pip install PyMySQL)".
         _("Celery's result backend needs the module %(modules)s, which is not installed."),
     )
-    django_database = dialects.by_engine(engine)
-    if django_database is not None:
+    translation = vendors.find_translation(engine)
+    if translation is not None:
         messages += _missing_driver(
-            django_database.django_drivers,
+            translation.django_drivers,
             "celery_sa.E005",
             # Translators: "engine" is a Django database backend's dotted path; "modules"
             # names Python modules with the pip command that installs each, e.g.

@@ -14,7 +14,8 @@ from typing import Any
 from celery.app.defaults import DEFAULTS
 from django.conf import settings
 
-DEFAULT_TABLE_NAMES = {"task": "celery_taskmeta", "group": "celery_tasksetmeta"}
+from celery_sa.sql.schema import DEFAULT_TABLE_NAMES, ResultTables, result_tables
+
 TABLE_KEYS = tuple(DEFAULT_TABLE_NAMES)
 
 
@@ -153,3 +154,11 @@ class AppSettings:
 
 
 app_settings = AppSettings()
+
+
+def configured_tables() -> ResultTables:
+    """The result tables as ``CELERY_DATABASE_TABLE_NAMES``/``…_SCHEMAS`` configure them."""
+    return result_tables(
+        {key: app_settings.table_name(key) for key in TABLE_KEYS},
+        {key: app_settings.table_schema(key) for key in TABLE_KEYS},
+    )

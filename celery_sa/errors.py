@@ -6,8 +6,6 @@ The system checks (:mod:`celery_sa.checks`) give each configuration error its id
 
 from __future__ import annotations
 
-from django.apps import apps
-from django.conf import settings
 from django.utils.translation import gettext as _
 from sqlalchemy.engine import URL
 
@@ -30,14 +28,6 @@ class UnsupportedDatabase(BackendURLError):
 
 class AliasTaken(BackendURLError):
     """``CELERY_SA_DATABASE_ALIAS`` already names another database in ``DATABASES``."""
-
-
-def translated(message: str) -> str:
-    """``message`` in the active language where Django is set up, unchanged elsewhere: the
-    result backend's URL is also read in Celery workers that run without Django."""
-    if settings.configured and apps.ready:
-        return _(message)
-    return message
 
 
 def one_line(exc: BaseException) -> str:

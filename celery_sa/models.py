@@ -16,8 +16,8 @@ from django.db import DatabaseError, models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from celery_sa.conf import app_settings
-from celery_sa.dialects import Database
 from celery_sa.fields import NaiveZonedDateTimeField
+from celery_sa.sql.vendors import Vendor
 
 
 def _celery_zone() -> str:
@@ -139,15 +139,13 @@ class GroupResult(models.Model):
         return str(self.taskset_id)
 
 
-def configure_tables(database: Database) -> None:
+def configure_tables(vendor: Vendor) -> None:
     """Point the models at the configured table names and schemas, a schema-qualified
-    name quoted as ``database`` (the result database) quotes it."""
+    name quoted as ``vendor`` (the result database's) quotes it."""
     for model in (TaskResult, GroupResult):
         name = app_settings.table_name(model.table_key)
         schema = app_settings.table_schema(model.table_key)
-        model._meta.db_table = (
-            f"{database.quote(schema)}.{database.quote(name)}" if schema else name
-        )
+        model._meta.db_table = vendor.quote_table(schema, name) if schema else name
         for model_field in model._meta.concrete_fields:
             # Field.cached_col captured the old table name for column references.
             model_field.__dict__.pop("cached_col", None)

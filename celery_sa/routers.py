@@ -7,7 +7,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Model
 
-from celery_sa.database import result_alias
+from celery_sa.db import result_alias
 from celery_sa.errors import BackendURLError
 
 APP_LABEL = "celery_sa"

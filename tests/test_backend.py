@@ -32,9 +32,9 @@ from sqlalchemy.pool import NullPool
 
 from celery_sa.backend import DatabaseBackend
 from celery_sa.backend.store import dispose_stores
-from celery_sa.database import result_database
+from celery_sa.conf import configured_tables
+from celery_sa.db import result_database
 from celery_sa.models import TaskResult
-from celery_sa.tables.schema import result_tables
 from tests.test_table_upgrades import load_legacy
 from tests.utils import (
     RESULT_DBS,
@@ -284,7 +284,7 @@ def assert_chord_error(result: Any, worker: Worker) -> None:
 
 def chord_rows() -> tuple[int, int]:
     """Rows in the chord counter's two tables."""
-    tables = result_tables()
+    tables = configured_tables()
     engine = create_engine(result_database().url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
@@ -302,7 +302,7 @@ def test_cleanup_deletes_expired_results_and_stale_chord_counters(setup: Setup) 
     try:
         app.backend.store_result("old", 1, "SUCCESS")
         app.backend.store_result("new", 2, "SUCCESS")
-        tables = result_tables()
+        tables = configured_tables()
         with app.backend.store.engine.begin() as connection:
             connection.execute(
                 tables.task.update()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func
 
-from celery_sa import dialects
-from celery_sa.tables.schema import result_tables
+from celery_sa.conf import configured_tables
+from celery_sa.sql import vendors
 
 VALUES = {"task_id": "t1", "status": "SUCCESS", "result": b"5"}
 UPSERTS = {
@@ -74,9 +74,7 @@ INSERT_MISSING = {
 
 
 def compiled(statement: object, name: str) -> str:
-    database = dialects.by_name(name)
-    assert database is not None
-    dialect = database.offline_dialect(name)
+    dialect = vendors.get(name).offline_dialect(name)
     if name == "mariadb":
         dialect.supports_sequences = True  # as on a MariaDB 10.3+ server
     if name == "mssql":
@@ -88,17 +86,15 @@ def compiled(statement: object, name: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(UPSERTS))
 def test_a_result_is_stored_with_one_statement(name: str) -> None:
-    database = dialects.by_name(name)
-    assert database is not None
-    task = result_tables().task
+    writes = vendors.get(name).writes
+    task = configured_tables().task
     keep = func.coalesce(task.c.status, "") == "SUCCESS"
-    assert compiled(database.upsert(task, VALUES, "task_id", keep), name) == UPSERTS[name]
+    assert compiled(writes.upsert(task, VALUES, "task_id", keep), name) == UPSERTS[name]
 
 
 @pytest.mark.parametrize("name", sorted(INSERT_MISSING))
 def test_a_chord_part_is_recorded_once(name: str) -> None:
-    database = dialects.by_name(name)
-    assert database is not None
-    part = result_tables().part
-    statement = database.insert_missing(part, {"group_id": "g", "task_id": "t"})
+    writes = vendors.get(name).writes
+    part = configured_tables().part
+    statement = writes.insert_missing(part, {"group_id": "g", "task_id": "t"})
     assert compiled(statement, name) == INSERT_MISSING[name]

@@ -7,7 +7,7 @@ import os
 import pytest
 from sqlalchemy.engine import make_url
 
-from celery_sa.database.url import (
+from celery_sa.db.url import (
     celery_driver,
     database_identity,
     django_database_settings,

@@ -8,11 +8,11 @@ from django.contrib.auth.models import User
 from django.db import connections
 from django.test import override_settings
 
-from celery_sa import dialects
-from celery_sa.database import result_alias, result_database
-from celery_sa.database.url import sqlalchemy_url
+from celery_sa.db import result_alias, result_database
+from celery_sa.db.url import sqlalchemy_url
 from celery_sa.models import GroupResult, TaskResult, configure_tables
 from celery_sa.routers import ResultDatabaseRouter
+from celery_sa.sql import vendors
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 router = ResultDatabaseRouter()
@@ -72,7 +72,7 @@ def test_schemas_are_quoted_for_the_result_database(vendor: str, expected: str) 
         CELERY_DATABASE_TABLE_NAMES={"task": "qc_taskmeta"},
         CELERY_DATABASE_TABLE_SCHEMAS={"task": "results"},
     ):
-        configure_tables(dialects.by_name(vendor))
+        configure_tables(vendors.get(vendor))
         assert TaskResult._meta.db_table == expected
         assert GroupResult._meta.db_table == "celery_tasksetmeta"
     assert TaskResult._meta.db_table == "celery_taskmeta"

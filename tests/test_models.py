@@ -10,8 +10,8 @@ from celery.backends.database.models import TaskSet as CeleryTaskSet
 from django.db.models import Model
 from sqlalchemy import Table
 
+from celery_sa.conf import configured_tables
 from celery_sa.models import GroupResult, TaskResult
-from celery_sa.tables.schema import result_tables
 
 
 class Column(NamedTuple):
@@ -43,7 +43,7 @@ def sqlalchemy_columns(table: Table) -> dict[str, Column]:
 
 
 def test_the_models_and_the_tables_declare_the_same_columns() -> None:
-    tables = result_tables()
+    tables = configured_tables()
     assert django_columns(TaskResult) == sqlalchemy_columns(tables.task)
     assert django_columns(GroupResult) == sqlalchemy_columns(tables.group)
 

@@ -18,10 +18,10 @@ from django.test import override_settings
 from sqlalchemy import create_engine, insert, select
 from sqlalchemy.pool import NullPool
 
-from celery_sa.database import result_database
-from celery_sa.database.url import sqlalchemy_url
+from celery_sa.conf import configured_tables
+from celery_sa.db import result_database
+from celery_sa.db.url import sqlalchemy_url
 from celery_sa.models import GroupResult, TaskResult
-from celery_sa.tables.schema import result_tables
 from celery_sa.tasks import purge_results
 from tests.utils import (
     BASE_DIR,
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 def insert_groups(*dates: datetime | None) -> None:
     insert_into(
-        result_tables().group,
+        configured_tables().group,
         tuple(
             {"taskset_id": f"g-{n}", "result": b"[]", "date_done": date_done}
             for n, date_done in enumerate(dates)
@@ -103,7 +103,7 @@ def test_purge_deletes_old_results_in_bounded_batches(aged_rows: ResultDB) -> No
 
 
 def test_counters_of_chords_that_never_finished_go_with_the_groups(aged_rows: ResultDB) -> None:
-    tables = result_tables()
+    tables = configured_tables()
     insert_into(
         tables.chord,
         [
@@ -254,7 +254,7 @@ def test_ctrl_c_stops_after_a_committed_batch_and_a_rerun_finishes(
         engine = create_engine(sqlalchemy_url(database_settings), poolclass=NullPool)
         with engine.begin() as connection:
             connection.execute(
-                insert(result_tables().task),
+                insert(configured_tables().task),
                 [row(f"old-{n}", date_done=ago(days=30, seconds=n)) for n in range(rows)],
             )
         engine.dispose()

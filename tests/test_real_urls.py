@@ -12,8 +12,8 @@ from django.db.utils import load_backend
 from django.test import override_settings
 
 from celery_sa.checks import probe
-from celery_sa.database import result_database
-from celery_sa.database.url import django_database_settings, parse_result_backend
+from celery_sa.db import result_database
+from celery_sa.db.url import django_database_settings, parse_result_backend
 from celery_sa.errors import BackendURLError
 from tests.settings import TEST_DATABASE
 from tests.utils import tagged

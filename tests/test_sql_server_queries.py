@@ -26,7 +26,7 @@ from django.urls import resolve, reverse
 from celery_sa.admin import TaskResultAdmin
 from celery_sa.admin.decoding import DECODE_LIMIT
 from celery_sa.admin.pagination import EstimatedCountPaginator
-from celery_sa.database import result_alias
+from celery_sa.db import result_alias
 from celery_sa.housekeeping import purge
 from celery_sa.models import TaskResult, forget_live_columns, has_date_started
 from celery_sa.overview import queries

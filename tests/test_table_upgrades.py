@@ -31,10 +31,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from celery_sa import dialects
-from celery_sa.database import result_database
+from celery_sa.conf import configured_tables
+from celery_sa.db import result_database
 from celery_sa.management.commands import celery_sa_tables
-from celery_sa.tables.schema import result_tables
+from celery_sa.sql import vendors
+from celery_sa.sql.schema import result_tables
 from tests.settings import TEST_DATABASE
 from tests.utils import (
     BASE_DIR,
@@ -95,9 +96,9 @@ def load_legacy(result_db: ResultDB, version: str) -> None:
             if statement.strip():
                 connection.exec_driver_sql(statement)
         if "CREATE SEQUENCE" in sql:  # old workers drew ids from the sequence
-            table: Table = result_tables().task
+            table: Table = configured_tables().task
         else:  # ... or let AUTO_INCREMENT / SQLite pick them
-            table = Table(result_tables().task.name, MetaData(), autoload_with=connection)
+            table = Table(configured_tables().task.name, MetaData(), autoload_with=connection)
         connection.execute(
             insert(table),
             [
@@ -115,7 +116,7 @@ def load_legacy(result_db: ResultDB, version: str) -> None:
 
 
 def snapshot() -> list[tuple[Any, ...]]:
-    table = result_tables().task
+    table = configured_tables().task
     columns = [table.c.id, table.c.task_id, table.c.status, table.c.result, table.c.traceback]
     database = engine()
     with database.connect() as connection:
@@ -152,8 +153,8 @@ def test_upgrade_brings_old_tables_up_to_date_and_keeps_every_row(
     assert applied.splitlines()[-1] == dry_run.splitlines()[-1].replace("Would apply", "Applied")
     assert manage("status") == (
         0,
-        f"{result_tables().task.name} (about 3 rows): up to date\n"
-        f"{result_tables().group.name} (about 0 rows): up to date\n"
+        f"{configured_tables().task.name} (about 3 rows): up to date\n"
+        f"{configured_tables().group.name} (about 0 rows): up to date\n"
         "celery_sa_chord: up to date\n"
         "celery_sa_chord_part: up to date\n"
         "The result tables are up to date.\n",
@@ -164,7 +165,7 @@ def test_upgrade_brings_old_tables_up_to_date_and_keeps_every_row(
 
 def advance_ids(result_db: ResultDB) -> None:
     """Make the next task id exceed 2**31, as after two billion results."""
-    table = result_tables().task
+    table = configured_tables().task
     database = engine()
     with database.begin() as connection:
         if result_db.name == "sqlite":
@@ -214,7 +215,7 @@ def stored(task_id: str) -> dict[str, Any]:
     database = engine()
     with database.connect() as connection:
         # As the live table is (a legacy one has no date_started).
-        table = Table(result_tables().task.name, MetaData(), autoload_with=connection)
+        table = Table(configured_tables().task.name, MetaData(), autoload_with=connection)
         row = connection.execute(select(table).where(table.c.task_id == task_id)).one()
     database.dispose()
     return dict(row._mapping)
@@ -425,7 +426,9 @@ def change_indexes(change: Callable[[Connection, Table], None]) -> None:
     """``change(connection, task table as it is live)``, committed."""
     database = engine()
     with database.begin() as connection:
-        change(connection, Table(result_tables().task.name, MetaData(), autoload_with=connection))
+        change(
+            connection, Table(configured_tables().task.name, MetaData(), autoload_with=connection)
+        )
     database.dispose()
 
 
@@ -444,7 +447,7 @@ def as_celery_sa_03_made_it(connection: Connection, table: Table) -> None:
 def live_indexes() -> dict[str | None, list[str | None]]:
     database = engine()
     with database.connect() as connection:
-        live = inspect(connection).get_indexes(result_tables().task.name)
+        live = inspect(connection).get_indexes(configured_tables().task.name)
     database.dispose()
     return {index["name"]: index["column_names"] for index in live}
 
@@ -529,10 +532,9 @@ def test_a_users_own_index_on_status_and_date_done_is_never_dropped(
 
 
 def test_sql_server_drops_the_old_index_of_its_table() -> None:
-    database = dialects.by_name("mssql")
-    assert database is not None
-    (old,) = result_tables(schemas={"task": "results"}).superseded
-    (drop,) = database.drop_index_statements([old.index()])
-    assert str(drop.compile(dialect=database.offline_dialect("mssql"))).strip() == (
+    vendor = vendors.get("mssql")
+    (old,) = result_tables({}, {"task": "results"}).superseded
+    (drop,) = vendor.schema.drop_index_statements([old.index()])
+    assert str(drop.compile(dialect=vendor.offline_dialect("mssql"))).strip() == (
         f"DROP INDEX {OLD_INDEX} ON results.celery_taskmeta"
     )

@@ -23,21 +23,21 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
 
-from celery_sa.database import result_database
-from celery_sa.dialects import by_name
-from celery_sa.dialects.mssql import WidenKey
+from celery_sa.conf import configured_tables
+from celery_sa.db import result_database
 from celery_sa.management.commands import celery_sa_tables
-from celery_sa.tables import execute
-from celery_sa.tables.origins import offline_dialect, origin_state, starting_point
-from celery_sa.tables.schema import result_tables
-from celery_sa.tables.state import (
+from celery_sa.sql import vendors
+from celery_sa.sql.live import read_state
+from celery_sa.sql.state import (
     ColumnState,
     DatabaseState,
     IndexState,
     SequenceState,
     TableState,
-    read_state,
 )
+from celery_sa.sql.vendors.mssql import WidenKey
+from celery_sa.tables import execute
+from celery_sa.tables.origins import offline_dialect, origin_state, starting_point
 from celery_sa.tables.upgrade import plan_upgrade
 from tests.test_table_upgrades import LEGACY, load_legacy, manage, snapshot
 from tests.utils import ResultDB, drop_result_tables, result_db_param
@@ -67,7 +67,7 @@ def live_state() -> DatabaseState:
     engine = create_engine(result_database().url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
-            return read_state(connection, result_tables())
+            return read_state(connection, configured_tables())
     finally:
         engine.dispose()
 
@@ -75,7 +75,7 @@ def live_state() -> DatabaseState:
 def type_key(state: DatabaseState, type_: TypeEngine[Any]) -> str:
     """A type as the database writes it, without what reflection adds to the same type
     (MariaDB's display widths, collations)."""
-    name = state.database.type_name(type_).split(" COLLATE ")[0]
+    name = vendors.get(state.dialect.name).type_name(type_).split(" COLLATE ")[0]
     return re.sub(r"^(INTEGER|BIGINT)\(\d+\)", r"\1", name)
 
 
@@ -84,7 +84,7 @@ def shape(state: DatabaseState, *, auto_increment: bool = True) -> dict[str, Any
     each table's columns (type, nullability, AUTO_INCREMENT), its indexes by columns and
     uniqueness, and the sequences."""
     tables: dict[str, Any] = {}
-    for table in result_tables().all():
+    for table in configured_tables().all():
         found = state.table(table)
         tables[table.name] = found and {
             "columns": {
@@ -128,7 +128,7 @@ def test_the_script_from_a_celery_version_ends_where_upgrade_and_create_end(
     # The starting point celery_sa assumes is exactly the tables that Celery made.
     load_legacy(result_db, version)
     made = live_state()
-    assumed = origin_state(point, offline_dialect(dialect), result_tables())
+    assumed = origin_state(point, offline_dialect(dialect), configured_tables())
     assert shape(assumed) == shape(made)
     rows = snapshot()
 
@@ -217,7 +217,7 @@ def fixture_state(version: str) -> DatabaseState:
 
 
 def mssql_upgrade(state: DatabaseState) -> list[str]:
-    tables = result_tables()
+    tables = configured_tables()
     plans = plan_upgrade(state, tables)
     return [execute.compiled(s, MSSQL) for plan in plans for s in plan.statements]
 
@@ -379,7 +379,7 @@ SQL_SERVER_UPGRADES = {
 def test_sql_server_tables_of_each_celery_version_get_exactly_this_t_sql(version: str) -> None:
     made = fixture_state(version)
     point = starting_point(version)
-    assert shape(origin_state(point, MSSQL, result_tables())) == shape(made)
+    assert shape(origin_state(point, MSSQL, configured_tables())) == shape(made)
     assert mssql_upgrade(made) == SQL_SERVER_UPGRADES[version]
     # The script prints the same, after the chord tables it creates, each batch ended by GO.
     script = sql_script("mssql", version)
@@ -395,7 +395,7 @@ def test_a_live_sql_server_table_gets_the_same_batches_and_its_figures_read_when
     sequences' positions known; the key is still found by the batch, and the sequences are
     moved by what the batch reads (workers may write meanwhile)."""
     state = fixture_state("5.5.3")
-    task, group = result_tables().task, result_tables().group
+    task, group = configured_tables().task, configured_tables().group
     found = state.tables[task.name]
     columns = found.columns | {
         "result": ColumnState(mssql.IMAGE()),  # type: ignore[no-untyped-call]
@@ -416,7 +416,7 @@ def test_a_live_sql_server_table_gets_the_same_batches_and_its_figures_read_when
     state.sequences[(None, "taskset_id_sequence")] = SequenceState(
         next_value=-(2**63) + 42, bigint=False
     )
-    plans = {plan.key: plan for plan in plan_upgrade(state, result_tables())}
+    plans = {plan.key: plan for plan in plan_upgrade(state, configured_tables())}
     assert [problem.text for problem in plans["task"].problems] == [
         "column children is missing",
         "column stamps is missing",
@@ -507,7 +507,7 @@ def test_a_batch_is_read_to_its_end_so_a_later_statements_error_is_raised() -> N
     connection: Any = SimpleNamespace(
         dialect=dialect, connection=SimpleNamespace(dbapi_connection=raw)
     )
-    statement = WidenKey(result_tables().task, identity=False)
+    statement = WidenKey(configured_tables().task, identity=False)
     with pytest.raises(DBAPIError, match="Cannot insert the value NULL"):
-        by_name("mssql").run_ddl(connection, statement)  # type: ignore[union-attr]
+        vendors.get("mssql").schema.run_ddl(connection, statement)
     assert log == [widen_key("celery_taskmeta"), "closed"]

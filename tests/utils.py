@@ -29,10 +29,10 @@ from django.test import override_settings
 from sqlalchemy import PickleType, Table, create_engine, insert
 from sqlalchemy.pool import NullPool
 
-from celery_sa.database import result_alias, result_database
-from celery_sa.database.url import sqlalchemy_url
+from celery_sa.conf import configured_tables
+from celery_sa.db import result_alias, result_database
+from celery_sa.db.url import sqlalchemy_url
 from celery_sa.models import TaskResult, forget_live_columns
-from celery_sa.tables.schema import result_tables
 from tests.settings import TEST_TAG
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def drop_result_tables() -> None:
     forget_live_columns()
     engine = create_engine(result_database().url, poolclass=NullPool)
     try:
-        result_tables().metadata.drop_all(engine, checkfirst=True)
+        configured_tables().metadata.drop_all(engine, checkfirst=True)
     finally:
         engine.dispose()
 
@@ -295,7 +295,7 @@ def insert_into(table: Table, rows: Iterable[dict[str, Any]]) -> None:
 
 def insert_rows(*rows: dict[str, Any]) -> None:
     """Insert task result rows (see :func:`row`)."""
-    insert_into(result_tables().task, rows)
+    insert_into(configured_tables().task, rows)
 
 
 def row(task_id: str, **values: Any) -> dict[str, Any]:

@@ -20,11 +20,11 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from celery_sa import dialects
 from celery_sa.admin.actions import rerun_tasks, revoke_tasks
 from celery_sa.admin.base import ResultAdmin
 from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
 from celery_sa.admin.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
+from celery_sa.db import vendors
 from celery_sa.models import GroupResult, TaskResult, has_date_started
 from celery_sa.overview.charts import colour_of
 
@@ -82,7 +82,7 @@ class ByteLength(Func):
         arg_joiner: str | None = None,
         **extra_context: Any,
     ) -> _AsSqlType:
-        function = dialects.of_connection(connection).byte_length_function
+        function = vendors.operations(connection).vendor.byte_length_function
         return super().as_sql(compiler, connection, function, template, arg_joiner, **extra_context)
 
 

@@ -25,8 +25,8 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
-from celery_sa import dialects
 from celery_sa.conf import app_settings
+from celery_sa.db import vendors
 from celery_sa.keyset import beyond, keyset_ordering
 
 # A filtered count stops a little past the page asked for: "more than 1,000" is all a person
@@ -177,13 +177,6 @@ def estimate_rows(queryset: QuerySet[Any]) -> int | None:
     keeps one (MySQL/MariaDB, PostgreSQL once analysed)."""
     connection = connections[queryset.db]
     key = queryset.model.table_key
-
-    def execute(sql: str, params: Any) -> Any:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        return None if row is None else row[0]
-
-    return dialects.of_connection(connection).estimate_rows(
-        execute, app_settings.table_schema(key), app_settings.table_name(key)
+    return vendors.operations(connection).estimate_rows(
+        connection, app_settings.table_schema(key), app_settings.table_name(key)
     )

@@ -70,7 +70,7 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
     def exception_safe_to_retry(self, exc: BaseException) -> bool:
         return isinstance(exc, RETRYABLE)
 
-    def _retrying(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+    def retrying(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         """``function(*args, **kwargs)`` under the backend's retry policy, as Celery 5.7
         retries a store: only what :meth:`exception_safe_to_retry` accepts, backing off
         exponentially, each retry logged as a warning (Celery 5.5 and 5.6 retry silently)."""
@@ -109,10 +109,10 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         request: Any = None,
         **kwargs: Any,
     ) -> Any:
-        """Celery's ``store_result``, retried by :meth:`_retrying` on every Celery version."""
+        """Celery's ``store_result``, retried by :meth:`retrying` on every Celery version."""
         result = self.encode_result(result, state)
         try:
-            self._retrying(
+            self.retrying(
                 self._store_result, task_id, result, state, traceback, request=request, **kwargs
             )
         except RETRYABLE as exc:
@@ -251,7 +251,7 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         waited = 0.0
         iterations = 0
         while pending:
-            ready = self._retrying(self._ready, pending)
+            ready = self.retrying(self._ready, pending)
             for task_id, meta in ready.items():
                 pending.discard(task_id)
                 if meta["status"] == states.SUCCESS:
@@ -277,13 +277,13 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
     def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
         """Register the chord's counter instead of sending ``celery.chord_unlock``."""
         self.ensure_chords_allowed()
-        self._retrying(chords.register, self, header_result_args)
+        self.retrying(chords.register, self, header_result_args)
 
     def set_chord_size(self, group_id: str, chord_size: int) -> None:
-        self._retrying(chords.set_size, self.store, group_id, chord_size)
+        self.retrying(chords.set_size, self.store, group_id, chord_size)
 
     def add_to_chord(self, chord_id: str, result: Any) -> None:
-        self._retrying(chords.add_part, self.store, chord_id)
+        self.retrying(chords.add_part, self.store, chord_id)
 
     def on_chord_part_return(self, request: Any, state: str, result: Any, **kwargs: Any) -> None:
         chords.part_returned(self, request)
@@ -292,4 +292,4 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
 
     def cleanup(self) -> None:
         super().cleanup()
-        self._retrying(chords.cleanup, self.store, self.expires)
+        self.retrying(chords.cleanup, self.store, self.expires)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from celery import states
 from celery.exceptions import ChordError
@@ -24,12 +24,22 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy import delete as sql_delete
 
 from celery_sa.backend.store import ResultStore
-from celery_sa.tables.schema import ResultTables
-
-if TYPE_CHECKING:
-    from celery_sa.backend.backend import DatabaseBackend
+from celery_sa.sql.chords import expired
 
 logger = logging.getLogger(__name__)
+
+
+class ChordBackend(Protocol):
+    """What the chord protocol needs of the result backend (celery_sa's DatabaseBackend)."""
+
+    app: Any
+    store: ResultStore
+
+    def retrying(self, function: Any, *args: Any, **kwargs: Any) -> Any: ...
+    def stored_value(self, stored: Any) -> Any: ...
+    def restore_group(self, group_id: str, cache: bool = True) -> Any: ...
+    def exception_to_python(self, exc: Any) -> Any: ...
+    def chord_error_from_stack(self, callback: Any, exc: Any = None) -> Any: ...
 
 
 def _now() -> datetime:
@@ -37,7 +47,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def register(backend: DatabaseBackend, header_result_args: Any) -> None:
+def register(backend: ChordBackend, header_result_args: Any) -> None:
     """Start counting the chord whose header is about to be sent."""
     group_id, results = header_result_args[0], header_result_args[1]
     # As the Redis backend: a header with groups in it is saved, so the callback gets
@@ -47,7 +57,7 @@ def register(backend: DatabaseBackend, header_result_args: Any) -> None:
     store = backend.store
     row = {"group_id": group_id, "chord_size": None, "date_created": _now()}
     with store.engine.begin() as connection:
-        connection.execute(store.database.insert_missing(store.tables.chord, row))
+        connection.execute(store.vendor.writes.insert_missing(store.tables.chord, row))
 
 
 def set_size(store: ResultStore, group_id: str, chord_size: int) -> None:
@@ -55,7 +65,7 @@ def set_size(store: ResultStore, group_id: str, chord_size: int) -> None:
     chord = store.tables.chord
     row = {"group_id": group_id, "chord_size": chord_size, "date_created": _now()}
     with store.engine.begin() as connection:
-        connection.execute(store.database.upsert(chord, row, "group_id"))
+        connection.execute(store.vendor.writes.upsert(chord, row, "group_id"))
 
 
 def add_part(store: ResultStore, group_id: str) -> None:
@@ -69,7 +79,7 @@ def add_part(store: ResultStore, group_id: str) -> None:
         )
 
 
-def part_returned(backend: DatabaseBackend, request: Any) -> None:
+def part_returned(backend: ChordBackend, request: Any) -> None:
     """A header task finished (or failed): count it; the last one sends the callback."""
     group_id, task_id = request.group, request.id
     if not group_id or not task_id:
@@ -84,14 +94,14 @@ def part_returned(backend: DatabaseBackend, request: Any) -> None:
 
     def record() -> None:
         with store.engine.begin() as connection:
-            connection.execute(store.database.insert_missing(store.tables.part, part))
+            connection.execute(store.vendor.writes.insert_missing(store.tables.part, part))
 
-    backend._retrying(record)
-    if backend._retrying(_claim_and_fire, backend, request):
-        backend._retrying(_forget_chord, store, group_id)
+    backend.retrying(record)
+    if backend.retrying(_claim_and_fire, backend, request):
+        backend.retrying(_forget_chord, store, group_id)
 
 
-def _claim_and_fire(backend: DatabaseBackend, request: Any) -> bool:
+def _claim_and_fire(backend: ChordBackend, request: Any) -> bool:
     """Send the callback if the chord is complete and nobody has claimed it."""
     store = backend.store
     chord, part = store.tables.chord, store.tables.part
@@ -136,7 +146,7 @@ def _claim_and_fire(backend: DatabaseBackend, request: Any) -> bool:
 
 
 def _fire(
-    backend: DatabaseBackend, callback: Any, group_id: str, connection: Connection
+    backend: ChordBackend, callback: Any, group_id: str, connection: Connection
 ) -> ChordError | None:
     """Join the header's results (one query) and send the callback; or return the
     :class:`~celery.exceptions.ChordError` to fail it with, naming the header task that
@@ -157,7 +167,7 @@ def _fire(
     return None
 
 
-def _header_values(backend: DatabaseBackend, group_id: str, connection: Connection) -> list[Any]:
+def _header_values(backend: ChordBackend, group_id: str, connection: Connection) -> list[Any]:
     """The header's results in header order: one query for the status and result of each
     part (the rows are complete: each part stored its result before it was counted)."""
     part, task = backend.store.tables.part, backend.store.task
@@ -181,7 +191,7 @@ def _header_values(backend: DatabaseBackend, group_id: str, connection: Connecti
     return values
 
 
-def _joined(backend: DatabaseBackend, header: GroupResult) -> list[Any]:
+def _joined(backend: ChordBackend, header: GroupResult) -> list[Any]:
     """A saved header's results, nested as its groups are (as the Redis backend joins)."""
     try:
         with allow_join_result():
@@ -206,18 +216,3 @@ def cleanup(store: ResultStore, expires: timedelta) -> int:
     lost for good) and parts recorded after their chord was done."""
     with store.engine.begin() as connection:
         return expired(connection, store.tables, _now() - expires, delete=True)
-
-
-def expired(connection: Connection, tables: ResultTables, cutoff: datetime, *, delete: bool) -> int:
-    """The chords started before ``cutoff`` (naive UTC) that never finished, counted or
-    deleted with their parts (and parts of finished chords, from a late redelivery)."""
-    chord, part = tables.chord, tables.part
-    old_chords = chord.c.date_created < cutoff
-    if not delete:
-        return int(
-            connection.execute(
-                select(func.count()).select_from(chord).where(old_chords)
-            ).scalar_one()
-        )
-    connection.execute(sql_delete(part).where(part.c.date_done < cutoff))
-    return int(connection.execute(sql_delete(chord).where(old_chords)).rowcount)

@@ -30,10 +30,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
-from celery_sa import dialects
-from celery_sa.database.engines import ProcessEngines
-from celery_sa.dialects import Database
-from celery_sa.tables.schema import PRECISE_TIME, ResultTables, result_tables
+from celery_sa.sql import vendors
+from celery_sa.sql.process_engines import ProcessEngines
+from celery_sa.sql.schema import PRECISE_TIME, ResultTables, result_tables
+from celery_sa.sql.vendors import Vendor
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class ResultStore:
     """The engine and tables of one result database."""
 
     engine: Engine
-    database: Database
+    vendor: Vendor
     task: Table
     """Celery's own task table (its column types, so rows are byte for byte Celery's),
     with ``date_started`` where the live table has it."""
@@ -78,7 +78,7 @@ class ResultStore:
             values = {name: bindparam(name, type_=task.c[name].type) for name in sorted(columns)}
             # As Celery's backend: nothing overwrites a SUCCESS (a redelivered task's rerun).
             keep = func.coalesce(task.c.status, "") == states.SUCCESS
-            statement = self.database.upsert(task, values, "task_id", keep)
+            statement = self.vendor.writes.upsert(task, values, "task_id", keep)
             self._upserts[columns] = statement
         return statement
 
@@ -122,10 +122,9 @@ def _make_store(
     names: Mapping[str, str],
     schemas: Mapping[str, str | None],
 ) -> ResultStore:
+    # Before the engine: an unsupported database is refused without a connection.
+    vendor = vendors.get(make_url(url).get_backend_name())
     engine = _engines.get(key, lambda: create_engine(url, **engine_options))
-    database = dialects.by_name(make_url(url).get_backend_name())
-    if database is None:
-        raise LookupError(f"celery_sa's result backend does not support {url!r}")
     tables = result_tables(names, schemas)
     live_columns, has_sequence = _prepare(engine, tables)
     # Celery's columns as the live table has them: one Celery made before 5.3 lacks some
@@ -149,7 +148,7 @@ def _make_store(
         )
     return ResultStore(
         engine=engine,
-        database=database,
+        vendor=vendor,
         task=task,
         tables=tables,
         missing=frozenset(c.name for c in celery_table.columns if c.name not in live_columns),

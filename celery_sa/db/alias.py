@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.utils.translation import gettext as _
 from sqlalchemy.engine import URL
 
 from celery_sa.conf import app_settings
-from celery_sa.database.url import (
+from celery_sa.db.url import (
     database_identity,
     django_database_settings,
     parse_result_backend,
 )
 from celery_sa.errors import AliasTaken
-from celery_sa.errors import translated as _
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,21 @@
 Both directions go through SQLAlchemy's :class:`~sqlalchemy.engine.URL` (``make_url`` to read,
 ``URL.create`` to write), so passwords with special characters, ports, unix sockets and
 driver options survive unchanged; nothing here formats a URL by hand. What each database
-does with its options is in :mod:`celery_sa.dialects`.
+does with its options is in :mod:`celery_sa.db.vendors`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from celery_sa import dialects
-from celery_sa.dialects import Database, Driver
+from celery_sa.db import vendors
+from celery_sa.db.vendors import Driver, Translation
 from celery_sa.errors import NoDatabaseURL, UnparsableURL, UnsupportedDatabase
-from celery_sa.errors import translated as _
+from celery_sa.sql.vendors import NAMES
 
 # Celery's database backend, and celery_sa's (celery_sa.backend), on the same tables.
 BACKEND_PREFIXES = ("db+", "celery_sa+")
@@ -55,22 +56,20 @@ def parse_result_backend(value: str | None) -> URL:
     except (ArgumentError, ValueError) as exc:
         message = _("CELERY_RESULT_BACKEND cannot be parsed: %(error)s") % {"error": exc}
         raise UnparsableURL(message) from None
-    if dialects.by_name(backend) is None:
+    if backend not in NAMES:
         raise UnsupportedDatabase(
             _(
                 "CELERY_RESULT_BACKEND names database %(name)r, which celery_sa does not "
                 "support (supported: %(supported)s)."
             )
-            % {"name": backend, "supported": ", ".join(sorted(dialects.BACKEND_NAMES))}
+            % {"name": backend, "supported": ", ".join(sorted(NAMES))}
         )
     return url
 
 
-def database_of(url: URL) -> Database:
-    """The database of a URL :func:`parse_result_backend` accepted."""
-    database = dialects.by_name(url.get_backend_name())
-    assert database is not None, "parse_result_backend refuses other databases"
-    return database
+def translation_of(url: URL) -> Translation:
+    """The translation of a URL :func:`parse_result_backend` accepted."""
+    return vendors.translation(url.get_backend_name())
 
 
 def celery_driver(url: URL) -> Driver:
@@ -80,10 +79,10 @@ def celery_driver(url: URL) -> Driver:
     except NoSuchModuleError:
         driver = url.drivername.partition("+")[2]
     try:
-        return database_of(url).celery_drivers[(url.get_backend_name(), driver)]
+        return translation_of(url).celery_drivers[(url.get_backend_name(), driver)]
     except KeyError:
         supported = sorted(
-            f"{backend}+{name}" for db in dialects.DATABASES for backend, name in db.celery_drivers
+            f"{backend}+{name}" for t in vendors.TRANSLATIONS for backend, name in t.celery_drivers
         )
         raise UnsupportedDatabase(
             _(
@@ -96,9 +95,9 @@ def celery_driver(url: URL) -> Driver:
 
 def django_database_settings(url: URL) -> dict[str, Any]:
     """The ``DATABASES`` entry that makes Django's ORM read the database at ``url``."""
-    database = database_of(url)
+    translation = translation_of(url)
     config: dict[str, Any] = {
-        "ENGINE": database.django_engine,
+        "ENGINE": translation.django_engine,
         "NAME": url.database or "",
         "USER": url.username or "",
         "PASSWORD": url.password or "",
@@ -107,7 +106,7 @@ def django_database_settings(url: URL) -> dict[str, Any]:
         "OPTIONS": {},
     }
     query = {key: _single(value) for key, value in url.query.items()}
-    database.to_django(config, query)
+    translation.to_django(config, query)
     return config
 
 
@@ -117,8 +116,8 @@ def sqlalchemy_url(config: dict[str, Any], drivername: str | None = None) -> URL
     ``drivername`` defaults to the driver Django itself uses for that database.
     """
     engine = config["ENGINE"]
-    database = dialects.by_engine(engine)
-    if database is None:
+    translation = vendors.find_translation(engine)
+    if translation is None:
         raise UnsupportedDatabase(
             _("Database engine %(engine)r is not supported by celery_sa.") % {"engine": engine}
         )
@@ -127,10 +126,10 @@ def sqlalchemy_url(config: dict[str, Any], drivername: str | None = None) -> URL
         for key, value in (config.get("OPTIONS") or {}).items()
         if key not in DJANGO_ONLY_OPTIONS
     }
-    options, host = database.from_django(options, str(config.get("HOST") or "") or None)
+    options, host = translation.from_django(options, str(config.get("HOST") or "") or None)
     port = config.get("PORT")
     return URL.create(
-        drivername or database.default_drivername(),
+        drivername or translation.default_drivername(),
         username=config.get("USER") or None,
         password=config.get("PASSWORD") or None,
         host=host,
@@ -143,8 +142,8 @@ def sqlalchemy_url(config: dict[str, Any], drivername: str | None = None) -> URL
 def database_identity(config: dict[str, Any]) -> tuple[str, ...]:
     """What makes two ``DATABASES`` entries the same database, for comparison."""
     engine = str(config.get("ENGINE", ""))
-    database = dialects.by_engine(engine)
-    return database.identity(config) if database else (engine,)
+    translation = vendors.find_translation(engine)
+    return translation.identity(config) if translation else (engine,)
 
 
 def _single(value: str | tuple[str, ...]) -> str:

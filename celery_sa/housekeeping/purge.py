@@ -28,14 +28,12 @@ from django.utils.translation import ngettext
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
-from celery_sa import dialects
-from celery_sa.backend.chords import expired
-from celery_sa.conf import app_settings
-from celery_sa.database import result_database
+from celery_sa.conf import app_settings, configured_tables
+from celery_sa.db import result_database, vendors
 from celery_sa.housekeeping.durations import parse_age
 from celery_sa.keyset import SortKey, beyond
 from celery_sa.models import GroupResult, TaskResult
-from celery_sa.tables.schema import result_tables
+from celery_sa.sql.chords import expired
 
 DEFAULT_BATCH_SIZE = 5_000
 MAX_BATCH_SIZE = 10_000
@@ -244,8 +242,8 @@ def purge(
 
     try:
         todo = split_by_id(streams(options, result.cutoff), options.jobs)
-        database = dialects.of_connection(connections[TaskResult.objects.db])
-        if options.jobs == 1 or database.single_writer or len(todo) == 1:
+        vendor = vendors.operations(connections[TaskResult.objects.db]).vendor
+        if options.jobs == 1 or vendor.single_writer or len(todo) == 1:
             for stream in todo:
                 run(stream)
                 if stopping.is_set():
@@ -266,7 +264,7 @@ def purge(
 def chord_counters(cutoff: datetime, *, delete: bool) -> int:
     """The counters of chords begun before ``cutoff`` that never finished (their header
     task lost for good), counted or deleted; 0 where celery_sa's backend never ran."""
-    tables = result_tables()
+    tables = configured_tables()
     engine = create_engine(result_database().url, poolclass=NullPool)
     try:
         with engine.begin() as connection:

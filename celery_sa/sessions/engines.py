@@ -26,9 +26,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from celery_sa.conf import app_settings
-from celery_sa.database.engines import ProcessEngines
-from celery_sa.database.url import sqlalchemy_url
+from celery_sa.db.url import sqlalchemy_url
 from celery_sa.errors import BackendURLError
+from celery_sa.sql.process_engines import ProcessEngines
 
 DEFAULT_DATABASE = "default"
 DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {

@@ -3,7 +3,7 @@
 Column specifications, types and identifiers come from the dialect's DDL compiler and
 identifier preparer; only the ``ALTER`` keywords are spelled here. The standard SQL form is
 compiled here; a database that spells it otherwise compiles it in its module of
-:mod:`celery_sa.dialects`.
+:mod:`celery_sa.sql.vendors`.
 """
 
 from __future__ import annotations

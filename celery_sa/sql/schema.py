@@ -3,7 +3,9 @@
 Column names, kinds and sequence names are the ones Celery 5.x reads and writes
 (``celery.backends.database.models``); the types are widened where Celery's fail in
 production: BIGINT ids everywhere, LONGBLOB/LONGTEXT on MySQL/MariaDB, VARBINARY(max)/
-NVARCHAR(max) on SQL Server (each database's types: :mod:`celery_sa.dialects`).
+NVARCHAR(max) on SQL Server (each database's types: :mod:`celery_sa.sql.vendors`).
+Names and schemas are passed in (Django's settings are read by :mod:`celery_sa.conf`, a
+worker's by Celery).
 """
 
 from __future__ import annotations
@@ -32,19 +34,20 @@ from sqlalchemy.engine.mock import MockConnection
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import TypeEngine
 
-from celery_sa.conf import DEFAULT_TABLE_NAMES, app_settings
-from celery_sa.dialects import DATABASES
+from celery_sa.sql.vendors import VENDORS
 
+DEFAULT_TABLE_NAMES = {"task": "celery_taskmeta", "group": "celery_tasksetmeta"}
+"""Celery's own names, for a key ``database_table_names`` leaves out."""
 SEQUENCES = {"task": "task_id_sequence", "group": "taskset_id_sequence"}
 CHORD_TABLES = {"chord": "celery_sa_chord", "part": "celery_sa_chord_part"}
 """celery_sa's own tables for native chords (in the task table's schema)."""
 
 
 def _safe(generic: TypeEngine[Any], kind: str) -> TypeEngine[Any]:
-    for database in DATABASES:
-        variant = database.type_variants().get(kind)
+    for vendor in VENDORS:
+        variant = vendor.type_variants().get(kind)
         if variant is not None:
-            generic = generic.with_variant(variant, *database.names)
+            generic = generic.with_variant(variant, *vendor.names)
     return generic
 
 
@@ -95,15 +98,9 @@ class Superseded:
         return Index(self.name, *stand_in.columns)
 
 
-def result_tables(
-    names: Mapping[str, str] | None = None, schemas: Mapping[str, str | None] | None = None
-) -> ResultTables:
-    """Build the tables for the given Celery ``database_table_names``/``…_schemas``
-    (by default Django's ``CELERY_DATABASE_TABLE_NAMES``/``…_SCHEMAS``)."""
-    if names is None:
-        names = {key: app_settings.table_name(key) for key in SEQUENCES}
-    if schemas is None:
-        schemas = {key: app_settings.table_schema(key) for key in SEQUENCES}
+def result_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]) -> ResultTables:
+    """Build the tables for Celery's ``database_table_names``/``…_schemas`` (a key left out:
+    Celery's default name, no schema)."""
     metadata = MetaData()
     task = _table(
         metadata,
@@ -219,3 +216,9 @@ def create_statements(
 
     tables.metadata.create_all(MockConnection(dialect, collect), tables=only, checkfirst=False)
     return statements
+
+
+def id_sequence(table: Table) -> Sequence | None:
+    """The sequence Celery draws ``table``'s ids from, where it has one."""
+    default = table.c.id.default if "id" in table.c else None
+    return default if isinstance(default, Sequence) else None

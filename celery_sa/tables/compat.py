@@ -9,7 +9,7 @@ Declaring the ids BIGINT, as the tables now are, fixes it on every database.
 
 from __future__ import annotations
 
-from celery_sa.tables.schema import BIGINT_ID
+from celery_sa.sql.schema import BIGINT_ID
 
 
 def widen_celery_ids() -> None:

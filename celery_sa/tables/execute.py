@@ -15,10 +15,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
-from celery_sa import dialects
 from celery_sa.errors import cannot_connect, one_line
-from celery_sa.tables.schema import ResultTables, create_statements
-from celery_sa.tables.state import read_state
+from celery_sa.sql import vendors
+from celery_sa.sql.live import read_state
+from celery_sa.sql.schema import ResultTables, create_statements
 from celery_sa.tables.upgrade import TablePlan, plan_upgrade
 
 T = TypeVar("T")
@@ -87,11 +87,10 @@ def create_tables(connection: Connection, tables: ResultTables, missing: list[Ta
 
 def apply(connection: Connection, plan: TablePlan) -> None:
     """Run ``plan``'s statements one by one, each committed on its own."""
-    database = dialects.by_name(connection.dialect.name)
-    assert database is not None, "plan() reads supported databases only"
+    schema = vendors.get(connection.dialect.name).schema
     for statement in plan.statements:
         run_step(
-            partial(database.run_ddl, connection, statement),
+            partial(schema.run_ddl, connection, statement),
             compiled(statement, connection.dialect),
         )
 

@@ -25,15 +25,14 @@ from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
-from celery_sa import dialects
-from celery_sa.tables.schema import ResultTables
-from celery_sa.tables.state import (
+from celery_sa.sql import vendors
+from celery_sa.sql.schema import ResultTables, id_sequence
+from celery_sa.sql.state import (
     ColumnState,
     DatabaseState,
     IndexState,
     SequenceState,
     TableState,
-    id_sequence,
 )
 
 Version = tuple[int, int]
@@ -109,9 +108,9 @@ def origin_state(point: StartingPoint, dialect: Dialect, tables: ResultTables) -
     """The tables ``point`` created, as they would be read from a database of ``dialect``
     (named as ``tables`` are configured)."""
     state = DatabaseState(dialect)
-    database = state.database
+    vendor = vendors.get(dialect.name)
     sequences = dialect.supports_sequences and (
-        database.old_sqlalchemy_sequences or not point.old_sqlalchemy
+        vendor.old_sqlalchemy_sequences or not point.old_sqlalchemy
     )
     identifier = ColumnState(
         # Celery 5.6's DialectSpecificInteger: BIGINT on SQL Server only.
@@ -121,8 +120,8 @@ def origin_state(point: StartingPoint, dialect: Dialect, tables: ResultTables) -
             else Integer()
         ),
         nullable=False,
-        auto_increment=database.auto_increment_ids and not sequences,
-        identity=database.old_sqlalchemy_identity and point.old_sqlalchemy,
+        auto_increment=vendor.auto_increment_ids and not sequences,
+        identity=vendor.old_sqlalchemy_identity and point.old_sqlalchemy,
     )
     for key, table in tables.by_key().items():
         columns = {"id": identifier} | {
@@ -170,13 +169,13 @@ def _value_columns(origin: Origin, key: str) -> dict[str, TypeEngine[Any]]:
 def assumptions(state: DatabaseState, tables: ResultTables) -> list[str]:
     """What a script from ``state`` takes for granted about each table's id, in words."""
     lines = []
-    database = state.database
+    vendor = vendors.get(state.dialect.name)
     for table in tables.by_key().values():
         found = state.table(table)
         if found is None:
             continue
         identifier = found.columns["id"]
-        kind = database.type_name(identifier.type)
+        kind = vendor.type_name(identifier.type)
         if identifier.auto_increment:
             kind += " AUTO_INCREMENT"
         if identifier.identity:
@@ -199,8 +198,5 @@ def assumptions(state: DatabaseState, tables: ResultTables) -> list[str]:
 
 
 def offline_dialect(name: str) -> Dialect:
-    """The dialect ``name`` as :mod:`celery_sa.dialects` compiles it without a server."""
-    database = dialects.by_name(name)
-    if database is None:
-        raise LookupError(f"celery_sa does not support {name!r}")
-    return database.offline_dialect(name)
+    """The dialect ``name`` as :mod:`celery_sa.sql.vendors` compiles it without a server."""
+    return vendors.get(name).offline_dialect(name)

@@ -1,4 +1,4 @@
-"""Compare the result tables as they are with the safe ones in :mod:`celery_sa.tables.schema`;
+"""Compare the result tables as they are with the safe ones in :mod:`celery_sa.sql.schema`;
 plan the DDL.
 
 Live, the plan is made from what the database says now, every time: a run that stopped half
@@ -17,10 +17,12 @@ from sqlalchemy import Index, Sequence, Table
 from sqlalchemy.schema import CreateSequence
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
-from celery_sa.dialects.base import Database
-from celery_sa.tables.ddl import AlterTable, RestartSequence, SequenceAfterIds
-from celery_sa.tables.schema import ResultTables, Superseded
-from celery_sa.tables.state import DatabaseState, TableState, id_sequence
+from celery_sa.sql import vendors
+from celery_sa.sql.ddl import AlterTable, RestartSequence, SequenceAfterIds
+from celery_sa.sql.schema import ResultTables, Superseded, id_sequence
+from celery_sa.sql.state import DatabaseState, SequenceState, TableState
+from celery_sa.sql.vendors import Vendor
+from celery_sa.sql.vendors.base import SchemaRules
 
 # Without these a table is something else that happens to have the configured name.
 CORE_COLUMNS = {
@@ -80,7 +82,8 @@ def _plan_table(
     found = state.table(table)
     if found is None:
         return TablePlan(table=table, key=key, exists=False)
-    database = state.database
+    vendor = vendors.get(state.dialect.name)
+    rules = vendor.schema
     live = found.columns
     plan = TablePlan(table=table, key=key, exists=True, rows=found.rows)
     missing_core = [name for name in CORE_COLUMNS[key] if name not in live]
@@ -93,26 +96,15 @@ def _plan_table(
         ) % {"table": table.fullname, "columns": ", ".join(missing_core)}
         return plan
     add = [c for c in table.columns if c.name not in live]
-    narrow = {
-        c.name: why
-        for c in table.columns
-        if c.name in live and (why := database.too_narrow(live[c.name], c))
-    }
-    if narrow:
-        # The table is rewritten anyway: what only gains precision comes with it.
-        for column in table.columns:
-            if column.name in live and column.name not in narrow:
-                why = database.less_precise(live[column.name], column)
-                if why:
-                    narrow[column.name] = why
+    narrow = _too_narrow(rules, found, table)
     widen = [c for c in table.columns if c.name in narrow]
     indexes, invalid = _missing_indexes(found, table)
     redundant = _superseded_indexes(found, superseded)
     plan.problems += [Problem(_("column %(column)s is missing") % {"column": c.name}) for c in add]
     plan.problems += [Problem(narrow[c.name], rewrites=True) for c in widen]
     plan.problems += _index_problems(indexes, invalid, redundant)
-    plan.statements += database.drop_index_statements(invalid, if_exists=True)
-    plan.statements += database.alter_statements(
+    plan.statements += rules.drop_index_statements(invalid, if_exists=True)
+    plan.statements += rules.alter_statements(
         AlterTable(
             table,
             add=add,
@@ -123,10 +115,29 @@ def _plan_table(
         )
     )
     # Only now: until the wider index is built, queries still have the old one.
-    plan.statements += database.drop_index_statements([old.index() for old in redundant])
+    plan.statements += rules.drop_index_statements([old.index() for old in redundant])
     if state.dialect.supports_sequences:
-        _plan_sequence(state, database, table, found, plan)
+        _plan_sequence(state, vendor, table, found, plan)
     return plan
+
+
+def _too_narrow(rules: SchemaRules, found: TableState, table: Table) -> dict[str, str]:
+    """Why each column to widen must be, by name: those that hold less than Celery writes,
+    and, as the table is then rewritten anyway, those that only gain precision."""
+    live = found.columns
+    present = [column for column in table.columns if column.name in live]
+    narrow = {
+        column.name: why
+        for column in present
+        if (why := rules.too_narrow(live[column.name], column))
+    }
+    if narrow:
+        narrow |= {
+            column.name: why
+            for column in present
+            if column.name not in narrow and (why := rules.less_precise(live[column.name], column))
+        }
+    return {name: why.translated(_) for name, why in narrow.items()}
 
 
 def _index_problems(
@@ -175,38 +186,61 @@ def _superseded_indexes(found: TableState, superseded: list[Superseded]) -> list
 
 
 def _plan_sequence(
-    state: DatabaseState, database: Database, table: Table, found: TableState, plan: TablePlan
+    state: DatabaseState, vendor: Vendor, table: Table, found: TableState, plan: TablePlan
 ) -> None:
     sequence = id_sequence(table)
     if sequence is None:
         return
-    max_id = found.max_id
     existing = state.sequence(sequence)
     if existing is None:
-        plan.problems.append(
-            Problem(
-                _(
-                    "sequence %(sequence)s is missing (Celery draws ids from it on this "
-                    "database); create it to start at %(start)s"
-                )
-                % {
-                    "sequence": sequence.name,
-                    "start": _("the highest id + 1") if max_id is None else f"{max_id + 1:,}",
-                }
-            )
-        )
-        if max_id is None or database.restarts_in_sql:  # the SQL reads the highest id
-            plan.statements.append(
-                CreateSequence(Sequence(sequence.name, start=1, schema=sequence.schema))
-            )
-            plan.statements.append(SequenceAfterIds(sequence, table))
-        else:
-            plan.statements.append(
-                CreateSequence(Sequence(sequence.name, start=max_id + 1, schema=sequence.schema))
-            )
+        _plan_missing_sequence(vendor, sequence, table, found.max_id, plan)
         return
+    next_value = _plan_sequence_position(vendor, sequence, table, existing, found.max_id, plan)
+    if not existing.bigint:
+        plan.problems.append(
+            Problem(_("sequence %(name)s is INTEGER; widen it to BIGINT") % {"name": sequence.name})
+        )
+        plan.statements += vendor.schema.widen_sequence_statements(sequence, table, next_value)
+
+
+def _plan_missing_sequence(
+    vendor: Vendor, sequence: Sequence, table: Table, max_id: int | None, plan: TablePlan
+) -> None:
+    plan.problems.append(
+        Problem(
+            _(
+                "sequence %(sequence)s is missing (Celery draws ids from it on this "
+                "database); create it to start at %(start)s"
+            )
+            % {
+                "sequence": sequence.name,
+                "start": _("the highest id + 1") if max_id is None else f"{max_id + 1:,}",
+            }
+        )
+    )
+    if max_id is None or vendor.restarts_in_sql:  # the SQL reads the highest id
+        plan.statements.append(
+            CreateSequence(Sequence(sequence.name, start=1, schema=sequence.schema))
+        )
+        plan.statements.append(SequenceAfterIds(sequence, table))
+    else:
+        plan.statements.append(
+            CreateSequence(Sequence(sequence.name, start=max_id + 1, schema=sequence.schema))
+        )
+
+
+def _plan_sequence_position(
+    vendor: Vendor,
+    sequence: Sequence,
+    table: Table,
+    existing: SequenceState,
+    max_id: int | None,
+    plan: TablePlan,
+) -> int | None:
+    """Plan moving an existing sequence past the ids it would collide with; return what it
+    hands out next afterwards (None where that is not known)."""
     next_value = existing.next_value
-    if database.sequences_may_start_at_minimum and (
+    if vendor.sequences_may_start_at_minimum and (
         (next_value is None and max_id is None) or (next_value is not None and next_value < 1)
     ):
         # Where it stands is not known (offline), or it counts up from far below every id.
@@ -220,30 +254,27 @@ def _plan_sequence(
             )
         )
         plan.statements.append(SequenceAfterIds(sequence, table))
-    elif next_value is not None and max_id is not None and next_value <= max_id:
-        plan.problems.append(
-            Problem(
-                _(
-                    # Translators: next, taken and restart are ids (numbers).
-                    "sequence %(sequence)s would hand out %(next)s, but ids up to %(taken)s "
-                    "are taken; restart it at %(restart)s"
-                )
-                % {
-                    "sequence": sequence.name,
-                    "next": f"{next_value:,}",
-                    "taken": f"{max_id:,}",
-                    "restart": f"{max_id + 1:,}",
-                }
+        return next_value
+    if next_value is None or max_id is None or next_value > max_id:
+        return next_value
+    plan.problems.append(
+        Problem(
+            _(
+                # Translators: next, taken and restart are ids (numbers).
+                "sequence %(sequence)s would hand out %(next)s, but ids up to %(taken)s "
+                "are taken; restart it at %(restart)s"
             )
+            % {
+                "sequence": sequence.name,
+                "next": f"{next_value:,}",
+                "taken": f"{max_id:,}",
+                "restart": f"{max_id + 1:,}",
+            }
         )
-        plan.statements.append(
-            SequenceAfterIds(sequence, table)
-            if database.restarts_in_sql
-            else RestartSequence(sequence, max_id + 1)
-        )
-        next_value = max_id + 1
-    if not existing.bigint:
-        plan.problems.append(
-            Problem(_("sequence %(name)s is INTEGER; widen it to BIGINT") % {"name": sequence.name})
-        )
-        plan.statements += database.widen_sequence_statements(sequence, table, next_value)
+    )
+    plan.statements.append(
+        SequenceAfterIds(sequence, table)
+        if vendor.restarts_in_sql
+        else RestartSequence(sequence, max_id + 1)
+    )
+    return max_id + 1

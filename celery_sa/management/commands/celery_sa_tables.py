@@ -14,12 +14,14 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.engine import URL
 from sqlalchemy.schema import CreateSequence
 
-from celery_sa import __version__, dialects
-from celery_sa.database import result_database
+from celery_sa import __version__
+from celery_sa.conf import configured_tables
+from celery_sa.db import result_database
 from celery_sa.errors import BackendURLError
 from celery_sa.models import forget_live_columns
+from celery_sa.sql import vendors
+from celery_sa.sql.schema import ResultTables, create_statements
 from celery_sa.tables import execute, origins
-from celery_sa.tables.schema import ResultTables, create_statements, result_tables
 from celery_sa.tables.upgrade import TablePlan, plan_upgrade
 
 LARGE_TABLE_ROWS = 100_000
@@ -70,7 +72,7 @@ class Command(BaseCommand):
         )
         sql.add_argument(
             "--dialect",
-            choices=dialects.BACKEND_NAMES,
+            choices=vendors.NAMES,
             help=_("The SQL dialect (default: the one of CELERY_RESULT_BACKEND)."),
         )
         sql.add_argument(
@@ -118,9 +120,8 @@ class Command(BaseCommand):
 
     def print_create_sql(self, name: str | None) -> None:
         name = name or self.result_url().get_backend_name()
-        database = dialects.by_name(name)
-        assert database is not None, "argparse and parse_result_backend check the name"
-        self.write_sql(create_statements(database.offline_dialect(name), result_tables()))
+        vendor = vendors.get(name)  # argparse and parse_result_backend check the name
+        self.write_sql(create_statements(vendor.offline_dialect(name), configured_tables()))
 
     def print_upgrade_sql(self, name: str | None, version: str, sqlalchemy: str | None) -> None:
         name = name or self.result_url().get_backend_name()
@@ -129,10 +130,10 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc), returncode=ERROR_EXIT) from exc
         dialect = origins.offline_dialect(name)
-        tables = result_tables()
+        tables = configured_tables()
         state = origins.origin_state(point, dialect, tables)
         plans = plan_upgrade(state, tables)
-        database = state.database
+        vendor = vendors.get(name)
         lines = [
             # Translators: start describes tables, e.g. "the tables Celery 4.4-5.5 creates with
             # SQLAlchemy 1.4 or later"; dialect is a database name such as mariadb.
@@ -144,7 +145,7 @@ class Command(BaseCommand):
                 "(`manage.py celery_sa_tables status` against the database lists the same "
                 "changes), then run it as a whole."
             ),
-            str(database.script_advice),
+            _(vendor.schema.script_advice),
         ]
         if any(isinstance(s, CreateSequence) for plan in plans for s in plan.statements):
             lines.append(
@@ -170,7 +171,7 @@ class Command(BaseCommand):
 
     def status(self) -> None:
         with execute.connect(self.result_url()) as connection:
-            plans = execute.plan(connection, result_tables())
+            plans = execute.plan(connection, configured_tables())
         pending = 0
         for plan in plans:
             if not plan.exists:
@@ -214,7 +215,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(_("The result tables are up to date.")))
 
     def create(self, *, dry_run: bool) -> None:
-        tables = result_tables()
+        tables = configured_tables()
         with execute.connect(self.result_url()) as connection:
             missing = execute.missing_tables(connection, tables)
             for table in tables.all():
@@ -227,7 +228,7 @@ class Command(BaseCommand):
             self.stdout.write(_("Nothing to do: the result tables exist."))
 
     def upgrade(self, *, dry_run: bool, interactive: bool) -> None:
-        tables = result_tables()
+        tables = configured_tables()
         with execute.connect(self.result_url()) as connection:
             plans = execute.plan(connection, tables)
             missing = [plan.table for plan in plans if not plan.exists]
@@ -269,8 +270,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(done % {"table": table.fullname}))
 
     def confirm_rewrites(self, plans: list[TablePlan], dialect: str, interactive: bool) -> None:
-        database = dialects.by_name(dialect)
-        note = database.rewrite_note if database else ""
+        rules = vendors.get(dialect).schema
+        note = _(rules.rewrite_note) if rules.rewrite_note else ""
         for plan in plans:
             rows = plan.rows or 0
             if not plan.rewrites or rows < LARGE_TABLE_ROWS:

@@ -1,50 +1,48 @@
-"""Everything that differs by database, one module per database, found here by name.
+"""Everything that differs by database in celery_sa's SQL, one module per database, found
+here by SQLAlchemy's backend name.
 
-=================  ===============================  ==========================
-module             SQLAlchemy backend names         Django ENGINE
-=================  ===============================  ==========================
-``mysql``          ``mysql``, ``mariadb``           ``django.db.backends.mysql``
-``postgresql``     ``postgresql``                   ``django.db.backends.postgresql``
-``sqlite``         ``sqlite``                       ``django.db.backends.sqlite3``
-``mssql``          ``mssql``                        ``mssql`` (mssql-django)
-=================  ===============================  ==========================
+=================  ===============================
+module             SQLAlchemy backend names
+=================  ===============================
+``mysql``          ``mysql``, ``mariadb``
+``postgresql``     ``postgresql``
+``sqlite``         ``sqlite``
+``mssql``          ``mssql``
+=================  ===============================
+
+The Django side of each database (its ``DATABASES`` entry, ORM helpers) is in
+:mod:`celery_sa.db.vendors`.
 """
 
 from __future__ import annotations
 
-from django.db.backends.base.base import BaseDatabaseWrapper
+from celery_sa.sql.vendors.base import Vendor
+from celery_sa.sql.vendors.mssql import SQLServer
+from celery_sa.sql.vendors.mysql import MySQL
+from celery_sa.sql.vendors.postgresql import PostgreSQL
+from celery_sa.sql.vendors.sqlite import SQLite
 
-from celery_sa.dialects.base import Database, Driver
-from celery_sa.dialects.mssql import SQLServer
-from celery_sa.dialects.mysql import MySQL
-from celery_sa.dialects.postgresql import PostgreSQL
-from celery_sa.dialects.sqlite import SQLite
+__all__ = ["NAMES", "VENDORS", "Vendor", "find", "get"]
 
-__all__ = ["DATABASES", "Database", "Driver", "by_engine", "by_name", "of_connection"]
-
-DATABASES: tuple[Database, ...] = (MySQL(), PostgreSQL(), SQLite(), SQLServer())
+VENDORS: tuple[Vendor, ...] = (MySQL(), PostgreSQL(), SQLite(), SQLServer())
 """The supported databases."""
 
-BACKEND_NAMES: tuple[str, ...] = tuple(name for db in DATABASES for name in db.names)
+NAMES: tuple[str, ...] = tuple(name for vendor in VENDORS for name in vendor.names)
 """Every SQLAlchemy backend name celery_sa supports (``mysql``, ``mariadb``, …)."""
 
-_by_name = {name: db for db in DATABASES for name in db.names}
-_by_engine = {db.django_engine: db for db in DATABASES}
+_by_name = {name: vendor for vendor in VENDORS for name in vendor.names}
 
 
-def by_name(name: str) -> Database | None:
-    """The database of a SQLAlchemy backend (or dialect) name, e.g. ``"mariadb"``."""
+def find(name: str) -> Vendor | None:
+    """The database of a SQLAlchemy backend (or dialect) name, e.g. ``"mariadb"``; None
+    when celery_sa does not support it."""
     return _by_name.get(name)
 
 
-def by_engine(engine: str) -> Database | None:
-    """The database of a Django ``ENGINE``, e.g. ``"django.db.backends.mysql"``."""
-    return _by_engine.get(engine)
-
-
-def of_connection(connection: BaseDatabaseWrapper) -> Database:
-    """The database behind a Django connection (of a supported ENGINE)."""
-    database = by_engine(connection.settings_dict["ENGINE"])
-    if database is None:
-        raise LookupError(f"celery_sa does not support {connection.settings_dict['ENGINE']!r}")
-    return database
+def get(name: str) -> Vendor:
+    """The database of a SQLAlchemy backend (or dialect) name; :class:`LookupError` when
+    celery_sa does not support it."""
+    vendor = _by_name.get(name)
+    if vendor is None:
+        raise LookupError(f"celery_sa does not support the database {name!r}")
+    return vendor

@@ -1,19 +1,19 @@
-"""What celery_sa needs to know about a kind of database, with the answers most share.
+"""What celery_sa's SQL needs to know about a kind of database, with the answers most share.
 
-Each supported database has one subclass in a module of its own; a new database, or a new
-per-database need, is an edit there (and, for a need, a default here).
+As Django splits a database backend, a :class:`Vendor` holds the facts (its names, types and
+features) and three parts, each for one reader: :class:`SchemaRules` for the upgrade
+planner (which types are too narrow, how to alter a table), :class:`Introspection` for
+reading a live database's tables and sequences, :class:`Writes` for the result backend's
+upserts. Each database subclasses what differs in a module of its own. Nothing here imports
+Django: a Celery worker runs it.
 """
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.db.backends.base.base import BaseDatabaseWrapper
 from sqlalchemy import Column, Connection, Index, Table
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.engine import URL, Dialect
@@ -22,13 +22,11 @@ from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import TypeEngine
 
-from celery_sa.errors import translated as _
-from celery_sa.tables.ddl import AlterTable
+from celery_sa.sql.ddl import AlterTable
+from celery_sa.sql.text import Message, gettext_noop
 
 if TYPE_CHECKING:
-    from django.utils.functional import _StrPromise
-
-    from celery_sa.tables.state import ColumnState
+    from celery_sa.sql.state import ColumnState
 
 INT_LIMIT = "2,147,483,647"
 PLAIN_DISTINCT = "SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
@@ -38,30 +36,24 @@ Execute = Callable[[str, Sequence[Any]], Any]
 """Runs one SQL statement with ``%s`` parameters and returns its first value (or None)."""
 
 
-@dataclass(frozen=True)
-class Driver:
-    """A Python module that must be importable, and the pip package that provides it."""
-
-    module: str
-    package: str
-
-
-class Database:
-    """One kind of database, as SQLAlchemy (Celery's side) and Django (the admin's) see it."""
+class Vendor:
+    """One kind of database: its names, types and features, and its parts."""
 
     names: ClassVar[tuple[str, ...]]
     """SQLAlchemy's backend names for it (``URL.get_backend_name()``), the first the main one."""
-    django_engine: ClassVar[str]
-    """The ``ENGINE`` of Django's backend for it."""
-    django_drivers: ClassVar[tuple[Driver, ...]]
-    """What Django's backend imports (any one of them will do)."""
-    celery_drivers: ClassVar[dict[tuple[str, str], Driver]]
-    """What Celery's engine imports, by (backend name, SQLAlchemy driver name)."""
-    default_port: ClassVar[str] = ""
     single_writer: ClassVar[bool] = False
     """Only one transaction may write at a time, so parallel deletes would only wait."""
     byte_length_function: ClassVar[str] = "LENGTH"
     """The SQL function that gives a binary value's size in bytes."""
+    distinct_sql: ClassVar[str] = (
+        "WITH RECURSIVE found (value) AS ("
+        "SELECT MIN({column}) FROM {table} "
+        "UNION ALL SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > found.value) "
+        "FROM found WHERE found.value IS NOT NULL"
+        ") SELECT value FROM found WHERE value IS NOT NULL"
+    )
+    """The distinct non-NULL values of an indexed column, one index seek each (a loose index
+    scan, as PostgreSQL's wiki writes it): a plain DISTINCT reads the whole index there."""
     # How SQLAlchemy before 1.4 made Celery's ids (celery_sa.tables.origins).
     old_sqlalchemy_sequences: ClassVar[bool] = True
     """It created Celery's sequences here (where the database has them)."""
@@ -74,81 +66,21 @@ class Database:
     restarts_in_sql: ClassVar[bool] = False
     """A sequence is moved past the ids by a statement that reads them when it runs (a
     batch can), not by a number read before."""
-    # Printed by celery_sa_tables (with Django set up), never in a worker: translatable.
-    rewrite_note: ClassVar[str | _StrPromise] = ""
-    script_advice: ClassVar[str | _StrPromise] = ""
-    """How to run an upgrade script here."""
-    """What a table rewrite (widening a type) blocks while it runs."""
+    batch_separator: ClassVar[str] = ""
+    """The line a script puts after each batch (SQL Server's ``GO``); "": none."""
+
+    schema_class: ClassVar[type[SchemaRules]]
+    introspection_class: ClassVar[type[Introspection]]
+    writes_class: ClassVar[type[Writes]]
+
+    def __init__(self) -> None:
+        self.schema = self.schema_class(self)
+        self.introspection = self.introspection_class(self)
+        self.writes = self.writes_class(self)
 
     @property
     def name(self) -> str:
         return self.names[0]
-
-    # -- URLs: Celery's SQLAlchemy URL <-> Django's DATABASES entry ----------------------
-
-    def default_drivername(self) -> str:
-        """The SQLAlchemy driver for a URL made from a Django entry: the one Django uses,
-        which is SQLAlchemy's default for the database."""
-        return f"{self.name}+{self.offline_dialect(self.name).driver}"
-
-    def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
-        """Move the URL's query options into the Django entry ``config``."""
-        config["OPTIONS"].update(query)
-
-    def from_django(
-        self, options: dict[str, Any], host: str | None
-    ) -> tuple[dict[str, Any], str | None]:
-        """The URL query and host of a Django entry's ``OPTIONS`` and ``HOST``."""
-        return options, host
-
-    def identity(self, config: dict[str, Any]) -> tuple[str, ...]:
-        """What makes two Django entries of this database the same database."""
-        host = str(config.get("HOST") or "") or "localhost"
-        port = str(config.get("PORT") or "") or self.default_port
-        return (self.name, host, port, str(config.get("NAME") or ""))
-
-    # -- reading -------------------------------------------------------------------------
-
-    def quote(self, identifier: str) -> str:
-        """``identifier`` quoted as SQLAlchemy's dialect quotes it, always."""
-        return str(self._preparer.quote_identifier(identifier))
-
-    @cached_property
-    def _preparer(self) -> Any:
-        return self.offline_dialect(self.name).identifier_preparer
-
-    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
-        """The table statistics' row count (no scan), or None where there are none."""
-        return None
-
-    distinct_sql: ClassVar[str] = (
-        "WITH RECURSIVE found (value) AS ("
-        "SELECT MIN({column}) FROM {table} "
-        "UNION ALL SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > found.value) "
-        "FROM found WHERE found.value IS NOT NULL"
-        ") SELECT value FROM found WHERE value IS NOT NULL"
-    )
-    """The distinct non-NULL values of an indexed column, one index seek each (a loose index
-    scan, as PostgreSQL's wiki writes it): a plain DISTINCT reads the whole index there."""
-
-    def distinct_values(
-        self, connection: BaseDatabaseWrapper, table: str, column: str
-    ) -> list[Any]:
-        """The distinct non-NULL values of ``table``'s indexed ``column``, cheaply."""
-        quote = connection.ops.quote_name
-        with connection.cursor() as cursor:
-            cursor.execute(self.distinct_sql.format(table=quote(table), column=quote(column)))
-            return [value for (value,) in cursor.fetchall()]
-
-    def stored_zone(self, connection: BaseDatabaseWrapper, zone: str) -> zoneinfo.ZoneInfo:
-        """The zone of the naive times a Celery worker wrote in ``zone``."""
-        return zoneinfo.ZoneInfo(zone)
-
-    def datetime_param(self, value: datetime, connection: BaseDatabaseWrapper) -> Any:
-        """A naive datetime as a query parameter compared with Celery's stored values."""
-        return connection.ops.adapt_datetimefield_value(value)
-
-    # -- the result tables -------------------------------------------------------------
 
     def offline_dialect(self, name: str) -> Dialect:
         """SQLAlchemy's dialect ``name`` without a driver or a server, to compile DDL."""
@@ -160,26 +92,56 @@ class Database:
         kind of column (``"id"``, ``"blob"``, ``"text"``, ``"time"``)."""
         return {}
 
-    def too_narrow(self, live: ColumnState, column: Column[Any]) -> str:
-        """Why a column as it is holds less than Celery writes ("" when it does not)."""
-        found = self.type_name(live.type)
-        # By name: a type read from the database, or one a Celery model declares for it.
-        if column.name == "id" and not found.startswith("BIGINT"):
-            # Translators: type is a database type such as INTEGER; limit a number.
-            return _("column id is %(type)s: ids stop at %(limit)s; widen it to BIGINT") % {
-                "type": found.split("(")[0],  # without MySQL's display width
-                "limit": INT_LIMIT,
-            }
-        return ""
-
-    def less_precise(self, live: ColumnState, column: Column[Any]) -> str:
-        """Why a column as it is keeps less precision than celery_sa's ("" when it does
-        not): changed only when the table is rewritten for another reason."""
-        return ""
-
     def type_name(self, type_: TypeEngine[Any]) -> str:
         """``type_`` as this database writes it (``INTEGER``, ``VARBINARY(max)``)."""
         return str(type_.compile(dialect=self.offline_dialect(self.name)))
+
+    def quote(self, identifier: str) -> str:
+        """``identifier`` quoted as SQLAlchemy's dialect quotes it, always."""
+        return str(self._preparer.quote_identifier(identifier))
+
+    def quote_table(self, schema: str | None, table: str) -> str:
+        """``schema.table`` (or ``table``), each part quoted."""
+        return f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)
+
+    @cached_property
+    def _preparer(self) -> Any:
+        return self.offline_dialect(self.name).identifier_preparer
+
+
+class Part:
+    """A part of a :class:`Vendor`, which it can ask for the database's facts."""
+
+    def __init__(self, vendor: Vendor) -> None:
+        self.vendor = vendor
+
+
+class SchemaRules(Part):
+    """The upgrade planner's rules: what holds less than Celery writes, and the statements
+    that change a live table."""
+
+    rewrite_note: ClassVar[str] = ""
+    """What a table rewrite (widening a type) blocks while it runs (marked, untranslated)."""
+    script_advice: ClassVar[str] = ""
+    """How to run an upgrade script here (marked, untranslated)."""
+
+    def too_narrow(self, live: ColumnState, column: Column[Any]) -> Message | None:
+        """Why a column as it is holds less than Celery writes (None when it does not)."""
+        found = self.vendor.type_name(live.type)
+        # By name: a type read from the database, or one a Celery model declares for it.
+        if column.name == "id" and not found.startswith("BIGINT"):
+            return Message(
+                # Translators: type is a database type such as INTEGER; limit a number.
+                gettext_noop("column id is %(type)s: ids stop at %(limit)s; widen it to BIGINT"),
+                # Without MySQL's display width.
+                {"type": found.split("(")[0], "limit": INT_LIMIT},
+            )
+        return None
+
+    def less_precise(self, live: ColumnState, column: Column[Any]) -> Message | None:
+        """Why a column as it is keeps less precision than celery_sa's (None when it does
+        not): changed only when the table is rewritten for another reason."""
+        return None
 
     def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
         """The statements that make ``change`` (columns to add, types to widen, indexes
@@ -195,6 +157,25 @@ class Database:
         """The statements that drop ``indexes`` of a live table, each on its own."""
         return [DropIndex(index, if_exists=if_exists) for index in indexes]
 
+    def widen_sequence_statements(
+        self, sequence: SequenceSchema, table: Table, next_value: int | None
+    ) -> list[ExecutableDDLElement]:
+        """The statements that make an INTEGER sequence of ``table``'s ids BIGINT, handing
+        out ``next_value`` next (where it is known)."""
+        raise NotImplementedError(f"{self.vendor.name} has no INTEGER sequences to widen")
+
+    def run_ddl(self, connection: Connection, statement: ExecutableDDLElement) -> None:
+        """Run one planned statement on ``connection`` (in autocommit)."""
+        connection.execute(statement)
+
+
+class Introspection(Part):
+    """Reading what a live database has, beyond SQLAlchemy's reflection."""
+
+    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
+        """The table statistics' row count (no scan), or None where there are none."""
+        return None
+
     def invalid_indexes(self, connection: Connection, table: Table) -> set[str]:
         """The names of ``table``'s indexes that exist but the database does not use."""
         return set()
@@ -207,29 +188,20 @@ class Database:
         """Whether the live sequence counts in BIGINT."""
         return True
 
-    def widen_sequence_statements(
-        self, sequence: SequenceSchema, table: Table, next_value: int | None
-    ) -> list[ExecutableDDLElement]:
-        """The statements that make an INTEGER sequence of ``table``'s ids BIGINT, handing
-        out ``next_value`` next (where it is known)."""
-        raise NotImplementedError(f"{self.name} has no INTEGER sequences to widen")
-
-    def run_ddl(self, connection: Connection, statement: ExecutableDDLElement) -> None:
-        """Run one planned statement on ``connection`` (in autocommit)."""
-        connection.execute(statement)
-
     def qualified(self, connection: Connection, name: str, schema: str | None) -> str:
         """``schema.name`` quoted by the connection's dialect."""
         preparer = connection.dialect.identifier_preparer
         quoted = preparer.quote(name)
         return f"{preparer.quote_schema(schema)}.{quoted}" if schema else quoted
 
-    # -- writing (celery_sa's result backend) --------------------------------------------
+
+class Writes(Part):
+    """The result backend's statements: one row stored in one statement."""
 
     def on_conflict_insert(self, table: Table) -> Any:
         """An ``INSERT`` that takes ``ON CONFLICT`` (PostgreSQL's and SQLite's): the upserts
         below are built on it; databases without one override them instead."""
-        raise NotImplementedError(f"no upsert for {self.name}")
+        raise NotImplementedError(f"no upsert for {self.vendor.name}")
 
     def upsert(
         self,

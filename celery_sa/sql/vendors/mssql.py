@@ -1,13 +1,10 @@
-"""SQL Server: pyodbc for Celery, mssql-django for Django. No server runs in the tests:
-what is written here is checked as compiled SQL."""
+"""SQL Server: the SQL celery_sa runs there. No server runs in the tests: what is written
+here is checked as compiled SQL."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils.translation import gettext_lazy
 from sqlalchemy import (
     Column,
     Connection,
@@ -26,13 +23,19 @@ from sqlalchemy.sql import ClauseElement, ColumnElement, Executable
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import TypeEngine
 
-from celery_sa.dialects.base import PLAIN_DISTINCT, Database, Driver, Execute
-from celery_sa.errors import UnsupportedDatabase
-from celery_sa.errors import translated as _
-from celery_sa.tables.ddl import AlterTable, SequenceAfterIds
+from celery_sa.sql.ddl import AlterTable, SequenceAfterIds
+from celery_sa.sql.text import Message, gettext_noop
+from celery_sa.sql.vendors.base import (
+    PLAIN_DISTINCT,
+    Execute,
+    Introspection,
+    SchemaRules,
+    Vendor,
+    Writes,
+)
 
 if TYPE_CHECKING:
-    from celery_sa.tables.state import ColumnState
+    from celery_sa.sql.state import ColumnState
 
 # Values are written whole in these; the deprecated IMAGE/TEXT/NTEXT, a bounded length or
 # VARCHAR (the code page's characters only) is widened to them.
@@ -40,103 +43,31 @@ SAFE_VALUE_TYPES = ("VARBINARY(max)", "NVARCHAR(max)")
 TEMPORARY_ID = "celery_sa_id"
 
 
-class SQLServer(Database):
-    names = ("mssql",)
-    django_engine = "mssql"
-    django_drivers = (Driver("mssql", "mssql-django"),)
-    celery_drivers = {("mssql", "pyodbc"): Driver("pyodbc", "pyodbc")}
-    default_port = "1433"
-    # T-SQL's recursive queries have no RECURSIVE keyword; DISTINCT reads the index.
-    distinct_sql = PLAIN_DISTINCT
-    # At -2**63 for a BIGINT one: Celery 5.5 on SQLAlchemy 2 gets ids that overflow its INT.
-    sequences_may_start_at_minimum = True
-    restarts_in_sql = True
-    byte_length_function = "DATALENGTH"  # LEN() leaves out trailing 0x20 bytes
-    script_advice = gettext_lazy("Run it with sqlcmd -b, which stops at the first failed batch.")
-    rewrite_note = gettext_lazy(
+class SQLServerSchema(SchemaRules):
+    script_advice = gettext_noop("Run it with sqlcmd -b, which stops at the first failed batch.")
+    rewrite_note = gettext_noop(
         "ALTER COLUMN rewrites it under a schema modification lock: reads and writes wait."
     )
-    # SQLAlchemy 1.3 turned a Sequence into IDENTITY(start, increment) here.
-    old_sqlalchemy_sequences = False
-    old_sqlalchemy_identity = True
 
-    def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
-        if "odbc_connect" in query:
-            raise UnsupportedDatabase(
-                _(
-                    "CELERY_RESULT_BACKEND uses odbc_connect, which celery_sa cannot translate "
-                    "for Django; give host, port and database in the URL and ?driver=… instead."
-                )
-            )
-        if "driver" in query:
-            config["OPTIONS"]["driver"] = query.pop("driver")
-        if query:
-            config["OPTIONS"]["extra_params"] = ";".join(f"{k}={v}" for k, v in query.items())
-
-    def from_django(
-        self, options: dict[str, Any], host: str | None
-    ) -> tuple[dict[str, Any], str | None]:
-        query: dict[str, Any] = {}
-        for pair in str(options.pop("extra_params", "") or "").split(";"):
-            key, sep, value = pair.partition("=")
-            if sep:
-                query[key.strip()] = value.strip()
-        return {**query, **options}, host
-
-    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
-        # The row count SQL Server keeps per heap or clustered index (no scan; sys.partitions
-        # needs no VIEW DATABASE STATE, unlike sys.dm_db_partition_stats), over partitions.
-        qualified = f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)
-        value = execute(
-            "SELECT SUM([rows]) FROM sys.partitions "
-            "WHERE [object_id] = OBJECT_ID(%s) AND [index_id] IN (0, 1)",
-            [qualified],
-        )
-        return None if value is None else int(value)
-
-    def datetime_param(self, value: datetime, connection: BaseDatabaseWrapper) -> Any:
-        # pyodbc sends a datetime as DATETIME2, and SQL Server (2016 on) compares a DATETIME
-        # column with it at DATETIME2's precision: a time stored as .003 is .0033333 there,
-        # so a date_done read back never equals its own row. Whole milliseconds (all that a
-        # DATETIME reads back as) go as ISO 8601 text, which SQL Server converts to the
-        # column's own type under any DATEFORMAT; finer times (a bound from the clock) stay
-        # datetimes.
-        if value.microsecond % 1000:
-            return value
-        return value.isoformat(timespec="milliseconds")
-
-    def offline_dialect(self, name: str) -> Dialect:
-        dialect = super().offline_dialect(name)
-        # Without a server to ask, assume one SQLAlchemy would find at connect: 2012 or later
-        # (sequences, VARBINARY(max) and VARCHAR(max) for LargeBinary and Text).
-        dialect.server_version_info = (16, 0)
-        dialect.deprecate_large_types = True  # type: ignore[attr-defined]
-        dialect._supports_nvarchar_max = True  # type: ignore[attr-defined]
-        return dialect
-
-    def type_variants(self) -> dict[str, TypeEngine[Any]]:
-        # VARBINARY(max) and NVARCHAR(max): SQLAlchemy's LargeBinary/Text are the
-        # deprecated IMAGE/NTEXT here.
-        return {"blob": mssql.VARBINARY(), "text": mssql.NVARCHAR()}  # type: ignore[no-untyped-call]
-
-    def too_narrow(self, live: ColumnState, column: Column[Any]) -> str:
+    def too_narrow(self, live: ColumnState, column: Column[Any]) -> Message | None:
         if column.name == "id" and live.identity:
-            sequence = column.default
-            return _(
-                "column id is an IDENTITY column (SQLAlchemy before 1.4 made it): Celery on "
-                "SQLAlchemy 1.4 or later inserts ids from the sequence %(sequence)s, which SQL "
-                "Server refuses there; rebuild it as a BIGINT column"
-            ) % {"sequence": getattr(sequence, "name", "")}
-        wanted = self.type_name(column.type)
+            return Message(
+                gettext_noop(
+                    "column id is an IDENTITY column (SQLAlchemy before 1.4 made it): Celery on "
+                    "SQLAlchemy 1.4 or later inserts ids from the sequence %(sequence)s, which "
+                    "SQL Server refuses there; rebuild it as a BIGINT column"
+                ),
+                {"sequence": getattr(column.default, "name", "")},
+            )
+        wanted = self.vendor.type_name(column.type)
         # The type alone: a live VARCHAR adds its collation.
-        found = self.type_name(live.type).split(" COLLATE ")[0]
+        found = self.vendor.type_name(live.type).split(" COLLATE ")[0]
         if wanted in SAFE_VALUE_TYPES and found != wanted:
-            # Translators: type and target are SQL Server types, e.g. IMAGE and VARBINARY(max).
-            return _("column %(column)s is %(type)s; make it %(target)s") % {
-                "column": column.name,
-                "type": found,
-                "target": wanted,
-            }
+            return Message(
+                # Translators: type and target are SQL Server types, e.g. IMAGE and VARBINARY(max).
+                gettext_noop("column %(column)s is %(type)s; make it %(target)s"),
+                {"column": column.name, "type": found, "target": wanted},
+            )
         return super().too_narrow(live, column)
 
     def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
@@ -151,6 +82,38 @@ class SQLServer(Database):
         if len(values) < len(change.widen):
             statements.append(WidenKey(table, identity=change.identity))
         return statements + [CreateIndex(index) for index in change.indexes]
+
+    def widen_sequence_statements(
+        self, sequence: SequenceSchema, table: Table, next_value: int | None
+    ) -> list[ExecutableDDLElement]:
+        return [RebuildSequenceAsBigint(sequence, table)]
+
+    def run_ddl(self, connection: Connection, statement: ExecutableDDLElement) -> None:
+        # A batch may give several results, and pyodbc raises a later statement's error only
+        # when its result is reached: read them all.
+        sql = str(statement.compile(dialect=connection.dialect)).strip()
+        dbapi = connection.dialect.loaded_dbapi
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql)
+            while cursor.nextset():
+                pass
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+        finally:
+            cursor.close()
+
+
+class SQLServerIntrospection(Introspection):
+    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
+        # The row count SQL Server keeps per heap or clustered index (no scan; sys.partitions
+        # needs no VIEW DATABASE STATE, unlike sys.dm_db_partition_stats), over partitions.
+        value = execute(
+            "SELECT SUM([rows]) FROM sys.partitions "
+            "WHERE [object_id] = OBJECT_ID(%s) AND [index_id] IN (0, 1)",
+            [self.vendor.quote_table(schema, table)],
+        )
+        return None if value is None else int(value)
 
     def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
         # sys.sequences' values are sql_variant: cast before adding (pyodbc cannot read them
@@ -172,26 +135,8 @@ class SQLServer(Database):
         name = self.qualified(connection, sequence.name, sequence.schema)
         return bool(connection.execute(query, {"name": name}).scalar_one() == "bigint")
 
-    def widen_sequence_statements(
-        self, sequence: SequenceSchema, table: Table, next_value: int | None
-    ) -> list[ExecutableDDLElement]:
-        return [WidenSequence(sequence, table)]
 
-    def run_ddl(self, connection: Connection, statement: ExecutableDDLElement) -> None:
-        # A batch may give several results, and pyodbc raises a later statement's error only
-        # when its result is reached: read them all.
-        sql = str(statement.compile(dialect=connection.dialect)).strip()
-        dbapi = connection.dialect.loaded_dbapi
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(sql)
-            while cursor.nextset():
-                pass
-        except dbapi.Error as exc:
-            raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
-        finally:
-            cursor.close()
-
+class SQLServerWrites(Writes):
     def upsert(
         self,
         table: Table,
@@ -204,6 +149,37 @@ class SQLServer(Database):
     def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
         keys = tuple(column.name for column in table.primary_key.columns)
         return Merge(table, values, keys, update=False)
+
+
+class SQLServer(Vendor):
+    names = ("mssql",)
+    # T-SQL's recursive queries have no RECURSIVE keyword; DISTINCT reads the index.
+    distinct_sql = PLAIN_DISTINCT
+    # At -2**63 for a BIGINT one: Celery 5.5 on SQLAlchemy 2 gets ids that overflow its INT.
+    sequences_may_start_at_minimum = True
+    restarts_in_sql = True
+    byte_length_function = "DATALENGTH"  # LEN() leaves out trailing 0x20 bytes
+    batch_separator = "GO"
+    # SQLAlchemy 1.3 turned a Sequence into IDENTITY(start, increment) here.
+    old_sqlalchemy_sequences = False
+    old_sqlalchemy_identity = True
+    schema_class = SQLServerSchema
+    introspection_class = SQLServerIntrospection
+    writes_class = SQLServerWrites
+
+    def offline_dialect(self, name: str) -> Dialect:
+        dialect = super().offline_dialect(name)
+        # Without a server to ask, assume one SQLAlchemy would find at connect: 2012 or later
+        # (sequences, VARBINARY(max) and VARCHAR(max) for LargeBinary and Text).
+        dialect.server_version_info = (16, 0)
+        dialect.deprecate_large_types = True  # type: ignore[attr-defined]
+        dialect._supports_nvarchar_max = True  # type: ignore[attr-defined]
+        return dialect
+
+    def type_variants(self) -> dict[str, TypeEngine[Any]]:
+        # VARBINARY(max) and NVARCHAR(max): SQLAlchemy's LargeBinary/Text are the
+        # deprecated IMAGE/NTEXT here.
+        return {"blob": mssql.VARBINARY(), "text": mssql.NVARCHAR()}  # type: ignore[no-untyped-call]
 
 
 @compiles(AlterTable, "mssql")
@@ -246,7 +222,7 @@ def _restart_after_ids(table: str, identifier: str, start: str = "0") -> list[st
     ]
 
 
-class WidenSequence(ExecutableDDLElement):
+class RebuildSequenceAsBigint(ExecutableDDLElement):
     """Make an INT sequence BIGINT, handing out after the ids of ``table``: ALTER SEQUENCE
     cannot change a type, so it is dropped and made again, in one transaction."""
 
@@ -255,8 +231,8 @@ class WidenSequence(ExecutableDDLElement):
         self.table = table
 
 
-@compiles(WidenSequence, "mssql")
-def _widen_sequence(element: WidenSequence, compiler: Any, **kw: Any) -> str:
+@compiles(RebuildSequenceAsBigint, "mssql")
+def _rebuild_sequence_as_bigint(element: RebuildSequenceAsBigint, compiler: Any, **kw: Any) -> str:
     preparer = compiler.preparer
     sequence = preparer.format_sequence(element.sequence)
     next_value = (

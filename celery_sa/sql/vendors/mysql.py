@@ -1,10 +1,9 @@
-"""MySQL and MariaDB: mysqlclient or PyMySQL for Celery, mysqlclient for Django."""
+"""MySQL and MariaDB: the SQL celery_sa runs there."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.utils.translation import gettext_lazy
 from sqlalchemy import Column, Connection, Table, case, text
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects import mysql
@@ -15,17 +14,20 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.sql.visitors import InternalTraversal, iterate
 from sqlalchemy.types import TypeEngine
 
-from celery_sa.dialects.base import PLAIN_DISTINCT, Database, Driver, Execute
-from celery_sa.errors import translated as _
-from celery_sa.tables.ddl import AlterTable, SequenceAfterIds
+from celery_sa.sql.ddl import AlterTable, SequenceAfterIds
+from celery_sa.sql.text import Message, gettext_noop
+from celery_sa.sql.vendors.base import (
+    PLAIN_DISTINCT,
+    Execute,
+    Introspection,
+    SchemaRules,
+    Vendor,
+    Writes,
+)
 
 if TYPE_CHECKING:
-    from celery_sa.tables.state import ColumnState
+    from celery_sa.sql.state import ColumnState
 
-MYSQLCLIENT = Driver("MySQLdb", "mysqlclient")
-PYMYSQL = Driver("pymysql", "PyMySQL")
-SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_cipher")
-INT_OPTIONS = ("connect_timeout", "read_timeout", "write_timeout", "local_infile")
 # Types that hold less than Celery may write: by name, their limit and the safe type.
 LIMITS: dict[str, tuple[str, str]] = {
     "TINYBLOB": ("255 bytes", "LONGBLOB"),
@@ -41,85 +43,40 @@ COPY = "ALGORITHM=COPY, LOCK=SHARED"
 IN_PLACE = "ALGORITHM=INPLACE, LOCK=NONE"
 
 
-class MySQL(Database):
-    names = ("mysql", "mariadb")
-    django_engine = "django.db.backends.mysql"
-    django_drivers = (MYSQLCLIENT,)
-    celery_drivers = {
-        ("mysql", "mysqldb"): MYSQLCLIENT,
-        ("mysql", "pymysql"): PYMYSQL,
-        ("mariadb", "mysqldb"): MYSQLCLIENT,
-        ("mariadb", "pymysql"): PYMYSQL,
-        ("mariadb", "mariadbconnector"): Driver("mariadb", "mariadb"),
-    }
-    default_port = "3306"
-    distinct_sql = PLAIN_DISTINCT
-    old_sqlalchemy_sequences = False  # MariaDB's came with SQLAlchemy 1.4
-    auto_increment_ids = True
-    script_advice = gettext_lazy(
+class MySQLSchema(SchemaRules):
+    script_advice = gettext_noop(
         "Run it with the mysql client, which stops at the first error (without --force)."
     )
-    rewrite_note = gettext_lazy(
+    rewrite_note = gettext_noop(
         "It is copied (ALGORITHM=COPY, LOCK=SHARED): reads go on, Celery's writes wait."
     )
 
-    def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
-        if "unix_socket" in query:
-            config["HOST"] = query.pop("unix_socket")
-        ssl = {key[len("ssl_") :]: query.pop(key) for key in SSL_KEYS if key in query}
-        if ssl:
-            config["OPTIONS"]["ssl"] = ssl
-        for key, value in query.items():
-            config["OPTIONS"][key] = int(value) if key in INT_OPTIONS else value
-
-    def from_django(
-        self, options: dict[str, Any], host: str | None
-    ) -> tuple[dict[str, Any], str | None]:
-        query = {f"ssl_{key}": value for key, value in (options.pop("ssl", None) or {}).items()}
-        if host and host.startswith("/"):
-            query["unix_socket"], host = host, None
-        return {**query, **options}, host
-
-    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
-        value = execute(
-            "SELECT TABLE_ROWS FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s",
-            [schema, table],
-        )
-        return None if value is None else int(value)
-
-    def offline_dialect(self, name: str) -> Dialect:
-        dialect = super().offline_dialect(name)
-        if name == "mariadb":
-            # Without a server to ask, assume a MariaDB that has sequences (10.3+).
-            dialect.server_version_info = (10, 11)
-            dialect._set_mariadb(True, (10, 11))  # type: ignore[attr-defined]
-            dialect.supports_sequences = True
-        return dialect
-
-    def type_variants(self) -> dict[str, TypeEngine[Any]]:
-        # DATETIME keeps whole seconds: runtimes need microseconds, as elsewhere.
-        return {"blob": mysql.LONGBLOB(), "text": mysql.LONGTEXT(), "time": mysql.DATETIME(fsp=6)}
-
-    def too_narrow(self, live: ColumnState, column: Column[Any]) -> str:
+    def too_narrow(self, live: ColumnState, column: Column[Any]) -> Message | None:
         # The name alone: a live TEXT may add its collation.
-        name = self.type_name(live.type).split()[0]
+        name = self.vendor.type_name(live.type).split()[0]
         if name in LIMITS:
             limit, target = LIMITS[name]
-            # Translators: column is a column name, type and target database types.
-            return _(
-                "column %(column)s is %(type)s: values stop at %(limit)s; widen it to %(target)s"
-            ) % {"column": column.name, "type": name, "limit": limit, "target": target}
+            return Message(
+                # Translators: column is a column name, type and target database types.
+                gettext_noop(
+                    "column %(column)s is %(type)s: values stop at %(limit)s; widen it to "
+                    "%(target)s"
+                ),
+                {"column": column.name, "type": name, "limit": limit, "target": target},
+            )
         return super().too_narrow(live, column)
 
-    def less_precise(self, live: ColumnState, column: Column[Any]) -> str:
-        wanted = self.type_name(column.type)
-        if wanted == "DATETIME(6)" and self.type_name(live.type) == "DATETIME":
-            return _(
-                "column %(column)s keeps whole seconds; make it DATETIME(6) while the table is "
-                "copied anyway"
-            ) % {"column": column.name}
-        return ""
+    def less_precise(self, live: ColumnState, column: Column[Any]) -> Message | None:
+        wanted = self.vendor.type_name(column.type)
+        if wanted == "DATETIME(6)" and self.vendor.type_name(live.type) == "DATETIME":
+            return Message(
+                gettext_noop(
+                    "column %(column)s keeps whole seconds; make it DATETIME(6) while the "
+                    "table is copied anyway"
+                ),
+                {"column": column.name},
+            )
+        return None
 
     def alter_statements(self, change: AlterTable) -> list[ExecutableDDLElement]:
         if not (change.add or change.widen or change.indexes):
@@ -128,12 +85,24 @@ class MySQL(Database):
         change.mysql_online = COPY if change.widen else IN_PLACE
         return [change]
 
+
+class MySQLIntrospection(Introspection):
+    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
+        value = execute(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s",
+            [schema, table],
+        )
+        return None if value is None else int(value)
+
     def next_sequence_value(self, connection: Connection, sequence: SequenceSchema) -> int | None:
         qualified = self.qualified(connection, sequence.name, sequence.schema)
         return int(
             connection.execute(text(f"SELECT next_not_cached_value FROM {qualified}")).scalar_one()
         )
 
+
+class MySQLWrites(Writes):
     def upsert(
         self,
         table: Table,
@@ -170,6 +139,29 @@ class MySQL(Database):
         # Not INSERT IGNORE, which would also turn other errors into warnings.
         first = table.primary_key.columns[0]
         return mysql.insert(table).values(values).on_duplicate_key_update({first.name: first})
+
+
+class MySQL(Vendor):
+    names = ("mysql", "mariadb")
+    distinct_sql = PLAIN_DISTINCT
+    old_sqlalchemy_sequences = False  # MariaDB's came with SQLAlchemy 1.4
+    auto_increment_ids = True
+    schema_class = MySQLSchema
+    introspection_class = MySQLIntrospection
+    writes_class = MySQLWrites
+
+    def offline_dialect(self, name: str) -> Dialect:
+        dialect = super().offline_dialect(name)
+        if name == "mariadb":
+            # Without a server to ask, assume a MariaDB that has sequences (10.3+).
+            dialect.server_version_info = (10, 11)
+            dialect._set_mariadb(True, (10, 11))  # type: ignore[attr-defined]
+            dialect.supports_sequences = True
+        return dialect
+
+    def type_variants(self) -> dict[str, TypeEngine[Any]]:
+        # DATETIME keeps whole seconds: runtimes need microseconds, as elsewhere.
+        return {"blob": mysql.LONGBLOB(), "text": mysql.LONGTEXT(), "time": mysql.DATETIME(fsp=6)}
 
 
 @compiles(AlterTable, "mysql")

@@ -1,0 +1,105 @@
+"""What the Django side needs to know about a kind of database, with the answers most share.
+
+Two parts, each for one reader, as Django splits a database backend: :class:`Translation`
+turns Celery's SQLAlchemy URL into a ``DATABASES`` entry and back (:mod:`celery_sa.db.url`),
+:class:`Operations` helps the ORM's queries over Celery's tables (the admin, the reports,
+the purge). The SQL both sides run is :mod:`celery_sa.sql.vendors`'.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from celery_sa.sql import vendors
+from celery_sa.sql.vendors import Vendor
+
+
+@dataclass(frozen=True)
+class Driver:
+    """A Python module that must be importable, and the pip package that provides it."""
+
+    module: str
+    package: str
+
+
+class Translation:
+    """One database's SQLAlchemy URLs and Django ``DATABASES`` entries, to and fro."""
+
+    vendor_name: ClassVar[str]
+    """The main SQLAlchemy backend name of the database (:mod:`celery_sa.sql.vendors`)."""
+    django_engine: ClassVar[str]
+    """The ``ENGINE`` of Django's backend for it."""
+    django_drivers: ClassVar[tuple[Driver, ...]]
+    """What Django's backend imports (any one of them will do)."""
+    celery_drivers: ClassVar[dict[tuple[str, str], Driver]]
+    """What Celery's engine imports, by (backend name, SQLAlchemy driver name)."""
+    default_port: ClassVar[str] = ""
+
+    @property
+    def vendor(self) -> Vendor:
+        return vendors.get(self.vendor_name)
+
+    def default_drivername(self) -> str:
+        """The SQLAlchemy driver for a URL made from a Django entry: the one Django uses,
+        which is SQLAlchemy's default for the database."""
+        name = self.vendor_name
+        return f"{name}+{self.vendor.offline_dialect(name).driver}"
+
+    def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
+        """Move the URL's query options into the Django entry ``config``."""
+        config["OPTIONS"].update(query)
+
+    def from_django(
+        self, options: dict[str, Any], host: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """The URL query and host of a Django entry's ``OPTIONS`` and ``HOST``."""
+        return options, host
+
+    def identity(self, config: dict[str, Any]) -> tuple[str, ...]:
+        """What makes two Django entries of this database the same database."""
+        host = str(config.get("HOST") or "") or "localhost"
+        port = str(config.get("PORT") or "") or self.default_port
+        return (self.vendor_name, host, port, str(config.get("NAME") or ""))
+
+
+class Operations:
+    """Helpers for the ORM's queries over Celery's tables on one database."""
+
+    def __init__(self, vendor_name: str) -> None:
+        self.vendor = vendors.get(vendor_name)
+
+    def distinct_values(
+        self, connection: BaseDatabaseWrapper, table: str, column: str
+    ) -> list[Any]:
+        """The distinct non-NULL values of ``table``'s indexed ``column``, cheaply."""
+        quote = connection.ops.quote_name
+        sql = self.vendor.distinct_sql.format(table=quote(table), column=quote(column))
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return [value for (value,) in cursor.fetchall()]
+
+    def stored_zone(self, connection: BaseDatabaseWrapper, zone: str) -> zoneinfo.ZoneInfo:
+        """The zone of the naive times a Celery worker wrote in ``zone``."""
+        return zoneinfo.ZoneInfo(zone)
+
+    def datetime_param(self, value: datetime, connection: BaseDatabaseWrapper) -> Any:
+        """A naive datetime as a query parameter compared with Celery's stored values."""
+        return connection.ops.adapt_datetimefield_value(value)
+
+    def estimate_rows(
+        self, connection: BaseDatabaseWrapper, schema: str | None, table: str
+    ) -> int | None:
+        """The table statistics' row count (no scan), or None where there are none."""
+
+        def execute(sql: str, params: Any) -> Any:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+            return None if row is None else row[0]
+
+        return self.vendor.introspection.estimate_rows(execute, schema, table)

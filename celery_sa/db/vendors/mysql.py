@@ -1,0 +1,48 @@
+"""MySQL and MariaDB on the Django side: mysqlclient or PyMySQL for Celery, mysqlclient for
+Django."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery_sa.db.vendors.base import Driver, Operations, Translation
+
+MYSQLCLIENT = Driver("MySQLdb", "mysqlclient")
+PYMYSQL = Driver("pymysql", "PyMySQL")
+SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_cipher")
+INT_OPTIONS = ("connect_timeout", "read_timeout", "write_timeout", "local_infile")
+
+
+class MySQLTranslation(Translation):
+    vendor_name = "mysql"
+    django_engine = "django.db.backends.mysql"
+    django_drivers = (MYSQLCLIENT,)
+    celery_drivers = {
+        ("mysql", "mysqldb"): MYSQLCLIENT,
+        ("mysql", "pymysql"): PYMYSQL,
+        ("mariadb", "mysqldb"): MYSQLCLIENT,
+        ("mariadb", "pymysql"): PYMYSQL,
+        ("mariadb", "mariadbconnector"): Driver("mariadb", "mariadb"),
+    }
+    default_port = "3306"
+
+    def to_django(self, config: dict[str, Any], query: dict[str, str]) -> None:
+        if "unix_socket" in query:
+            config["HOST"] = query.pop("unix_socket")
+        ssl = {key[len("ssl_") :]: query.pop(key) for key in SSL_KEYS if key in query}
+        if ssl:
+            config["OPTIONS"]["ssl"] = ssl
+        for key, value in query.items():
+            config["OPTIONS"][key] = int(value) if key in INT_OPTIONS else value
+
+    def from_django(
+        self, options: dict[str, Any], host: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        query = {f"ssl_{key}": value for key, value in (options.pop("ssl", None) or {}).items()}
+        if host and host.startswith("/"):
+            query["unix_socket"], host = host, None
+        return {**query, **options}, host
+
+
+class MySQLOperations(Operations):
+    pass
