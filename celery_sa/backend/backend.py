@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from celery_sa.backend import chords
-from celery_sa.backend.store import ResultStore, result_store
+from celery_sa.backend.store import ResultStore, StoreConfig, result_store
 
 logger = get_logger(__name__)
 
@@ -100,21 +100,12 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
                     / 1000
                 )
 
-    def store_result(
-        self,
-        task_id: str,
-        result: Any,
-        state: str,
-        traceback: str | None = None,
-        request: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Celery's ``store_result``, retried by :meth:`retrying` on every Celery version."""
+    def store_result(self, task_id: str, result: Any, state: str, *args: Any, **kwargs: Any) -> Any:
+        """Celery's ``store_result`` (``traceback``, ``request`` and the rest passed on),
+        retried by :meth:`retrying` on every Celery version."""
         result = self.encode_result(result, state)
         try:
-            self.retrying(
-                self._store_result, task_id, result, state, traceback, request=request, **kwargs
-            )
+            self.retrying(self._store_result, task_id, result, state, *args, **kwargs)
         except RETRYABLE as exc:
             if not self.always_retry:
                 raise
@@ -131,11 +122,13 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         Celery keeps a backend per thread, and the store survives a fork)."""
         conf = self.app.conf
         return result_store(
-            self.url,
-            self.engine_options,
-            self.task_cls.__table__,
-            conf.database_table_names or {},
-            conf.database_table_schemas or {},
+            StoreConfig(
+                url=self.url,
+                engine_options=self.engine_options,
+                celery_table=self.task_cls.__table__,
+                names=conf.database_table_names or {},
+                schemas=conf.database_table_schemas or {},
+            )
         )
 
     def ResultSession(self, session_manager: Any = None) -> Session:

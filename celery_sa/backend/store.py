@@ -38,7 +38,7 @@ from celery_sa.sql.vendors import Vendor
 logger = logging.getLogger(__name__)
 
 _engines = ProcessEngines()
-_stores: dict[tuple[Any, ...], ResultStore] = {}
+_stores: dict[tuple[str, ...], ResultStore] = {}
 _lock = threading.Lock()
 
 
@@ -87,23 +87,34 @@ class ResultStore:
         return "date_started" in self.task.c
 
 
-def result_store(
-    url: str,
-    engine_options: Mapping[str, Any],
-    celery_table: Table,
-    names: Mapping[str, str],
-    schemas: Mapping[str, str | None],
-) -> ResultStore:
-    """The store of ``url`` in this process, made (and its tables checked) on first use."""
-    key = (url, repr(sorted(engine_options.items())), celery_table.fullname, repr(names))
-    store = _stores.get(key)
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where a backend keeps its results, from Celery's configuration."""
+
+    url: str
+    engine_options: Mapping[str, Any]
+    celery_table: Table
+    """Celery's own task model's table."""
+    names: Mapping[str, str]
+    """``database_table_names``."""
+    schemas: Mapping[str, str | None]
+    """``database_table_schemas``."""
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Backends with the same key share a store (and its engine) in a process."""
+        options = repr(sorted(self.engine_options.items()))
+        return (self.url, options, self.celery_table.fullname, repr(self.names))
+
+
+def result_store(config: StoreConfig) -> ResultStore:
+    """The store of ``config`` in this process, made (and its tables checked) on first use."""
+    store = _stores.get(config.key)
     if store is None:
         with _lock:
-            store = _stores.get(key)
+            store = _stores.get(config.key)
             if store is None:
-                store = _stores[key] = _make_store(
-                    key, url, engine_options, celery_table, names, schemas
-                )
+                store = _stores[config.key] = _make_store(config)
     return store
 
 
@@ -114,18 +125,12 @@ def dispose_stores() -> None:
         _engines.dispose()
 
 
-def _make_store(
-    key: tuple[Any, ...],
-    url: str,
-    engine_options: Mapping[str, Any],
-    celery_table: Table,
-    names: Mapping[str, str],
-    schemas: Mapping[str, str | None],
-) -> ResultStore:
+def _make_store(config: StoreConfig) -> ResultStore:
+    url = config.url
     # Before the engine: an unsupported database is refused without a connection.
     vendor = vendors.get(make_url(url).get_backend_name())
-    engine = _engines.get(key, lambda: create_engine(url, **engine_options))
-    tables = result_tables(names, schemas)
+    engine = _engines.get(config.key, lambda: create_engine(url, **config.engine_options))
+    tables = result_tables(config.names, config.schemas)
     live_columns, has_sequence = _prepare(engine, tables)
     # Celery's columns as the live table has them: one Celery made before 5.3 lacks some
     # (stamps, children), which are then neither written nor read; one made on MariaDB by an
@@ -134,11 +139,12 @@ def _make_store(
         column._copy()
         if column.name != "id" or has_sequence
         else Column("id", column.type, primary_key=True, autoincrement=True)
-        for column in celery_table.columns
+        for column in config.celery_table.columns
         if column.name in live_columns
     ]
     if "date_started" in live_columns:
         columns.append(Column("date_started", PRECISE_TIME, nullable=True))
+    celery_table = config.celery_table
     task = Table(celery_table.name, MetaData(), *columns, schema=celery_table.schema)
     if "date_started" not in live_columns:
         logger.warning(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -102,11 +103,9 @@ def result_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]) -
     """Build the tables for Celery's ``database_table_names``/``…_schemas`` (a key left out:
     Celery's default name, no schema)."""
     metadata = MetaData()
-    task = _table(
-        metadata,
+    table = partial(_table, metadata, names, schemas)
+    task = table(
         "task",
-        names,
-        schemas,
         Column("task_id", String(155), unique=True),
         Column("status", String(50)),
         Column("result", LONG_BLOB, nullable=True),
@@ -129,11 +128,8 @@ def result_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]) -
         f"ix_{task.name}_status_date_done_name", task.c.status, task.c.date_done, task.c.name
     )
     Index(f"ix_{task.name}_name_date_done", task.c.name, task.c.date_done)
-    group = _table(
-        metadata,
+    group = table(
         "group",
-        names,
-        schemas,
         Column("taskset_id", String(155), unique=True),
         Column("result", LONG_BLOB, nullable=True),
         Column("date_done", DateTime, nullable=True),
@@ -153,9 +149,9 @@ def result_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]) -
 
 def _table(
     metadata: MetaData,
-    key: str,
     names: Mapping[str, str],
     schemas: Mapping[str, str | None],
+    key: str,
     *columns: Column[Any],
 ) -> Table:
     name = names.get(key) or DEFAULT_TABLE_NAMES[key]

@@ -32,6 +32,11 @@ INT_LIMIT = "2,147,483,647"
 PLAIN_DISTINCT = "SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
 """For optimizers that skip along an index by themselves (MySQL's "index for group-by")."""
 
+Row = dict[str, Any]
+"""A row's values by column name."""
+Keep = ColumnElement[bool] | None
+"""A condition on the existing row under which an upsert leaves it as it is."""
+
 Execute = Callable[[str, Sequence[Any]], Any]
 """Runs one SQL statement with ``%s`` parameters and returns its first value (or None)."""
 
@@ -85,7 +90,12 @@ class Vendor:
     def offline_dialect(self, name: str) -> Dialect:
         """SQLAlchemy's dialect ``name`` without a driver or a server, to compile DDL."""
         dialect: Dialect = URL.create(name).get_dialect()()
+        self.assume_server(dialect, name)
         return dialect
+
+    def assume_server(self, dialect: Dialect, name: str) -> None:
+        """Set up ``dialect`` as connecting to a server would (features it asks the
+        server about), for a server celery_sa supports."""
 
     def type_variants(self) -> dict[str, TypeEngine[Any]]:
         """Safe column types where SQLAlchemy's generic ones are too small here: by the
@@ -198,18 +208,11 @@ class Introspection(Part):
 class Writes(Part):
     """The result backend's statements: one row stored in one statement."""
 
-    def on_conflict_insert(self, table: Table) -> Any:
-        """An ``INSERT`` that takes ``ON CONFLICT`` (PostgreSQL's and SQLite's): the upserts
-        below are built on it; databases without one override them instead."""
-        raise NotImplementedError(f"no upsert for {self.vendor.name}")
+    on_conflict_insert: Callable[[Table], Any]
+    """An ``INSERT`` that takes ``ON CONFLICT`` (PostgreSQL's and SQLite's): the upserts
+    below are built on it; databases without one override them instead."""
 
-    def upsert(
-        self,
-        table: Table,
-        values: dict[str, Any],
-        key: str,
-        keep: ColumnElement[bool] | None = None,
-    ) -> Executable:
+    def upsert(self, table: Table, values: Row, key: str, keep: Keep = None) -> Executable:
         """One statement that inserts ``values``, or, where a row with the same unique
         ``key`` exists, sets it to them, unless ``keep`` is true of that row. Ids still come
         from the table's sequence where it has one."""
@@ -218,6 +221,6 @@ class Writes(Part):
         where = None if keep is None else ~keep
         return statement.on_conflict_do_update(index_elements=[key], set_=update, where=where)  # type: ignore[no-any-return]
 
-    def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
+    def insert_missing(self, table: Table, values: Row) -> Executable:
         """One statement that inserts ``values`` unless their primary key exists."""
         return self.on_conflict_insert(table).values(values).on_conflict_do_nothing()  # type: ignore[no-any-return]

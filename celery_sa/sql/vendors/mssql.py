@@ -25,14 +25,7 @@ from sqlalchemy.types import TypeEngine
 
 from celery_sa.sql.ddl import AlterTable, SequenceAfterIds
 from celery_sa.sql.text import Message, gettext_noop
-from celery_sa.sql.vendors.base import (
-    PLAIN_DISTINCT,
-    Execute,
-    Introspection,
-    SchemaRules,
-    Vendor,
-    Writes,
-)
+from celery_sa.sql.vendors import base
 
 if TYPE_CHECKING:
     from celery_sa.sql.state import ColumnState
@@ -43,7 +36,7 @@ SAFE_VALUE_TYPES = ("VARBINARY(max)", "NVARCHAR(max)")
 TEMPORARY_ID = "celery_sa_id"
 
 
-class SQLServerSchema(SchemaRules):
+class SQLServerSchema(base.SchemaRules):
     script_advice = gettext_noop("Run it with sqlcmd -b, which stops at the first failed batch.")
     rewrite_note = gettext_noop(
         "ALTER COLUMN rewrites it under a schema modification lock: reads and writes wait."
@@ -104,8 +97,8 @@ class SQLServerSchema(SchemaRules):
             cursor.close()
 
 
-class SQLServerIntrospection(Introspection):
-    def estimate_rows(self, execute: Execute, schema: str | None, table: str) -> int | None:
+class SQLServerIntrospection(base.Introspection):
+    def estimate_rows(self, execute: base.Execute, schema: str | None, table: str) -> int | None:
         # The row count SQL Server keeps per heap or clustered index (no scan; sys.partitions
         # needs no VIEW DATABASE STATE, unlike sys.dm_db_partition_stats), over partitions.
         value = execute(
@@ -136,25 +129,21 @@ class SQLServerIntrospection(Introspection):
         return bool(connection.execute(query, {"name": name}).scalar_one() == "bigint")
 
 
-class SQLServerWrites(Writes):
+class SQLServerWrites(base.Writes):
     def upsert(
-        self,
-        table: Table,
-        values: dict[str, Any],
-        key: str,
-        keep: ColumnElement[bool] | None = None,
+        self, table: Table, values: base.Row, key: str, keep: base.Keep = None
     ) -> Executable:
         return Merge(table, values, (key,), update=True, keep=keep)
 
-    def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
+    def insert_missing(self, table: Table, values: base.Row) -> Executable:
         keys = tuple(column.name for column in table.primary_key.columns)
         return Merge(table, values, keys, update=False)
 
 
-class SQLServer(Vendor):
+class SQLServer(base.Vendor):
     names = ("mssql",)
     # T-SQL's recursive queries have no RECURSIVE keyword; DISTINCT reads the index.
-    distinct_sql = PLAIN_DISTINCT
+    distinct_sql = base.PLAIN_DISTINCT
     # At -2**63 for a BIGINT one: Celery 5.5 on SQLAlchemy 2 gets ids that overflow its INT.
     sequences_may_start_at_minimum = True
     restarts_in_sql = True
@@ -167,14 +156,12 @@ class SQLServer(Vendor):
     introspection_class = SQLServerIntrospection
     writes_class = SQLServerWrites
 
-    def offline_dialect(self, name: str) -> Dialect:
-        dialect = super().offline_dialect(name)
-        # Without a server to ask, assume one SQLAlchemy would find at connect: 2012 or later
-        # (sequences, VARBINARY(max) and VARCHAR(max) for LargeBinary and Text).
+    def assume_server(self, dialect: Dialect, name: str) -> None:
+        # One SQLAlchemy would find at connect: 2012 or later (sequences, VARBINARY(max) and
+        # VARCHAR(max) for LargeBinary and Text).
         dialect.server_version_info = (16, 0)
         dialect.deprecate_large_types = True  # type: ignore[attr-defined]
         dialect._supports_nvarchar_max = True  # type: ignore[attr-defined]
-        return dialect
 
     def type_variants(self) -> dict[str, TypeEngine[Any]]:
         # VARBINARY(max) and NVARCHAR(max): SQLAlchemy's LargeBinary/Text are the
@@ -265,8 +252,8 @@ class WidenKey(ExecutableDDLElement):
 
 @compiles(WidenKey, "mssql")
 def _widen_key(element: WidenKey, compiler: Any, **kw: Any) -> str:
+    name = compiler.preparer.format_table(element.table)
     preparer = compiler.preparer
-    name = preparer.format_table(element.table)
     identifier = preparer.quote("id")
     table = _literal(name)
     refused = _literal(

@@ -20,6 +20,8 @@ from celery_sa.sql.vendors.base import (
     PLAIN_DISTINCT,
     Execute,
     Introspection,
+    Keep,
+    Row,
     SchemaRules,
     Vendor,
     Writes,
@@ -103,13 +105,7 @@ class MySQLIntrospection(Introspection):
 
 
 class MySQLWrites(Writes):
-    def upsert(
-        self,
-        table: Table,
-        values: dict[str, Any],
-        key: str,
-        keep: ColumnElement[bool] | None = None,
-    ) -> Executable:
+    def upsert(self, table: Table, values: Row, key: str, keep: Keep = None) -> Executable:
         statement = mysql.insert(table).values(values)
         sequence = table.c.id.default if "id" in table.c else None
         if "id" not in values and isinstance(sequence, SequenceSchema):
@@ -135,7 +131,7 @@ class MySQLWrites(Writes):
         ]
         return statement.on_duplicate_key_update(update)
 
-    def insert_missing(self, table: Table, values: dict[str, Any]) -> Executable:
+    def insert_missing(self, table: Table, values: Row) -> Executable:
         # Not INSERT IGNORE, which would also turn other errors into warnings.
         first = table.primary_key.columns[0]
         return mysql.insert(table).values(values).on_duplicate_key_update({first.name: first})
@@ -150,14 +146,12 @@ class MySQL(Vendor):
     introspection_class = MySQLIntrospection
     writes_class = MySQLWrites
 
-    def offline_dialect(self, name: str) -> Dialect:
-        dialect = super().offline_dialect(name)
+    def assume_server(self, dialect: Dialect, name: str) -> None:
         if name == "mariadb":
-            # Without a server to ask, assume a MariaDB that has sequences (10.3+).
+            # A MariaDB that has sequences (10.3+).
             dialect.server_version_info = (10, 11)
             dialect._set_mariadb(True, (10, 11))  # type: ignore[attr-defined]
             dialect.supports_sequences = True
-        return dialect
 
     def type_variants(self) -> dict[str, TypeEngine[Any]]:
         # DATETIME keeps whole seconds: runtimes need microseconds, as elsewhere.

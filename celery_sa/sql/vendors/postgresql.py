@@ -91,8 +91,7 @@ class PostgreSQLIntrospection(Introspection):
 
 
 class PostgreSQLWrites(Writes):
-    def on_conflict_insert(self, table: Table) -> Any:
-        return postgresql_insert(table)
+    on_conflict_insert = staticmethod(postgresql_insert)
 
 
 class PostgreSQL(Vendor):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Integer, Table
+from sqlalchemy import Column, Integer
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.ddl import ExecutableDDLElement
@@ -16,6 +16,10 @@ from celery_sa.sql.vendors.base import Introspection, SchemaRules, Vendor, Write
 
 if TYPE_CHECKING:
     from celery_sa.sql.state import ColumnState
+
+
+class SQLiteWrites(Writes):
+    on_conflict_insert = staticmethod(sqlite_insert)
 
 
 class SQLiteSchema(SchemaRules):
@@ -30,11 +34,6 @@ class SQLiteSchema(SchemaRules):
             AlterTable(change.table, add=[column]) for column in change.add
         ]
         return alters + super().alter_statements(AlterTable(change.table, indexes=change.indexes))
-
-
-class SQLiteWrites(Writes):
-    def on_conflict_insert(self, table: Table) -> Any:
-        return sqlite_insert(table)
 
 
 class SQLite(Vendor):
