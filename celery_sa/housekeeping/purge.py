@@ -32,7 +32,7 @@ from celery_sa import dialects
 from celery_sa.backend.chords import expired
 from celery_sa.conf import app_settings
 from celery_sa.database import result_database
-from celery_sa.housekeeping.durations import parse_age
+from celery_sa.durations import parse_age
 from celery_sa.keyset import SortKey, beyond
 from celery_sa.models import GroupResult, TaskResult
 from celery_sa.tables.schema import result_tables

@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from celery_sa.durations import describe_age
 from celery_sa.errors import unreadable_table
-from celery_sa.housekeeping.durations import describe_age
 from celery_sa.housekeeping.purge import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
