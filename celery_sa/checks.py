@@ -219,6 +219,10 @@ def probe(database: ResultDatabase) -> list[CheckMessage]:
         ]
     finally:
         engine.dispose()
+    return _missing_tables(missing)
+
+
+def _missing_tables(missing: list[str]) -> list[CheckMessage]:
     if not missing:
         return []
     return [

@@ -79,6 +79,7 @@ class Database:
     script_advice: ClassVar[str | _StrPromise] = ""
     """How to run an upgrade script here."""
     """What a table rewrite (widening a type) blocks while it runs."""
+    batch_separator: ClassVar[str] = ""  # a line that ends a batch in scripts (SQL Server: GO)
 
     @property
     def name(self) -> str:

@@ -53,6 +53,7 @@ class SQLServer(Database):
     restarts_in_sql = True
     byte_length_function = "DATALENGTH"  # LEN() leaves out trailing 0x20 bytes
     script_advice = gettext_lazy("Run it with sqlcmd -b, which stops at the first failed batch.")
+    batch_separator = "GO"
     rewrite_note = gettext_lazy(
         "ALTER COLUMN rewrites it under a schema modification lock: reads and writes wait."
     )
