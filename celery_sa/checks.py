@@ -71,81 +71,107 @@ def _url_hint(error: type[BackendURLError]) -> str:
 
 @register()
 def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
-    """The result backend URL, its drivers, the router and the table settings."""
+    """The table settings, the metrics window, the result backend URL, its drivers, the
+    router, Celery's engine options and CELERY_RESULT_EXTENDED."""
     messages: list[CheckMessage] = [*_check_table_settings(), *_check_metrics_window()]
     try:
-        url = parse_result_backend(app_settings.result_backend)
-        drivers = [celery_driver(url)]
+        driver = celery_driver(parse_result_backend(app_settings.result_backend))
         database = result_database()
     except BackendURLError as exc:
         # The message is celery_sa.db's own (translated: Django is set up here).
         error = type(exc)
         return [*messages, Error(str(exc), hint=_url_hint(error), id=URL_CHECK_IDS[error])]
-    engine = str(app_settings.databases[database.alias]["ENGINE"])
-    messages += _missing_driver(
-        drivers[0],
+    return [
+        *messages,
+        *_check_celery_driver(driver),
+        *_check_django_driver(database),
+        *_check_router(database),
+        *_check_engine_options(),
+        *_check_result_extended(),
+    ]
+
+
+def _check_celery_driver(driver: Driver) -> list[CheckMessage]:
+    return _missing_driver(
+        driver,
         "celery_sa.E004",
         # Translators: "modules" names Python modules with the pip command that installs
         # each, e.g. "'pymysql' (pip install PyMySQL)".
         _("Celery's result backend needs the module %(modules)s, which is not installed."),
     )
+
+
+def _check_django_driver(database: ResultDatabase) -> list[CheckMessage]:
+    engine = str(app_settings.databases[database.alias]["ENGINE"])
     translation = vendors.find_translation(engine)
-    if translation is not None:
-        messages += _missing_driver(
-            translation.django_drivers,
-            "celery_sa.E005",
-            # Translators: "engine" is a Django database backend's dotted path; "modules"
-            # names Python modules with the pip command that installs each, e.g.
-            # "'psycopg' (pip install psycopg[binary]) or 'psycopg2' (pip install …)".
-            _("Django's %(engine)s backend needs the module %(modules)s, which is not installed."),
-            engine=engine,
-        )
-    if database.alias != DEFAULT_DB_ALIAS and ROUTER not in app_settings.database_routers:
-        messages.append(
-            Error(
-                _(
-                    # Translators: "alias" is a quoted DATABASES key, "router" a dotted path.
-                    "The result database is DATABASES[%(alias)s], but %(router)s is not in "
-                    "DATABASE_ROUTERS, so the admin would look for Celery's tables in 'default'."
-                )
-                % {"alias": repr(database.alias), "router": ROUTER},
-                # Translators: "router" is a dotted path to add to the DATABASE_ROUTERS setting.
-                hint=_('Add "%(router)s" to DATABASE_ROUTERS.') % {"router": ROUTER},
-                id="celery_sa.E006",
+    if translation is None:
+        return []
+    return _missing_driver(
+        translation.django_drivers,
+        "celery_sa.E005",
+        # Translators: "engine" is a Django database backend's dotted path; "modules"
+        # names Python modules with the pip command that installs each, e.g.
+        # "'psycopg' (pip install psycopg[binary]) or 'psycopg2' (pip install …)".
+        _("Django's %(engine)s backend needs the module %(modules)s, which is not installed."),
+        engine=engine,
+    )
+
+
+def _check_router(database: ResultDatabase) -> list[CheckMessage]:
+    if database.alias == DEFAULT_DB_ALIAS or ROUTER in app_settings.database_routers:
+        return []
+    return [
+        Error(
+            _(
+                # Translators: "alias" is a quoted DATABASES key, "router" a dotted path.
+                "The result database is DATABASES[%(alias)s], but %(router)s is not in "
+                "DATABASE_ROUTERS, so the admin would look for Celery's tables in 'default'."
             )
+            % {"alias": repr(database.alias), "router": ROUTER},
+            # Translators: "router" is a dotted path to add to the DATABASE_ROUTERS setting.
+            hint=_('Add "%(router)s" to DATABASE_ROUTERS.') % {"router": ROUTER},
+            id="celery_sa.E006",
         )
-    if (
+    ]
+
+
+def _check_engine_options() -> list[CheckMessage]:
+    if not (
         celery.VERSION < (5, 6)
         and "max_overflow" in app_settings.database_engine_options
         and str(app_settings.result_backend).startswith("db+")
     ):
-        messages.append(
-            Error(
-                _(
-                    "Celery %(version)s builds the worker's first result engine without a "
-                    "pool and refuses max_overflow in CELERY_DATABASE_ENGINE_OPTIONS: the "
-                    "worker would not start."
-                )
-                % {"version": celery.__version__},
-                hint=_(
-                    "Remove max_overflow from CELERY_DATABASE_ENGINE_OPTIONS, upgrade Celery "
-                    "to 5.6 or newer, or use celery_sa's backend (celery_sa+…)."
-                ),
-                id="celery_sa.E010",
+        return []
+    return [
+        Error(
+            _(
+                "Celery %(version)s builds the worker's first result engine without a "
+                "pool and refuses max_overflow in CELERY_DATABASE_ENGINE_OPTIONS: the "
+                "worker would not start."
             )
+            % {"version": celery.__version__},
+            hint=_(
+                "Remove max_overflow from CELERY_DATABASE_ENGINE_OPTIONS, upgrade Celery "
+                "to 5.6 or newer, or use celery_sa's backend (celery_sa+…)."
+            ),
+            id="celery_sa.E010",
         )
-    if not app_settings.result_extended:
-        messages.append(
-            Warning(
-                _(
-                    "CELERY_RESULT_EXTENDED is off: Celery stores no task name, args, kwargs, "
-                    "worker, queue or retries, so those admin columns stay empty."
-                ),
-                hint=_("Set CELERY_RESULT_EXTENDED = True."),
-                id="celery_sa.W001",
-            )
+    ]
+
+
+def _check_result_extended() -> list[CheckMessage]:
+    if app_settings.result_extended:
+        return []
+    return [
+        Warning(
+            _(
+                "CELERY_RESULT_EXTENDED is off: Celery stores no task name, args, kwargs, "
+                "worker, queue or retries, so those admin columns stay empty."
+            ),
+            hint=_("Set CELERY_RESULT_EXTENDED = True."),
+            id="celery_sa.W001",
         )
-    return messages
+    ]
 
 
 @register(Tags.database)
@@ -193,6 +219,10 @@ def probe(database: ResultDatabase) -> list[CheckMessage]:
         ]
     finally:
         engine.dispose()
+    return _missing_tables(missing)
+
+
+def _missing_tables(missing: list[str]) -> list[CheckMessage]:
     if not missing:
         return []
     return [

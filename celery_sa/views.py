@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from celery_sa.conf import app_settings
 from celery_sa.errors import unreadable_table
 from celery_sa.models import TaskResult
-from celery_sa.overview.metrics import TaskResultsCollector
+from celery_sa.reports.metrics import TaskResultsCollector
 
 
 def allowed(request: HttpRequest) -> bool:

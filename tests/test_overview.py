@@ -17,7 +17,7 @@ from django.test import Client, override_settings
 from django.utils import translation
 from prometheus_client.parser import text_string_to_metric_families
 
-from celery_sa.overview.window import last
+from celery_sa.reports.window import last
 from tests.utils import (
     ResultDB,
     ago,

@@ -29,8 +29,8 @@ from celery_sa.admin.pagination import EstimatedCountPaginator
 from celery_sa.db import result_alias
 from celery_sa.housekeeping import purge
 from celery_sa.models import TaskResult, forget_live_columns, has_date_started
-from celery_sa.overview import queries
-from celery_sa.overview.runtimes import runtimes
+from celery_sa.reports import queries
+from celery_sa.reports.runtimes import runtimes
 
 RESULT_BACKEND = (
     "db+mssql+pyodbc://celery:secret@sql.example.com:1433/results"

@@ -36,7 +36,7 @@ from celery_sa.sql.state import (
     TableState,
 )
 from celery_sa.sql.vendors.mssql import WidenKey
-from celery_sa.tables import execute
+from celery_sa.tables import execute, scripts
 from celery_sa.tables.origins import offline_dialect, origin_state, starting_point
 from celery_sa.tables.upgrade import plan_upgrade
 from tests.test_table_upgrades import LEGACY, load_legacy, manage, snapshot
@@ -388,6 +388,18 @@ def test_sql_server_tables_of_each_celery_version_get_exactly_this_t_sql(version
         statements_of(script)[-len(SQL_SERVER_UPGRADES[version]) :]
         == (SQL_SERVER_UPGRADES[version])
     )
+
+
+def test_upgrade_dry_run_ends_sql_server_batches_with_go_and_others_with_a_semicolon() -> None:
+    tables = configured_tables()
+    sql_server = plan_upgrade(fixture_state("5.5.3"), tables)
+    printed = [line for plan in sql_server for line in scripts.upgrade_sql(plan, MSSQL)]
+    assert printed == [f"{statement};\nGO" for statement in SQL_SERVER_UPGRADES["5.5.3"]]
+    mariadb = offline_dialect("mariadb")
+    maria = plan_upgrade(origin_state(starting_point("5.5.3"), mariadb, tables), tables)
+    printed = [line for plan in maria for line in scripts.upgrade_sql(plan, mariadb)]
+    assert printed
+    assert all(line.endswith(";") and "\nGO" not in line for line in printed)
 
 
 def test_a_live_sql_server_table_gets_the_same_batches_and_its_figures_read_when_they_run() -> None:

@@ -26,7 +26,7 @@ from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
 from celery_sa.admin.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
 from celery_sa.db import vendors
 from celery_sa.models import GroupResult, TaskResult, has_date_started
-from celery_sa.overview.charts import colour_of
+from celery_sa.reports.charts import colour_of
 
 if TYPE_CHECKING:
     from django.db.models.sql.compiler import _AsSqlType

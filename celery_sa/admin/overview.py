@@ -22,9 +22,9 @@ from django.utils.translation import gettext as _
 
 from celery_sa.admin.base import ResultAdmin
 from celery_sa.models import Overview
-from celery_sa.overview import charts
-from celery_sa.overview.queries import TOP_NAMES, BucketCounts, collect
-from celery_sa.overview.window import (
+from celery_sa.reports import charts
+from celery_sa.reports.queries import TOP_NAMES, BucketCounts, collect_overview
+from celery_sa.reports.window import (
     DEFAULT_PRESET,
     PRESETS,
     Window,
@@ -159,7 +159,7 @@ class OverviewAdmin(ResultAdmin):
             raise PermissionDenied
         window, problem = window_of(request.GET)
         try:
-            overview = collect(window)
+            overview = collect_overview(window)
         except DatabaseError as exc:
             return self.table_problem(request, exc)
         links = Links()

@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from celery_sa.conf import app_settings, configured_tables
 from celery_sa.db import result_database, vendors
-from celery_sa.housekeeping.durations import parse_age
+from celery_sa.durations import parse_age
 from celery_sa.keyset import SortKey, beyond
 from celery_sa.models import GroupResult, TaskResult
 from celery_sa.sql.chords import expired
@@ -79,38 +79,9 @@ class PurgeOptions:
         ``older_than`` defaults to ``CELERY_RESULT_EXPIRES``; ``statuses`` and ``names``
         may be lists or comma-separated strings.
         """
-        if older_than is None:
-            age = app_settings.result_expires
-            if age is None:
-                raise ValueError(
-                    _(
-                        "CELERY_RESULT_EXPIRES is not set (or 0): say how old results must "
-                        "be, e.g. --older-than 7d"
-                    )
-                )
-        else:
-            age = older_than if isinstance(older_than, timedelta) else parse_age(older_than)
-        wanted = tuple(dict.fromkeys(s.strip().upper() for s in comma_separated(statuses)))
-        unknown = [status for status in wanted if status not in KNOWN_STATES]
-        if unknown:
-            message = ngettext(
-                # Translators: unknown lists the states given, quoted; known the valid ones.
-                "unknown status %(unknown)s: use one of %(known)s",
-                "unknown status %(unknown)s: use one of %(known)s",
-                len(unknown),
-            )
-            raise ValueError(
-                message
-                % {"unknown": ", ".join(map(repr, unknown)), "known": ", ".join(KNOWN_STATES)}
-            )
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(
-                _("the batch size must be between 1 and %(max)s") % {"max": f"{MAX_BATCH_SIZE:,}"}
-            )
-        if not 1 <= jobs <= MAX_JOBS:
-            raise ValueError(
-                _("the number of jobs must be between 1 and %(max)s") % {"max": MAX_JOBS}
-            )
+        age = purge_age(older_than)
+        wanted = known_statuses(statuses)
+        check_limits(batch_size, jobs)
         chosen_names = tuple(dict.fromkeys(comma_separated(names)))
         return cls(
             older_than=age,
@@ -122,6 +93,47 @@ class PurgeOptions:
             batch_size=batch_size,
             jobs=jobs,
         )
+
+
+def purge_age(older_than: str | timedelta | None) -> timedelta:
+    """The age given, or ``CELERY_RESULT_EXPIRES``."""
+    if older_than is not None:
+        return older_than if isinstance(older_than, timedelta) else parse_age(older_than)
+    age = app_settings.result_expires
+    if age is None:
+        raise ValueError(
+            _(
+                "CELERY_RESULT_EXPIRES is not set (or 0): say how old results must "
+                "be, e.g. --older-than 7d"
+            )
+        )
+    return age
+
+
+def known_statuses(statuses: Iterable[str]) -> tuple[str, ...]:
+    """The states named, upper-cased, each once, in order; ``ValueError`` for an unknown one."""
+    wanted = tuple(dict.fromkeys(s.strip().upper() for s in comma_separated(statuses)))
+    unknown = [status for status in wanted if status not in KNOWN_STATES]
+    if unknown:
+        message = ngettext(
+            # Translators: unknown lists the states given, quoted; known the valid ones.
+            "unknown status %(unknown)s: use one of %(known)s",
+            "unknown status %(unknown)s: use one of %(known)s",
+            len(unknown),
+        )
+        raise ValueError(
+            message % {"unknown": ", ".join(map(repr, unknown)), "known": ", ".join(KNOWN_STATES)}
+        )
+    return wanted
+
+
+def check_limits(batch_size: int, jobs: int) -> None:
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(
+            _("the batch size must be between 1 and %(max)s") % {"max": f"{MAX_BATCH_SIZE:,}"}
+        )
+    if not 1 <= jobs <= MAX_JOBS:
+        raise ValueError(_("the number of jobs must be between 1 and %(max)s") % {"max": MAX_JOBS})
 
 
 @dataclass
@@ -224,11 +236,37 @@ def purge(
     """
     started = timezone.now()
     result = PurgeResult(cutoff=(now or started) - options.older_than)
-    lock = threading.Lock()
     stopping = threading.Event()
+    run = stream_runner(result, options.batch_size, on_batch, stop, stopping)
+    try:
+        todo = split_by_id(streams(options, result.cutoff), options.jobs)
+        vendor = vendors.operations(connections[TaskResult.objects.db]).vendor
+        if options.jobs == 1 or vendor.single_writer or len(todo) == 1:
+            one_by_one(run, todo, stopping)
+        else:
+            in_parallel(run, todo, options.jobs, stopping)
+        if not stopping.is_set():
+            after_batches(options, result)
+    except KeyboardInterrupt:
+        stopping.set()
+    result.interrupted = stopping.is_set()
+    result.seconds = (timezone.now() - started).total_seconds()
+    return result
+
+
+def stream_runner(
+    result: PurgeResult,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None,
+    stop: Callable[[], bool],
+    stopping: threading.Event,
+) -> Callable[[Stream], None]:
+    """What deletes one stream batch by batch, adding to ``result``, until the stream ends
+    or ``stop`` or another stream says to stop (then it sets ``stopping`` for the others)."""
+    lock = threading.Lock()
 
     def run(stream: Stream) -> None:
-        batches = iter(delete_in_batches(stream, options.batch_size))
+        batches = iter(delete_in_batches(stream, batch_size))
         while not (stop() or stopping.is_set()):
             deleted = next(batches, None)  # one batch, deleted and committed
             if deleted is None:
@@ -240,25 +278,26 @@ def purge(
                     on_batch(deleted)
         stopping.set()
 
-    try:
-        todo = split_by_id(streams(options, result.cutoff), options.jobs)
-        vendor = vendors.operations(connections[TaskResult.objects.db]).vendor
-        if options.jobs == 1 or vendor.single_writer or len(todo) == 1:
-            for stream in todo:
-                run(stream)
-                if stopping.is_set():
-                    break
-        else:
-            in_parallel(run, todo, options.jobs, stopping)
-        if not options.undated and not stopping.is_set():
-            result.undated_kept = undated_rows(options).count()
-        if options.groups and not stopping.is_set():
-            result.chords = chord_counters(result.cutoff, delete=True)
-    except KeyboardInterrupt:
-        stopping.set()
-    result.interrupted = stopping.is_set()
-    result.seconds = (timezone.now() - started).total_seconds()
-    return result
+    return run
+
+
+def one_by_one(
+    run: Callable[[Stream], None], todo: list[Stream], stopping: threading.Event
+) -> None:
+    """``run`` each stream in turn, on this thread's connection, until one stops."""
+    for stream in todo:
+        run(stream)
+        if stopping.is_set():
+            break
+
+
+def after_batches(options: PurgeOptions, result: PurgeResult) -> None:
+    """Once every batch is done: the rows without a ``date_done`` left alone are counted and,
+    with the groups, the counters of chords that never finished deleted."""
+    if not options.undated:
+        result.undated_kept = undated_rows(options).count()
+    if options.groups:
+        result.chords = chord_counters(result.cutoff, delete=True)
 
 
 def chord_counters(cutoff: datetime, *, delete: bool) -> int:

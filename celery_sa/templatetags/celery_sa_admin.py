@@ -8,7 +8,7 @@ from django import template
 from django.utils.formats import number_format
 from django.utils.translation import ngettext
 
-from celery_sa.overview.runtimes import Runtime
+from celery_sa.reports.runtimes import Runtime
 
 register = template.Library()
 

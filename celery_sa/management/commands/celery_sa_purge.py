@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from celery_sa.durations import describe_age
 from celery_sa.errors import unreadable_table
-from celery_sa.housekeeping.durations import describe_age
 from celery_sa.housekeeping.purge import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
@@ -47,6 +47,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.description = str(self.help)  # argparse wraps it with re: a real str
+        self.add_selection_arguments(parser)
+        self.add_scope_arguments(parser)
+        self.add_batch_arguments(parser)
+
+    def add_selection_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
             metavar="AGE",
@@ -77,6 +82,8 @@ class Command(BaseCommand):
                 "CELERY_RESULT_EXTENDED. Group results are then left alone."
             ),
         )
+
+    def add_scope_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--no-groups",
             action="store_false",
@@ -91,6 +98,8 @@ class Command(BaseCommand):
                 "Celery never finished storing them)."
             ),
         )
+
+    def add_batch_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--batch-size",
             type=int,
@@ -132,46 +141,9 @@ class Command(BaseCommand):
             if options["dry_run"]:
                 self.report(purge_options, count(purge_options), dry_run=True)
                 return
-            # One "now" for the progress bar's count, the line below and the purge itself.
-            now = timezone.now()
-            bar = self.progress_bar(purge_options, now) if self.stdout.isatty() else None
-            if verbose:
-                cutoff = timezone.localtime(now - purge_options.older_than)
-                # English says "rows" for 1 too, as it always has (the tests compare output).
-                starting = ngettext(
-                    "Deleting results done before %(cutoff)s, at most %(n)s rows a transaction.",
-                    "Deleting results done before %(cutoff)s, at most %(n)s rows a transaction.",
-                    purge_options.batch_size,
-                )
-                self.stdout.write(
-                    starting
-                    % {
-                        "cutoff": f"{cutoff:%Y-%m-%d %H:%M:%S %Z}",
-                        "n": f"{purge_options.batch_size:,}",
-                    }
-                )
-            batches = 0
-
-            def on_batch(rows: int) -> None:  # called under the purge's lock
-                nonlocal batches
-                batches += 1
-                if bar:
-                    bar(rows)
-                if verbose:
-                    done = ngettext(
-                        # Translators: batch is the batch's number (1, 2, ...); n its rows.
-                        "Batch %(batch)s: deleted %(n)s rows.",
-                        "Batch %(batch)s: deleted %(n)s rows.",
-                        rows,
-                    )
-                    self.stdout.write(done % {"batch": batches, "n": f"{rows:,}"})
-
-            with stop_on_ctrl_c(self.stdout) as stopping:
-                result = purge(purge_options, now=now, on_batch=on_batch, stop=stopping.is_set)
+            result = self.run_purge(purge_options, verbose=verbose)
         except DatabaseError as exc:
             raise CommandError(unreadable_table(TaskResult._meta.db_table, exc)) from exc
-        if bar:
-            self.stdout.write("")
         self.report(purge_options, result, dry_run=False)
         if verbose:
             timing = ngettext(
@@ -185,7 +157,56 @@ class Command(BaseCommand):
                 _("Interrupted; run the command again to carry on."), returncode=INTERRUPTED_EXIT
             )
 
-    def progress_bar(self, options: PurgeOptions, now: datetime) -> Any:
+    def run_purge(self, options: PurgeOptions, *, verbose: bool) -> PurgeResult:
+        """The purge, with a progress bar on a terminal and a line a batch when verbose."""
+        # One "now" for the progress bar's count, the line below and the purge itself.
+        now = timezone.now()
+        bar = self.progress_bar(options, now) if self.stdout.isatty() else None
+        if verbose:
+            self.write_start(options, now)
+        on_batch = self.batch_listener(bar, verbose=verbose)
+        with stop_on_ctrl_c(self.stdout) as stopping:
+            result = purge(options, now=now, on_batch=on_batch, stop=stopping.is_set)
+        if bar:
+            self.stdout.write("")
+        return result
+
+    def write_start(self, options: PurgeOptions, now: datetime) -> None:
+        cutoff = timezone.localtime(now - options.older_than)
+        # English says "rows" for 1 too, as it always has (the tests compare output).
+        starting = ngettext(
+            "Deleting results done before %(cutoff)s, at most %(n)s rows a transaction.",
+            "Deleting results done before %(cutoff)s, at most %(n)s rows a transaction.",
+            options.batch_size,
+        )
+        self.stdout.write(
+            starting % {"cutoff": f"{cutoff:%Y-%m-%d %H:%M:%S %Z}", "n": f"{options.batch_size:,}"}
+        )
+
+    def batch_listener(
+        self, bar: Callable[[int], None] | None, *, verbose: bool
+    ) -> Callable[[int], None]:
+        """What the purge calls (under its lock) after each batch: the bar moves on, and a
+        verbose run says the batch's rows."""
+        batches = 0
+
+        def on_batch(rows: int) -> None:
+            nonlocal batches
+            batches += 1
+            if bar:
+                bar(rows)
+            if verbose:
+                done = ngettext(
+                    # Translators: batch is the batch's number (1, 2, ...); n its rows.
+                    "Batch %(batch)s: deleted %(n)s rows.",
+                    "Batch %(batch)s: deleted %(n)s rows.",
+                    rows,
+                )
+                self.stdout.write(done % {"batch": batches, "n": f"{rows:,}"})
+
+        return on_batch
+
+    def progress_bar(self, options: PurgeOptions, now: datetime) -> Callable[[int], None]:
         planned = count(options, now=now)
         total = max(planned.tasks + planned.groups, 1)
         done = 0
@@ -205,57 +226,7 @@ class Command(BaseCommand):
         return advance
 
     def report(self, options: PurgeOptions, result: PurgeResult, *, dry_run: bool) -> None:
-        dated = result.tasks - result.undated
-        what = [tasks(dated)]
-        if options.groups:
-            what.append(
-                ngettext("%(n)s group result", "%(n)s group results", result.groups)
-                % {"n": f"{result.groups:,}"}
-            )
-        if result.chords:
-            what.append(
-                ngettext(
-                    "%(n)s unfinished chord counter",
-                    "%(n)s unfinished chord counters",
-                    result.chords,
-                )
-                % {"n": f"{result.chords:,}"}
-            )
-        selection = []
-        if options.statuses:
-            # Translators: statuses lists Celery states, e.g. "FAILURE, REVOKED".
-            selection.append(_("status %(statuses)s") % {"statuses": ", ".join(options.statuses)})
-        if options.names:
-            # Translators: names lists task names, e.g. "myapp.tasks.add".
-            selection.append(_("name %(names)s") % {"names": ", ".join(options.names)})
-        if dry_run:
-            summary = (
-                # Translators: what is e.g. "5 task results and 2 group results"; selection
-                # e.g. "status FAILURE; name myapp.tasks.add"; age e.g. "7 days".
-                _("Would delete %(what)s (%(selection)s) older than %(age)s.")
-                if selection
-                # Translators: what is e.g. "5 task results and 2 group results"; age e.g.
-                # "7 days".
-                else _("Would delete %(what)s older than %(age)s.")
-            )
-        else:
-            summary = (
-                # Translators: what is e.g. "5 task results and 2 group results"; selection
-                # e.g. "status FAILURE; name myapp.tasks.add"; age e.g. "7 days".
-                _("Deleted %(what)s (%(selection)s) older than %(age)s.")
-                if selection
-                # Translators: what is e.g. "5 task results and 2 group results"; age e.g.
-                # "7 days".
-                else _("Deleted %(what)s older than %(age)s.")
-            )
-        self.stdout.write(
-            summary
-            % {
-                "what": and_list(what),
-                "selection": "; ".join(selection),
-                "age": describe_age(options.older_than),
-            }
-        )
+        self.stdout.write(summary(options, result, dry_run=dry_run))
         if options.undated:
             undated = (
                 # Translators: tasks is e.g. "3 task results".
@@ -271,6 +242,68 @@ class Command(BaseCommand):
             self.stdout.write(kept % {"tasks": tasks(result.undated_kept)})
         if dry_run:
             self.stdout.write(_("Dry run: nothing was deleted."))
+
+
+def summary(options: PurgeOptions, result: PurgeResult, *, dry_run: bool) -> str:
+    """The report's first line: what was (or would be) deleted, of which selection, how old."""
+    selection = selected(options)
+    if dry_run:
+        line = (
+            # Translators: what is e.g. "5 task results and 2 group results"; selection
+            # e.g. "status FAILURE; name myapp.tasks.add"; age e.g. "7 days".
+            _("Would delete %(what)s (%(selection)s) older than %(age)s.")
+            if selection
+            # Translators: what is e.g. "5 task results and 2 group results"; age e.g.
+            # "7 days".
+            else _("Would delete %(what)s older than %(age)s.")
+        )
+    else:
+        line = (
+            # Translators: what is e.g. "5 task results and 2 group results"; selection
+            # e.g. "status FAILURE; name myapp.tasks.add"; age e.g. "7 days".
+            _("Deleted %(what)s (%(selection)s) older than %(age)s.")
+            if selection
+            # Translators: what is e.g. "5 task results and 2 group results"; age e.g.
+            # "7 days".
+            else _("Deleted %(what)s older than %(age)s.")
+        )
+    return line % {
+        "what": and_list(deleted(options, result)),
+        "selection": "; ".join(selection),
+        "age": describe_age(options.older_than),
+    }
+
+
+def deleted(options: PurgeOptions, result: PurgeResult) -> list[str]:
+    """The kinds of rows deleted, counted: task results, group results, chord counters."""
+    what = [tasks(result.tasks - result.undated)]
+    if options.groups:
+        what.append(
+            ngettext("%(n)s group result", "%(n)s group results", result.groups)
+            % {"n": f"{result.groups:,}"}
+        )
+    if result.chords:
+        what.append(
+            ngettext(
+                "%(n)s unfinished chord counter",
+                "%(n)s unfinished chord counters",
+                result.chords,
+            )
+            % {"n": f"{result.chords:,}"}
+        )
+    return what
+
+
+def selected(options: PurgeOptions) -> list[str]:
+    """The statuses and names the purge was limited to, described."""
+    selection = []
+    if options.statuses:
+        # Translators: statuses lists Celery states, e.g. "FAILURE, REVOKED".
+        selection.append(_("status %(statuses)s") % {"statuses": ", ".join(options.statuses)})
+    if options.names:
+        # Translators: names lists task names, e.g. "myapp.tasks.add".
+        selection.append(_("name %(names)s") % {"names": ", ".join(options.names)})
+    return selection
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """``manage.py celery_sa_stats``: counts by status and task name over a time window
-(:mod:`celery_sa.housekeeping.stats` does the work)."""
+(:mod:`celery_sa.reports.stats` does the work)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from celery_sa.durations import describe_age, parse_age
 from celery_sa.errors import unreadable_table
-from celery_sa.housekeeping.durations import describe_age, parse_age
-from celery_sa.housekeeping.stats import NameStats, Stats, collect
 from celery_sa.models import TaskResult
+from celery_sa.reports.stats import NameStats, Stats, collect_stats
 
 
 class Command(BaseCommand):
@@ -43,7 +43,7 @@ class Command(BaseCommand):
             raise CommandError(_("--since: %(error)s") % {"error": exc}) from exc
         now = timezone.now()
         try:
-            stats = collect(now - window, now)
+            stats = collect_stats(now - window, now)
         except DatabaseError as exc:
             raise CommandError(unreadable_table(TaskResult._meta.db_table, exc)) from exc
         if options["json"]:

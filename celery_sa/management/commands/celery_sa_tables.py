@@ -12,17 +12,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import URL
-from sqlalchemy.schema import CreateSequence
 
-from celery_sa import __version__
 from celery_sa.conf import configured_tables
 from celery_sa.db import result_database
 from celery_sa.errors import BackendURLError
 from celery_sa.models import forget_live_columns
 from celery_sa.sql import vendors
 from celery_sa.sql.schema import ResultTables, create_statements
-from celery_sa.tables import execute, origins
-from celery_sa.tables.upgrade import TablePlan, plan_upgrade
+from celery_sa.tables import execute, origins, scripts
+from celery_sa.tables.upgrade import TablePlan
 
 LARGE_TABLE_ROWS = 100_000
 PENDING_EXIT = 1
@@ -62,14 +60,18 @@ class Command(BaseCommand):
             dest="interactive",
             help=_("Do not ask before rewriting a large table."),
         )
-        sql = subcommands.add_parser(
-            "sql",
-            help=_(
-                "Print the CREATE statements for a dialect, or with --from the upgrade of the "
-                "tables a Celery version created, without connecting (upgrade --dry-run prints "
-                "the upgrade of the live tables)."
-            ),
+        self.add_sql_arguments(
+            subcommands.add_parser(
+                "sql",
+                help=_(
+                    "Print the CREATE statements for a dialect, or with --from the upgrade of "
+                    "the tables a Celery version created, without connecting (upgrade "
+                    "--dry-run prints the upgrade of the live tables)."
+                ),
+            )
         )
+
+    def add_sql_arguments(self, sql: CommandParser) -> None:
         sql.add_argument(
             "--dialect",
             choices=vendors.NAMES,
@@ -119,9 +121,7 @@ class Command(BaseCommand):
     # -- subcommands ---------------------------------------------------------------------
 
     def print_create_sql(self, name: str | None) -> None:
-        name = name or self.result_url().get_backend_name()
-        vendor = vendors.get(name)  # argparse and parse_result_backend check the name
-        self.write_sql(create_statements(vendor.offline_dialect(name), configured_tables()))
+        self.write_lines(scripts.create_script(name or self.result_url().get_backend_name()))
 
     def print_upgrade_sql(self, name: str | None, version: str, sqlalchemy: str | None) -> None:
         name = name or self.result_url().get_backend_name()
@@ -129,77 +129,12 @@ class Command(BaseCommand):
             point = origins.starting_point(version, sqlalchemy)
         except ValueError as exc:
             raise CommandError(str(exc), returncode=ERROR_EXIT) from exc
-        dialect = origins.offline_dialect(name)
-        tables = configured_tables()
-        state = origins.origin_state(point, dialect, tables)
-        plans = plan_upgrade(state, tables)
-        vendor = vendors.get(name)
-        lines = [
-            # Translators: start describes tables, e.g. "the tables Celery 4.4-5.5 creates with
-            # SQLAlchemy 1.4 or later"; dialect is a database name such as mariadb.
-            _("Upgrade of %(start)s to celery_sa %(version)s's, for %(dialect)s.")
-            % {"start": point.describe(), "version": __version__, "dialect": name},
-            *origins.assumptions(state, tables),
-            _(
-                "Written without a connection: check the tables are these first "
-                "(`manage.py celery_sa_tables status` against the database lists the same "
-                "changes), then run it as a whole."
-            ),
-            _(vendor.schema.script_advice),
-        ]
-        if any(isinstance(s, CreateSequence) for plan in plans for s in plan.statements):
-            lines.append(
-                _(
-                    "Afterwards Celery's ids come from the sequences: every worker must run "
-                    "SQLAlchemy 1.4 or later (one on 1.3 leaves ids to the database, and they "
-                    "collide or fail)."
-                )
-            )
-        for line in lines:
-            self.stdout.write(f"-- {line}")
-        missing = [plan.table for plan in plans if not plan.exists]
-        for table in missing:
-            self.stdout.write(f"-- {table.fullname}: " + _("missing"))
-        for plan in plans:
-            for problem in plan.problems:
-                self.stdout.write(f"-- {plan.table.fullname}: {problem.text}")
-        statements = create_statements(dialect, tables, missing)
-        statements += [
-            execute.compiled(statement, dialect) for plan in plans for statement in plan.statements
-        ]
-        self.write_sql(statements, batches=name == "mssql")
+        self.write_lines(scripts.upgrade_script(name, point))
 
     def status(self) -> None:
         with execute.connect(self.result_url()) as connection:
             plans = execute.plan(connection, configured_tables())
-        pending = 0
-        for plan in plans:
-            if not plan.exists:
-                self.stdout.write(
-                    _("%(table)s: missing (create or upgrade creates it)")
-                    % {"table": plan.table.fullname}
-                )
-                pending += 1
-                continue
-            table = table_and_rows(plan)
-            if not plan.problems:
-                self.stdout.write(_("%(table)s: up to date") % {"table": table})
-                continue
-            changes = len(plan.problems)
-            self.stdout.write(
-                ngettext(
-                    "%(table)s: %(n)s change pending", "%(table)s: %(n)s changes pending", changes
-                )
-                % {"table": table, "n": changes}
-            )
-            for problem in plan.problems:
-                text = (
-                    _("%(problem)s (rewrites the table)") % {"problem": problem.text}
-                    if problem.rewrites
-                    else problem.text
-                )
-                self.stdout.write(f"  - {text}")
-            pending += changes
+        pending = sum(self.table_status(plan) for plan in plans)
         if pending:
             raise CommandError(
                 ngettext(
@@ -213,6 +148,33 @@ class Command(BaseCommand):
                 returncode=PENDING_EXIT,
             )
         self.stdout.write(self.style.SUCCESS(_("The result tables are up to date.")))
+
+    def table_status(self, plan: TablePlan) -> int:
+        """Write what ``plan`` would change in its table; return how many changes (a missing
+        table is one)."""
+        if not plan.exists:
+            self.stdout.write(
+                _("%(table)s: missing (create or upgrade creates it)")
+                % {"table": plan.table.fullname}
+            )
+            return 1
+        table = table_and_rows(plan)
+        if not plan.problems:
+            self.stdout.write(_("%(table)s: up to date") % {"table": table})
+            return 0
+        changes = len(plan.problems)
+        self.stdout.write(
+            ngettext("%(table)s: %(n)s change pending", "%(table)s: %(n)s changes pending", changes)
+            % {"table": table, "n": changes}
+        )
+        for problem in plan.problems:
+            text = (
+                _("%(problem)s (rewrites the table)") % {"problem": problem.text}
+                if problem.rewrites
+                else problem.text
+            )
+            self.stdout.write(f"  - {text}")
+        return changes
 
     def create(self, *, dry_run: bool) -> None:
         tables = configured_tables()
@@ -262,7 +224,8 @@ class Command(BaseCommand):
         if not missing:
             return
         if dry_run:
-            self.write_sql(create_statements(connection.dialect, tables, missing))
+            statements = create_statements(connection.dialect, tables, missing)
+            self.write_lines(scripts.terminated(statements))
         else:
             execute.create_tables(connection, tables, missing)
         done = _("Would create table %(table)s.") if dry_run else _("Created table %(table)s.")
@@ -301,10 +264,7 @@ class Command(BaseCommand):
                 % {"table": plan.table.fullname, "problem": problem.text}
             )
         if dry_run:
-            self.write_sql(
-                (execute.compiled(s, connection.dialect) for s in plan.statements),
-                batches=connection.dialect.name == "mssql",
-            )
+            self.write_lines(scripts.upgrade_sql(plan, connection.dialect))
             return
         started = time.monotonic()
         execute.apply(connection, plan)
@@ -329,11 +289,9 @@ class Command(BaseCommand):
     def result_url(self) -> URL:
         return result_database().url
 
-    def write_sql(self, statements: Iterable[str], *, batches: bool = False) -> None:
-        """Each statement ended by ``;`` (and for SQL Server's tools by ``GO``, which ends
-        a batch)."""
-        for statement in statements:
-            self.stdout.write(f"{statement};\nGO" if batches else f"{statement};")
+    def write_lines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.stdout.write(line)
 
 
 def table_and_rows(plan: TablePlan) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from celery_sa.overview.queries import (
+from celery_sa.reports.queries import (
     Failure,
     distinct,
     done_between,
@@ -70,15 +70,15 @@ class Stats:
         }
 
 
-def collect(since: datetime, until: datetime) -> Stats:
+def collect_stats(since: datetime, until: datetime) -> Stats:
     """Counts of the task results done in ``[since, until)``: per status and per name from
     index ranges, failures per name from the ``(status, date_done, name)`` index, one row
     read per failing name for its newest exception."""
     with in_one_snapshot():
-        return _collect(since, until)
+        return _collect_stats(since, until)
 
 
-def _collect(since: datetime, until: datetime) -> Stats:
+def _collect_stats(since: datetime, until: datetime) -> Stats:
     window = done_between(since, until)
     by_status = per_status(window, distinct("status"))
     stats = Stats(since=since, until=until, total=sum(by_status.values()))

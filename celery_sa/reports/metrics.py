@@ -17,7 +17,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from celery_sa.overview.queries import (
+from celery_sa.reports.queries import (
     distinct,
     done_between,
     in_one_snapshot,
@@ -25,7 +25,7 @@ from celery_sa.overview.queries import (
     per_value,
     unfinished,
 )
-from celery_sa.overview.runtimes import runtimes
+from celery_sa.reports.runtimes import runtimes
 
 QUANTILES = (0.5, 0.95)
 

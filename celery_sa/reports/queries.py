@@ -27,8 +27,8 @@ from django.db.models.functions import Right
 
 from celery_sa.db import vendors
 from celery_sa.models import TaskResult
-from celery_sa.overview.runtimes import Runtimes, runtimes
-from celery_sa.overview.window import Bucket, Window
+from celery_sa.reports.runtimes import Runtimes, runtimes
+from celery_sa.reports.window import Bucket, Window
 
 UNFINISHED = (states.PENDING, states.RECEIVED, states.STARTED, states.RETRY)
 # The traceback's last characters hold the exception line; the rest is not needed here.
@@ -330,7 +330,7 @@ def unfinished() -> list[Unfinished]:
 
 
 @dataclass
-class Overview:
+class WindowOverview:
     """Everything the overview page shows about a window."""
 
     window: Window
@@ -369,10 +369,10 @@ class Overview:
 TOP_NAMES = 10
 
 
-def collect(window: Window) -> Overview:
+def collect_overview(window: Window) -> WindowOverview:
     """The overview of ``window``; raises DatabaseError when the table cannot be read."""
     with in_one_snapshot():
-        return Overview(
+        return WindowOverview(
             window=window,
             buckets=bucket_counts(window, distinct("status")),
             failing=failing_names(window.since, window.until, limit=TOP_NAMES),

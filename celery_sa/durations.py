@@ -1,4 +1,5 @@
-"""Ages and windows as people type them on a command line: ``7d``, ``12h``, ``90m``."""
+"""Ages and windows as people type them on a command line: ``7d``, ``12h``, ``90m`` (the
+purge's age and the stats' window)."""
 
 from __future__ import annotations
 
