@@ -236,21 +236,15 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         pending in one query per poll."""
         interval = 0.5 if interval is None else interval
         pending = {bytes_to_str(task_id) for task_id in task_ids}  # type: ignore[no-untyped-call]
-        for task_id in list(pending):
-            cached = self._cache.get(task_id)
-            if cached is not None and cached["status"] in READY_STATES:
-                pending.discard(task_id)
-                yield task_id, cached
+        for task_id, cached in self._cached_ready(pending, READY_STATES):
+            pending.discard(task_id)
+            yield task_id, cached
         waited = 0.0
         iterations = 0
         while pending:
-            ready = self.retrying(self._ready, pending)
-            for task_id, meta in ready.items():
+            for task_id, meta in self.retrying(self._ready, pending).items():
                 pending.discard(task_id)
-                if meta["status"] == states.SUCCESS:
-                    self._cache[task_id] = meta
-                if on_message is not None:
-                    on_message(meta)
+                self._received(task_id, meta, on_message)
                 yield task_id, meta
             if not pending:
                 break
@@ -264,6 +258,21 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
             iterations += 1
             if max_iterations and iterations >= max_iterations:
                 break
+
+    def _cached_ready(
+        self, task_ids: Iterable[str], ready_states: frozenset[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Those of ``task_ids`` whose finished meta this backend has cached."""
+        found = ((task_id, self._cache.get(task_id)) for task_id in task_ids)
+        return [
+            (i, meta) for i, meta in found if meta is not None and meta["status"] in ready_states
+        ]
+
+    def _received(self, task_id: str, meta: dict[str, Any], on_message: Any) -> None:
+        if meta["status"] == states.SUCCESS:
+            self._cache[task_id] = meta
+        if on_message is not None:
+            on_message(meta)
 
     # -- chords -----------------------------------------------------------------------
 
