@@ -13,8 +13,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("celery_sa.sql",),  # and celery_sa itself: its __init__ holds the version only
     ("celery_sa.backend",),
     ("celery_sa.errors", "celery_sa.conf", "celery_sa.db", "celery_sa.fields"),
-    ("celery_sa.models", "celery_sa.routers", "celery_sa.keyset", "celery_sa.sessions"),
-    ("celery_sa.tables", "celery_sa.housekeeping", "celery_sa.reports", "celery_sa.overview"),
+    ("celery_sa.models", "celery_sa.routers", "celery_sa.sessions"),
+    ("celery_sa.keyset", "celery_sa.durations"),
+    ("celery_sa.tables", "celery_sa.housekeeping", "celery_sa.reports"),
     (
         "celery_sa.admin",
         "celery_sa.templatetags",
