@@ -82,7 +82,7 @@ class ByteLength(Func):
         arg_joiner: str | None = None,
         **extra_context: Any,
     ) -> _AsSqlType:
-        function = vendors.operations(connection).vendor.byte_length_function
+        function = vendors.get_operations(connection).vendor.byte_length_function
         return super().as_sql(compiler, connection, function, template, arg_joiner, **extra_context)
 
 

@@ -177,6 +177,6 @@ def estimate_rows(queryset: QuerySet[Any]) -> int | None:
     keeps one (MySQL/MariaDB, PostgreSQL once analysed)."""
     connection = connections[queryset.db]
     key = queryset.model.table_key
-    return vendors.operations(connection).estimate_rows(
+    return vendors.get_operations(connection).estimate_rows(
         connection, app_settings.table_schema(key), app_settings.table_name(key)
     )

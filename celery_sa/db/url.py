@@ -69,7 +69,7 @@ def parse_result_backend(value: str | None) -> URL:
 
 def translation_of(url: URL) -> Translation:
     """The translation of a URL :func:`parse_result_backend` accepted."""
-    return vendors.translation(url.get_backend_name())
+    return vendors.get_translation(url.get_backend_name())
 
 
 def celery_driver(url: URL) -> Driver:

@@ -240,7 +240,7 @@ def purge(
     run = stream_runner(result, options.batch_size, on_batch, stop, stopping)
     try:
         todo = split_by_id(streams(options, result.cutoff), options.jobs)
-        vendor = vendors.operations(connections[TaskResult.objects.db]).vendor
+        vendor = vendors.get_operations(connections[TaskResult.objects.db]).vendor
         if options.jobs == 1 or vendor.single_writer or len(todo) == 1:
             one_by_one(run, todo, stopping)
         else:

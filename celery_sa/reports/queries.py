@@ -52,7 +52,7 @@ def distinct(column: str) -> list[Any]:
     manager = TaskResult.objects
     connection = connections[manager.db]
     found: list[Any] = list(
-        vendors.operations(connection).distinct_values(
+        vendors.get_operations(connection).distinct_values(
             connection, TaskResult._meta.db_table, column
         )
     )

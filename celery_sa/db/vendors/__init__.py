@@ -27,8 +27,8 @@ __all__ = [
     "Operations",
     "Translation",
     "find_translation",
-    "operations",
-    "translation",
+    "get_operations",
+    "get_translation",
 ]
 
 _SUPPORTED: tuple[tuple[Translation, Operations], ...] = (
@@ -45,7 +45,7 @@ _by_engine = {t.django_engine: t for t in TRANSLATIONS}
 _operations = {t.django_engine: operations for t, operations in _SUPPORTED}
 
 
-def translation(name: str) -> Translation:
+def get_translation(name: str) -> Translation:
     """The translation of a SQLAlchemy backend name celery_sa supports (``"mariadb"``);
     :class:`LookupError` for any other."""
     found = _by_name.get(name)
@@ -60,7 +60,7 @@ def find_translation(engine: str) -> Translation | None:
     return _by_engine.get(engine)
 
 
-def operations(connection: BaseDatabaseWrapper) -> Operations:
+def get_operations(connection: BaseDatabaseWrapper) -> Operations:
     """The ORM helpers for a Django connection; :class:`LookupError` for an unsupported
     ``ENGINE``."""
     engine = connection.settings_dict["ENGINE"]
