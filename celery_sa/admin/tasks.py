@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
@@ -79,24 +80,8 @@ class TaskResultAdmin(ResultAdmin):
         ),
         (_("Traceback"), {"fields": ("traceback_view",)}),
     )
-    readonly_fields = (
-        "task_id",
-        "name",
-        "status_badge",
-        "started",
-        "date_done",
-        "runtime",
-        "group_links",
-        "worker",
-        "queue",
-        "retries",
-        "result_view",
-        "args_view",
-        "kwargs_view",
-        "children_view",
-        "stamps_view",
-        "traceback_view",
-    )
+    # Every field of the page: rows belong to Celery.
+    readonly_fields = flatten_fieldsets(fieldsets)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskResult]:
         queryset = super().get_queryset(request)
