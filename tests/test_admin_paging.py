@@ -14,7 +14,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from celery_sa.admin import TaskResultAdmin, pagination
+from celery_sa.admin import pagination
+from celery_sa.admin.tasks import TaskResultAdmin
 from celery_sa.db import result_database
 from celery_sa.models import TaskResult
 from tests.utils import ResultDB, insert_rows, row

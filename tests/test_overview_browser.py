@@ -153,7 +153,7 @@ def test_a_person_chooses_a_window_with_from_and_to(
     expect(page.locator("#celery-sa-total")).to_have_text("12")  # the default 24 hours
 
 
-def test_the_charts_take_the_dark_themes_colours(
+def test_the_charts_and_the_legend_take_the_dark_themes_colours(
     live_server: Any, now: datetime, browser: Browser, screenshot: Screenshot
 ) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -163,12 +163,25 @@ def test_the_charts_take_the_dark_themes_colours(
     def fill() -> str:
         return str(axis.evaluate("text => getComputedStyle(text).fill"))
 
+    failure_bar = page.locator(f"{STATES_CHART} rect[data-status=FAILURE]")
+    failure_swatch = page.locator(".celery-sa-swatch[data-status=FAILURE]")
     light = fill()
+    for bar in page.locator(f"{STATES_CHART} rect.bar").all():  # the stylesheet's colours
+        expect(bar).to_have_css("fill", rgb(bar.get_attribute("fill") or ""))
+    expect(failure_swatch).to_have_css("background-color", rgb("#b3261e"))
     page.emulate_media(color_scheme="dark")
     dark = fill()
     assert light != dark
     expect(page.locator("body")).not_to_have_css("background-color", "rgb(255, 255, 255)")
+    expect(failure_bar).to_have_css("fill", rgb("#ff8a80"))
+    expect(failure_swatch).to_have_css("background-color", rgb("#ff8a80"))
     screenshot(page, "overview-dark")
+
+
+def rgb(colour: str) -> str:
+    """``#b3261e`` as the browser computes it, ``rgb(179, 38, 30)``."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
 
 
 def test_each_grid_line_of_the_states_chart_is_labelled_with_its_value(

@@ -23,9 +23,9 @@ from django.http import HttpRequest
 from django.test import RequestFactory, override_settings
 from django.urls import resolve, reverse
 
-from celery_sa.admin import TaskResultAdmin
 from celery_sa.admin.decoding import DECODE_LIMIT
 from celery_sa.admin.pagination import EstimatedCountPaginator
+from celery_sa.admin.tasks import TaskResultAdmin
 from celery_sa.db import result_alias
 from celery_sa.housekeeping import purge
 from celery_sa.models import TaskResult, forget_live_columns, has_date_started

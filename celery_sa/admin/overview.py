@@ -192,7 +192,7 @@ class OverviewAdmin(ResultAdmin):
                 rates,
                 states.FAILURE,
             ),
-            "series": [(status, charts.colour_of(status)) for status in series],
+            "series": series,
             "bucket_rows": self.bucket_rows(overview.buckets, series, links),
             "totals": [
                 (status, rows, links.rows(window.since, window.until, status=status))

@@ -8,6 +8,7 @@ from django import template
 from django.utils.formats import number_format
 from django.utils.translation import ngettext
 
+from celery_sa.admin.display import format_runtime
 from celery_sa.reports.runtimes import Runtime
 
 register = template.Library()
@@ -39,6 +40,4 @@ def duration_label(span: timedelta) -> str:
 @register.filter
 def quantile(runtime: Runtime, share: float) -> str:
     """A name's runtime quantile, as the task list writes runtimes."""
-    from celery_sa.admin import format_runtime
-
     return format_runtime(runtime.quantile(float(share)))

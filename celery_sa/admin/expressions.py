@@ -1,0 +1,67 @@
+"""What the admin reads of a task row: the list's columns, and the value columns' heads
+and sizes by SQL expressions (never a whole 10 MB value)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import BinaryField, Func, IntegerField, QuerySet
+from django.db.models.functions import Substr
+from django.db.models.sql.compiler import SQLCompiler
+
+from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
+from celery_sa.db import vendors
+from celery_sa.models import TaskResult
+
+if TYPE_CHECKING:
+    from django.db.models.sql.compiler import _AsSqlType
+
+BLOB_COLUMNS = ("result", "args", "kwargs", "children", "stamps")
+LIST_COLUMNS = (
+    "id",
+    "task_id",
+    "name",
+    "status",
+    "date_started",
+    "date_done",
+    "worker",
+    "queue",
+    "retries",
+)
+
+
+class ByteLength(Func):
+    """A binary column's size in bytes, by the function its database names it (not
+    Django's Length, which mssql-django turns into LEN())."""
+
+    output_field = IntegerField()
+
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> _AsSqlType:
+        function = vendors.get_operations(connection).vendor.byte_length_function
+        return super().as_sql(compiler, connection, function, template, arg_joiner, **extra_context)
+
+
+def with_value_heads(queryset: QuerySet[TaskResult]) -> QuerySet[TaskResult]:
+    """Annotate each value column's first DECODE_LIMIT + 1 bytes and its size: enough to
+    decode any value that may be decoded, and never a whole 10 MB one."""
+    heads = {
+        f"{column}_head": Substr(column, 1, DECODE_LIMIT + 1, output_field=BinaryField())
+        for column in BLOB_COLUMNS
+    }
+    sizes = {f"{column}_size": ByteLength(column) for column in BLOB_COLUMNS}
+    return queryset.annotate(**heads, **sizes)
+
+
+def value_of(row: TaskResult, column: str) -> Decoded | None:
+    """The decoded value of a column of a row from :func:`with_value_heads`."""
+    head = getattr(row, f"{column}_head", None)
+    return decode(head, size=getattr(row, f"{column}_size", None))

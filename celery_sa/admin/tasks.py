@@ -1,0 +1,203 @@
+"""The task results' admin: the list (filtered and searched by index only), the task
+page with its values decoded, and the actions on selected tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
+from django.db.models import QuerySet
+from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from celery_sa.admin.actions import rerun_tasks, revoke_tasks
+from celery_sa.admin.base import ResultAdmin
+from celery_sa.admin.display import (
+    decoded_html,
+    format_runtime,
+    state_badge,
+    traceback_html,
+    value_view,
+)
+from celery_sa.admin.export import csv_response
+from celery_sa.admin.expressions import BLOB_COLUMNS, LIST_COLUMNS, with_value_heads
+from celery_sa.admin.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
+from celery_sa.models import GroupResult, TaskResult, has_date_started
+
+GROUP_LOOKAROUND = timedelta(hours=1)
+GROUP_SCAN_LIMIT = 500
+
+
+@admin.register(TaskResult)
+class TaskResultAdmin(ResultAdmin):
+    list_display = (
+        "task_id",
+        "name",
+        "status_badge",
+        "date_done",
+        "runtime",
+        "worker",
+        "queue",
+        "retries",
+    )
+    list_filter = (
+        StatusFilter,
+        NameFilter,
+        WorkerFilter,
+        QueueFilter,
+        # Today, past 7 days, this month, this year, by the real time of completion: the
+        # field converts the bounds into the zone the column is stored in.
+        ("date_done", admin.DateFieldListFilter),
+    )
+    search_fields = ("task_id", "name")
+    search_help_text = _("An exact task id, an exact task name or the start of one.")
+    ordering = ("-date_done", "-id")
+    actions = ("rerun", "revoke", "export_csv")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "task_id",
+                    "name",
+                    "status_badge",
+                    "started",
+                    "date_done",
+                    "runtime",
+                    "group_links",
+                )
+            },
+        ),
+        (_("Execution"), {"fields": ("worker", "queue", "retries")}),
+        (
+            _("Values"),
+            {"fields": ("result_view", "args_view", "kwargs_view", "children_view", "stamps_view")},
+        ),
+        (_("Traceback"), {"fields": ("traceback_view",)}),
+    )
+    # Every field of the page: rows belong to Celery.
+    readonly_fields = flatten_fieldsets(fieldsets)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TaskResult]:
+        queryset = super().get_queryset(request)
+        url_name = request.resolver_match.url_name if request.resolver_match else ""
+        if (url_name or "").endswith("_changelist"):
+            if has_date_started(queryset.db):
+                return queryset.only(*LIST_COLUMNS)
+            return queryset.only(*(c for c in LIST_COLUMNS if c != "date_started"))
+        return with_value_heads(queryset.defer(*BLOB_COLUMNS))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[TaskResult], search_term: str
+    ) -> tuple[QuerySet[TaskResult], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # One index at a time (an OR across columns would scan the table): the unique
+        # task_id, then the (name, date_done) index, exact name before a prefix.
+        for lookup in ({"task_id": term}, {"name": term}):
+            if queryset.filter(**lookup).exists():
+                return queryset.filter(**lookup), False
+        return queryset.filter(name__startswith=term), False
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: TaskResult) -> SafeString:
+        return state_badge(obj.status)
+
+    @admin.display(description=_("runtime"))
+    def runtime(self, obj: TaskResult) -> str:
+        """From the start (kept by celery_sa's backend under task_track_started) to done."""
+        if obj.started is None or obj.date_done is None:
+            return "—"
+        return format_runtime((obj.date_done - obj.started).total_seconds())
+
+    @admin.display(description=_("date started"))
+    def started(self, obj: TaskResult) -> datetime | None:
+        return obj.started
+
+    result_view = value_view("result", _("result"))
+    args_view = value_view("args", _("args"))
+    kwargs_view = value_view("kwargs", _("kwargs"))
+    children_view = value_view("children", _("children"))
+    stamps_view = value_view("stamps", _("stamps"))
+
+    @admin.display(description=_("traceback"))
+    def traceback_view(self, obj: TaskResult) -> SafeString:
+        return traceback_html(obj.traceback)
+
+    @admin.display(description=_("group"))
+    def group_links(self, obj: TaskResult) -> SafeString:
+        """Groups saved within an hour of this task that list it among their members."""
+        if obj.date_done is None or not obj.task_id:
+            return decoded_html(None)
+        around = (obj.date_done - GROUP_LOOKAROUND, obj.date_done + GROUP_LOOKAROUND)
+        groups = GroupResult.objects.filter(date_done__range=around).order_by("-date_done")
+        found = [
+            group
+            for group in groups[:GROUP_SCAN_LIMIT]
+            if obj.task_id.encode() in bytes(group.result or b"")
+        ]
+        if not found:
+            return decoded_html(None)
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:celery_sa_groupresult_change", args=[group.pk]), group.taskset_id)
+                for group in found
+            ),
+        )
+
+    # -- actions -----------------------------------------------------------------------
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("celery_sa.rerun_taskresult")
+
+    @admin.action(description=_("Re-run selected tasks"), permissions=["rerun"])
+    def rerun(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
+        sent, problems = rerun_tasks(queryset)
+        for problem in problems:
+            self.message_user(request, problem, level=messages.WARNING)
+        if sent:
+            self.message_user(
+                request,
+                ngettext(
+                    # Translators: "ids" is a comma-separated list of the new Celery task ids.
+                    "Sent %(count)d task again: %(ids)s.",
+                    "Sent %(count)d tasks again: %(ids)s.",
+                    len(sent),
+                )
+                % {"count": len(sent), "ids": ", ".join(sent)},
+                level=messages.SUCCESS,
+            )
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("celery_sa.revoke_taskresult")
+
+    @admin.action(description=_("Revoke selected unfinished tasks"), permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
+        revoked, problem = revoke_tasks(queryset)
+        if problem:
+            self.message_user(request, problem, level=messages.ERROR)
+            return
+        self.message_user(
+            request,
+            ngettext(
+                "Revoked %(count)d unfinished task.",
+                "Revoked %(count)d unfinished tasks.",
+                len(revoked),
+            )
+            % {"count": len(revoked)},
+            level=messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Export selected tasks as CSV"), permissions=["view"])
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[TaskResult]
+    ) -> StreamingHttpResponse:
+        return csv_response(queryset)
