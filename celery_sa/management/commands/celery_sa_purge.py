@@ -8,9 +8,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import CommandError, CommandParser, OutputWrapper
 from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -28,25 +28,21 @@ from celery_sa.housekeeping.purge import (
     count,
     purge,
 )
+from celery_sa.management.base import TranslatedCommand
 from celery_sa.models import TaskResult
 
 INTERRUPTED_EXIT = 130
 BAR_WIDTH = 30
 
 
-class Command(BaseCommand):
-    # Lazy (the stubs type it str): add_arguments renders it when the parser is made.
-    help = cast(
-        str,
-        gettext_lazy(
-            "Delete task and group results older than an age (default: "
-            "CELERY_RESULT_EXPIRES), a few thousand rows a transaction, in primary-key ranges "
-            "(a status or name selection along its own index). Safe to interrupt and run again."
-        ),
+class Command(TranslatedCommand):
+    lazy_help = gettext_lazy(
+        "Delete task and group results older than an age (default: "
+        "CELERY_RESULT_EXPIRES), a few thousand rows a transaction, in primary-key ranges "
+        "(a status or name selection along its own index). Safe to interrupt and run again."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.description = str(self.help)  # argparse wraps it with re: a real str
         self.add_selection_arguments(parser)
         self.add_scope_arguments(parser)
         self.add_batch_arguments(parser)
@@ -60,28 +56,31 @@ class Command(BaseCommand):
                 "CELERY_RESULT_EXPIRES, which Celery defaults to one day)."
             ),
         )
-        parser.add_argument(
-            "--status",
-            action="append",
-            default=[],
-            dest="statuses",
-            metavar="STATUS",
-            help=_(
-                "Only task results in this state (repeat or comma-separate). Group "
-                "results have no state and are then left alone."
+        # Each may be given several times or comma-separated, collected in a list.
+        repeatable = (
+            (
+                "--status",
+                "statuses",
+                "STATUS",
+                _(
+                    "Only task results in this state (repeat or comma-separate). Group "
+                    "results have no state and are then left alone."
+                ),
+            ),
+            (
+                "--name",
+                "names",
+                "TASK_NAME",
+                _(
+                    "Only results of this task (repeat or comma-separate); needs "
+                    "CELERY_RESULT_EXTENDED. Group results are then left alone."
+                ),
             ),
         )
-        parser.add_argument(
-            "--name",
-            action="append",
-            default=[],
-            dest="names",
-            metavar="TASK_NAME",
-            help=_(
-                "Only results of this task (repeat or comma-separate); needs "
-                "CELERY_RESULT_EXTENDED. Group results are then left alone."
-            ),
-        )
+        for option, dest, metavar, text in repeatable:
+            parser.add_argument(
+                option, action="append", default=[], dest=dest, metavar=metavar, help=text
+            )
 
     def add_scope_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

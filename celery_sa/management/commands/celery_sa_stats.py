@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -15,22 +15,18 @@ from django.utils.translation import gettext_lazy
 
 from celery_sa.durations import describe_age, parse_age
 from celery_sa.errors import unreadable_table
+from celery_sa.management.base import TranslatedCommand
 from celery_sa.models import TaskResult
 from celery_sa.reports.stats import NameStats, Stats, collect_stats
 
 
-class Command(BaseCommand):
-    # Lazy (the stubs type it str): add_arguments renders it when the parser is made.
-    help = cast(
-        str,
-        gettext_lazy(
-            "Count the task results done in a recent window by status and by task name, "
-            "with each task's failure rate and newest failure. A table, or JSON with --json."
-        ),
+class Command(TranslatedCommand):
+    lazy_help = gettext_lazy(
+        "Count the task results done in a recent window by status and by task name, "
+        "with each task's failure rate and newest failure. A table, or JSON with --json."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.description = str(self.help)  # argparse wraps it with re: a real str
         window = _("How far back the window reaches: 24h (default), 7d, 90m, 1d12h.")
         parser.add_argument("--since", default="24h", metavar="AGE", help=window)
         parser.add_argument("--json", action="store_true", help=_("Print JSON for scripts."))

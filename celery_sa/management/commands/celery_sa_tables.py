@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from sqlalchemy import Connection, Table
@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL
 from celery_sa.conf import configured_tables
 from celery_sa.db import result_database
 from celery_sa.errors import BackendURLError
+from celery_sa.management.base import TranslatedCommand
 from celery_sa.models import forget_live_columns
 from celery_sa.sql import vendors
 from celery_sa.sql.schema import ResultTables, create_statements
@@ -27,18 +28,13 @@ PENDING_EXIT = 1
 ERROR_EXIT = 2
 
 
-class Command(BaseCommand):
-    # Lazy (the stubs type it str): add_arguments renders it when the parser is made.
-    help = cast(
-        str,
-        gettext_lazy(
-            "Inspect (status), create, upgrade Celery's result tables with safe types, or "
-            "print their DDL (sql). status exits 1 when changes are pending, 2 on a problem."
-        ),
+class Command(TranslatedCommand):
+    lazy_help = gettext_lazy(
+        "Inspect (status), create, upgrade Celery's result tables with safe types, or "
+        "print their DDL (sql). status exits 1 when changes are pending, 2 on a problem."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.description = str(self.help)  # argparse wraps it with re: a real str
         subcommands = parser.add_subparsers(dest="subcommand", required=True)
         subcommands.add_parser(
             "status", help=_("Report missing tables, columns, indexes and unsafe types.")
