@@ -1,4 +1,4 @@
-"""The version matrix: ``bash project/run matrix`` (``nox -f .ci/noxfile.py``).
+"""The version matrix: ``bash project/run matrix`` (``nox`` from the repository root).
 
 Every supported version is in at least one session. The oldest set and the newest set run
 the whole suite against the real services (``.ci/run`` passes their URLs, as for the README's
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nox
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 nox.options.default_venv_backend = "venv"
 nox.options.envdir = str(ROOT / "var" / "nox")
 nox.options.error_on_missing_interpreters = True

@@ -20,15 +20,10 @@ from django.urls import reverse
 from kombu.compression import compress
 
 from celery_sa.models import TaskResult
-from tests.utils import (
-    ResultDB,
-    drop_result_tables,
-    insert_rows,
-    row,
-    running_worker,
-    service_url,
-    wait_for_results,
-)
+from tests.support.databases import ResultDB, drop_result_tables
+from tests.support.rows import insert_rows, row, wait_for_results
+from tests.support.services import service_url
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 CHANGELIST = "admin:celery_sa_taskresult_changelist"
@@ -173,7 +168,7 @@ def test_the_admin_is_view_only_and_acting_needs_permissions(
 
 # The app the admin's actions use in these tests (CELERY_SA_CELERY_APP names it).
 action_app: Celery | None = None
-ACTION_APP = "tests.test_admin.action_app"
+ACTION_APP = "tests.admin.test_admin.action_app"
 
 
 @pytest.fixture
@@ -259,11 +254,11 @@ def test_revoking_a_retrying_task_in_the_admin_stops_its_next_attempt(
         tmp_path,
         result_url=embedded_result_db.url,
         broker_url=broker,
-        CELERY_IMPORTS="tests.worker_tasks",
+        CELERY_IMPORTS="tests.support.worker_tasks",
     ) as worker:
         task_id = (
             actions_on(broker)
-            .send_task("tests.worker_tasks.retry_later", (4,), queue=worker.queue)
+            .send_task("tests.support.worker_tasks.retry_later", (4,), queue=worker.queue)
             .id
         )
         deadline = time.monotonic() + 30

@@ -17,7 +17,8 @@ from django.urls import reverse
 from celery_sa.admin import TaskResultAdmin, pagination
 from celery_sa.database import result_database
 from celery_sa.models import TaskResult
-from tests.utils import ResultDB, insert_rows, row
+from tests.support.databases import ResultDB
+from tests.support.rows import insert_rows, row
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 PER_PAGE = 10

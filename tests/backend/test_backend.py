@@ -35,21 +35,15 @@ from celery_sa.backend.store import dispose_stores
 from celery_sa.database import result_database
 from celery_sa.models import TaskResult
 from celery_sa.tables.schema import result_tables
-from tests.test_table_upgrades import load_legacy
-from tests.utils import (
-    RESULT_DBS,
-    ResultDB,
-    Worker,
-    ago,
-    fresh_result_db,
-    producer,
-    running_worker,
-    service_url,
-)
+from tests.support.databases import RESULT_DBS, ResultDB, fresh_result_db
+from tests.support.rows import ago
+from tests.support.services import service_url
+from tests.support.tables import load_legacy
+from tests.support.workers import Worker, producer, running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-TASKS = "tests.backend_tasks"
+TASKS = "tests.support.backend_tasks"
 DATABASES = [
     pytest.param(name, marks=pytest.mark.services(*filter(None, [RESULT_DBS[name][0]]), "redis"))
     for name in ("sqlite", "mysqlclient", "pymysql", "postgresql")
@@ -90,7 +84,7 @@ class Setup:
             self.tmp_path,
             result_url=result_url or self.url,
             broker_url=self.broker,
-            CELERY_IMPORTS=f"{TASKS},tests.worker_tasks",
+            CELERY_IMPORTS=f"{TASKS},tests.support.worker_tasks",
             CELERY_SA_TEST_RUNS_FILE=str(self.tmp_path / "runs.log"),
             **variables,
         ) as worker:
@@ -134,7 +128,7 @@ def test_a_worker_stores_states_start_times_retries_and_revokes(
         ok = sig(app, "nap", 0.2, "slept").delay()
         bad = sig(app, "fail", "boom").delay()
         flaky = app.signature("project.tasks.flaky", (2,)).delay()
-        later = app.signature("tests.worker_tasks.retry_later", (3,)).delay()
+        later = app.signature("tests.support.worker_tasks.retry_later", (3,)).delay()
         assert ok.get(timeout=30) == "slept"
         with pytest.raises(ValueError, match="boom"):
             bad.get(timeout=30)
@@ -396,7 +390,7 @@ def bytes_or(value: Any) -> Any:
 @pytest.mark.services("mysql", "redis")
 @pytest.mark.parametrize("setup", ["pymysql"], indirect=True)
 def test_a_worker_without_django_needs_only_the_backend_url(setup: Setup) -> None:
-    with setup.worker(app="tests.plain_celery_app", DJANGO_SETTINGS_MODULE="") as worker:
+    with setup.worker(app="tests.support.plain_celery_app", DJANGO_SETTINGS_MODULE="") as worker:
         with setup.client(worker) as app:
             assert sig(app, "settings_configured").delay().get(timeout=30) is False
             header = [sig(app, "add", i, 1) for i in range(20)]

@@ -27,19 +27,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from tests.private_mariadb import PrivateMariaDB
 from tests.settings import TEST_DATABASE
-from tests.utils import (
-    BASE_DIR,
-    Worker,
-    fresh_result_db,
-    producer,
-    result_db_param,
-    running_worker,
-    service_url,
-    tagged,
-)
-from tests.worker_tasks import Base
+from tests.support.commands import BASE_DIR
+from tests.support.databases import fresh_result_db, result_db_param, tagged
+from tests.support.mariadb import PrivateMariaDB
+from tests.support.services import service_url
+from tests.support.worker_tasks import Base
+from tests.support.workers import Worker, producer, running_worker
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
@@ -71,7 +65,7 @@ PRODUCTION = {
         {"pool_pre_ping": True, "pool_recycle": 3600, **celery_engine_pool(POOL)}
     ),
     "CELERY_SA_ENGINE_OPTIONS": json.dumps(POOL),
-    "CELERY_IMPORTS": "tests.worker_tasks",
+    "CELERY_IMPORTS": "tests.support.worker_tasks",
 }
 # Of those, what brings a task back after its worker is lost; Celery's defaults have none.
 REDELIVERY = (
@@ -112,7 +106,8 @@ def healthy_processes(app: Celery, worker: Worker) -> dict[int, dict[str, Any]]:
     answers: dict[int, dict[str, Any]] = {}
     for _ in range(20):
         probes = [
-            app.send_task("tests.worker_tasks.pool_status", queue=worker.queue) for _ in range(8)
+            app.send_task("tests.support.worker_tasks.pool_status", queue=worker.queue)
+            for _ in range(8)
         ]
         for probe in probes:
             answer = probe.get(timeout=60)
@@ -171,7 +166,9 @@ def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
         started = time.monotonic()
         ids = [
             # 10 ms inside the transaction: the restart may catch a task mid-write.
-            app.send_task("tests.worker_tasks.store_once", (key, 0.01), queue=worker.queue).id
+            app.send_task(
+                "tests.support.worker_tasks.store_once", (key, 0.01), queue=worker.queue
+            ).id
             for key in keys
         ]
 
@@ -259,7 +256,7 @@ def kill_children_holding_transactions(
             app = producer(broker, results.url)
             sent = [
                 app.send_task(
-                    "tests.worker_tasks.two_parts", (key, str(markers)), queue=worker.queue
+                    "tests.support.worker_tasks.two_parts", (key, str(markers)), queue=worker.queue
                 )
                 for key in ("left", "right")
             ]
@@ -371,7 +368,9 @@ def test_10000_tasks_stay_within_the_connection_budget_and_the_admin_keeps_answe
             app = producer(broker, results.url)
             started = time.monotonic()
             for n in range(tasks):
-                app.send_task("tests.worker_tasks.store_once", (f"load{n}",), queue=worker.queue)
+                app.send_task(
+                    "tests.support.worker_tasks.store_once", (f"load{n}",), queue=worker.queue
+                )
 
             def done() -> bool:
                 nonlocal peak

@@ -9,7 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page, expect
 
-from tests.utils import ResultDB, insert_rows, row
+from tests.support.databases import ResultDB
+from tests.support.rows import insert_rows, row
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -13,7 +13,8 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.utils import ResultDB, ago, insert_rows, row
+from tests.support.databases import ResultDB
+from tests.support.rows import ago, insert_rows, row
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 Screenshot = Callable[[Page, str], None]

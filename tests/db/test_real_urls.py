@@ -16,7 +16,7 @@ from celery_sa.database import result_database
 from celery_sa.database.url import django_database_settings, parse_result_backend
 from celery_sa.errors import BackendURLError
 from tests.settings import TEST_DATABASE
-from tests.utils import tagged
+from tests.support.databases import tagged
 
 ODD_USER = tagged("celery_sa_odd")
 

@@ -23,18 +23,9 @@ from celery_sa.database.url import sqlalchemy_url
 from celery_sa.models import GroupResult, TaskResult
 from celery_sa.tables.schema import result_tables
 from celery_sa.tasks import purge_results
-from tests.utils import (
-    BASE_DIR,
-    ResultDB,
-    ago,
-    drop_result_tables,
-    fresh_result_db,
-    insert_into,
-    insert_rows,
-    project_env,
-    result_db_param,
-    row,
-)
+from tests.support.commands import BASE_DIR, project_env
+from tests.support.databases import ResultDB, drop_result_tables, fresh_result_db, result_db_param
+from tests.support.rows import ago, insert_into, insert_rows, row
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

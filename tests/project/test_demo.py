@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils import BASE_DIR, project_env
+from tests.support.commands import BASE_DIR, project_env
 
 DEMO_TIMEOUT = 120
 

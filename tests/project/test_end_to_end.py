@@ -16,19 +16,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from celery_sa.models import GroupResult, TaskResult
-from tests.utils import (
-    RESULT_DBS,
-    SCHEMA_DATABASES,
-    ResultDB,
-    Worker,
-    fresh_result_db,
-    producer,
-    running_worker,
-    service_url,
-    stored_value,
-    tagged,
-    wait_for_results,
-)
+from tests.support.databases import RESULT_DBS, SCHEMA_DATABASES, ResultDB, fresh_result_db, tagged
+from tests.support.rows import stored_value, wait_for_results
+from tests.support.services import service_url
+from tests.support.workers import Worker, producer, running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -18,17 +18,9 @@ from django.utils import translation
 from prometheus_client.parser import text_string_to_metric_families
 
 from celery_sa.overview.window import last
-from tests.utils import (
-    ResultDB,
-    ago,
-    drop_result_tables,
-    insert_rows,
-    producer,
-    result_db_param,
-    row,
-    running_worker,
-    wait_for_results,
-)
+from tests.support.databases import ResultDB, drop_result_tables, result_db_param
+from tests.support.rows import ago, insert_rows, row, wait_for_results
+from tests.support.workers import producer, running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 OVERVIEW = "/admin/celery_sa/overview/"

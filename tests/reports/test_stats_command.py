@@ -11,16 +11,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from celery_sa.models import TaskResult
-from tests.utils import (
-    ResultDB,
-    ago,
-    drop_result_tables,
-    insert_rows,
-    producer,
-    row,
-    running_worker,
-    wait_for_results,
-)
+from tests.support.databases import ResultDB, drop_result_tables
+from tests.support.rows import ago, insert_rows, row, wait_for_results
+from tests.support.workers import producer, running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 TRACEBACK = 'Traceback (most recent call last):\n  File "x.py", line 1\n{}\n'

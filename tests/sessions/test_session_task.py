@@ -21,7 +21,7 @@ from celery_sa.sessions import SessionTask, get_engine, session_scope
 from project.books import Base as BooksBase
 from project.books import Book
 from project.tasks import rename_book
-from tests.worker_tasks import Base, Row
+from tests.support.worker_tasks import Base, Row
 
 app = Celery("session-task-tests", set_as_current=False)
 

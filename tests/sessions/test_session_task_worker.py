@@ -18,16 +18,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from tests.settings import TEST_DATABASE
-from tests.utils import (
-    ResultDB,
-    Worker,
-    fresh_result_db,
-    producer,
-    running_worker,
-    service_url,
-    tagged,
-)
-from tests.worker_tasks import Base, Row
+from tests.support.databases import ResultDB, fresh_result_db, tagged
+from tests.support.services import service_url
+from tests.support.worker_tasks import Base, Row
+from tests.support.workers import Worker, producer, running_worker
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
@@ -61,7 +55,7 @@ class Setup:
             broker_url=self.broker,
             pool=pool,
             concurrency=concurrency,
-            CELERY_IMPORTS="tests.worker_tasks",
+            CELERY_IMPORTS="tests.support.worker_tasks",
             CELERY_SA_DATABASE_URL=url,
             CELERY_SA_ENGINE_OPTIONS=POOL_OPTIONS,
             CELERY_SA_TEST_DONE_FILE=str(self.tmp_path / "done.log"),
@@ -135,7 +129,8 @@ def pool_statuses(app: Celery, worker: Worker, processes: int) -> dict[int, int]
     statuses: dict[int, int] = {}
     for _ in range(20):
         probes = [
-            app.send_task("tests.worker_tasks.pool_status", queue=worker.queue) for _ in range(8)
+            app.send_task("tests.support.worker_tasks.pool_status", queue=worker.queue)
+            for _ in range(8)
         ]
         for probe in probes:
             answer = probe.get(timeout=30)
@@ -169,7 +164,9 @@ def test_2000_mixed_tasks_leak_no_connection_and_commit_exactly_the_expected_row
         app = setup.client(results)
         try:
             for key, outcome in sent:
-                app.send_task("tests.worker_tasks.record", (key, outcome), queue=worker.queue)
+                app.send_task(
+                    "tests.support.worker_tasks.record", (key, outcome), queue=worker.queue
+                )
             wait_until(lambda: setup.finished() >= runs, worker, timeout=300, sample=sample)
             statuses = pool_statuses(app, worker, processes)
         finally:
@@ -189,7 +186,10 @@ def test_the_same_task_id_delivered_twice_at_once_runs_twice_with_two_sessions(
         try:
             for _ in range(2):
                 app.send_task(
-                    "tests.worker_tasks.hold", ("twin", 1.5), task_id="twin-id", queue=worker.queue
+                    "tests.support.worker_tasks.hold",
+                    ("twin", 1.5),
+                    task_id="twin-id",
+                    queue=worker.queue,
                 )
             wait_until(lambda: setup.finished() >= 2, worker, timeout=60)
         finally:
@@ -205,7 +205,9 @@ def test_a_connection_opened_before_fork_never_reaches_a_child(setup: Setup) -> 
         app = setup.client()
         try:
             results = [
-                app.send_task("tests.worker_tasks.hold", (f"child{n}", 0.05), queue=worker.queue)
+                app.send_task(
+                    "tests.support.worker_tasks.hold", (f"child{n}", 0.05), queue=worker.queue
+                )
                 for n in range(20)
             ]
             child_ids = {result.get(timeout=60) for result in results}
@@ -222,17 +224,17 @@ def test_a_chained_task_sees_committed_rows_and_a_failure_leaves_nothing(setup: 
         app = setup.client()
         try:
             counted = chain(
-                app.signature("tests.worker_tasks.create_row", ("chained",)),
-                app.signature("tests.worker_tasks.count_rows"),
+                app.signature("tests.support.worker_tasks.create_row", ("chained",)),
+                app.signature("tests.support.worker_tasks.count_rows"),
             ).apply_async(queue=worker.queue)
             assert counted.get(timeout=60) == 1
             failed = app.send_task(
-                "tests.worker_tasks.record", ("failed", "failure"), queue=worker.queue
+                "tests.support.worker_tasks.record", ("failed", "failure"), queue=worker.queue
             )
             with pytest.raises(ValueError, match="failed fails"):
                 failed.get(timeout=60)
             after = app.send_task(
-                "tests.worker_tasks.record", ("next", "success"), queue=worker.queue
+                "tests.support.worker_tasks.record", ("next", "success"), queue=worker.queue
             )
             assert after.get(timeout=60) == "next"
         finally:
@@ -245,7 +247,10 @@ def test_a_soft_time_limit_rolls_back_and_returns_the_connection(setup: Setup) -
         app = setup.client()
         try:
             slow = app.send_task(
-                "tests.worker_tasks.hold", ("slow", 5), soft_time_limit=0.5, queue=worker.queue
+                "tests.support.worker_tasks.hold",
+                ("slow", 5),
+                soft_time_limit=0.5,
+                queue=worker.queue,
             )
             with pytest.raises(Exception, match="SoftTimeLimitExceeded"):
                 slow.get(timeout=60)
@@ -264,7 +269,7 @@ def test_the_gevent_pool_runs_executions_at_once_each_with_its_own_session(
         try:
             started = time.monotonic()
             results = [
-                app.send_task("tests.worker_tasks.hold", (f"g{n}", 1.0), queue=worker.queue)
+                app.send_task("tests.support.worker_tasks.hold", (f"g{n}", 1.0), queue=worker.queue)
                 for n in range(10)
             ]
             connection_ids = [result.get(timeout=60) for result in results]

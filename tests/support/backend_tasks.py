@@ -1,5 +1,5 @@
 """Tasks the result backend tests run (imported by the demo project's worker through
-CELERY_IMPORTS, and by tests/plain_celery_app.py). Nothing here imports Django.
+CELERY_IMPORTS, and by tests/support/plain_celery_app.py). Nothing here imports Django.
 
 With $CELERY_SA_TEST_RUNS_FILE set, every task execution that starts adds a line
 "task_id task_name" to it: how the tests count callbacks and ``celery.chord_unlock`` runs.

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from tests.utils import REQUIRE_SERVICES
+from tests.support.services import REQUIRE_SERVICES
 
 BINARIES = ("mariadb-install-db", "mariadbd")
 START_TIMEOUT = 60.0

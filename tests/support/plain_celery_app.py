@@ -11,7 +11,7 @@ app = Celery(
     "plain",
     broker=os.environ["CELERY_BROKER_URL"],
     backend=os.environ["CELERY_RESULT_BACKEND"],
-    include=["tests.backend_tasks"],
+    include=["tests.support.backend_tasks"],
 )
 app.conf.result_extended = True
 app.conf.task_track_started = True

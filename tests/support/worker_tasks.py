@@ -1,4 +1,4 @@
-"""Tasks a test worker imports (CELERY_IMPORTS=tests.worker_tasks) to exercise SessionTask.
+"""Tasks a test worker imports (CELERY_IMPORTS=tests.support.worker_tasks) to exercise SessionTask.
 
 They write to ``session_rows`` on the "default" SessionTask database. A line per finished
 execution goes to $CELERY_SA_TEST_DONE_FILE, whatever the outcome (Ignore and Reject store

@@ -3,18 +3,15 @@ created."""
 
 from __future__ import annotations
 
-import pickle
 import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.db import connections
 from django.test import override_settings
 from sqlalchemy import (
@@ -22,107 +19,37 @@ from sqlalchemy import (
     Index,
     MetaData,
     Table,
-    create_engine,
-    insert,
     inspect,
     select,
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from celery_sa import dialects
-from celery_sa.database import result_database
 from celery_sa.management.commands import celery_sa_tables
 from celery_sa.tables.schema import result_tables
 from tests.settings import TEST_DATABASE
-from tests.utils import (
-    BASE_DIR,
+from tests.support.commands import BASE_DIR, project_env
+from tests.support.databases import (
     RESULT_DBS,
     SCHEMA_DATABASES,
     ResultDB,
     drop_result_tables,
     fresh_result_db,
-    producer,
-    project_env,
     result_db_param,
-    running_worker,
     tagged,
 )
+from tests.support.tables import FIXTURE_DIALECT, LEGACY, engine, load_legacy, manage, snapshot
+from tests.support.workers import producer, running_worker
 
 RW_USER = tagged("celery_sa_rw")
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-LEGACY = Path(__file__).parent / "legacy"
 VERSIONS = ["4.2.2", "4.4.7", "5.2.7", "5.7.0"]
-FIXTURE_DIALECT = {
-    "mysqlclient": "mariadb",
-    "pymysql": "mariadb",
-    "postgresql": "postgresql",
-    "sqlite": "sqlite",
-}
 BEYOND_INT = 2**31 + 5
 NEW_INDEX = "ix_celery_taskmeta_status_date_done_name"
 OLD_INDEX = "ix_celery_taskmeta_status_date_done"
 """The index celery_sa 0.1 to 0.3 made on (status, date_done), which NEW_INDEX covers."""
-
-
-def manage(*args: str) -> tuple[int, str]:
-    """Run the command in-process; return its exit status and output, ending with the
-    "changes pending" error of ``status`` as a shell shows it. Other errors are raised."""
-    out = StringIO()
-    try:
-        call_command("celery_sa_tables", *args, stdout=out)
-    except CommandError as exc:
-        if exc.returncode != celery_sa_tables.PENDING_EXIT:
-            raise
-        return exc.returncode, f"{out.getvalue()}{exc}\n"
-    return 0, out.getvalue()
-
-
-def engine() -> Any:
-    return create_engine(result_database().url, poolclass=NullPool)
-
-
-def load_legacy(result_db: ResultDB, version: str) -> None:
-    """Replace the result tables with the ones ``version`` of Celery created, plus the rows
-    an old worker would have written (one a raw pickle, as Celery 4 stored results)."""
-    drop_result_tables()
-    sql = (LEGACY / f"celery-{version}.{FIXTURE_DIALECT[result_db.name]}.sql").read_text()
-    database = engine()
-    with database.begin() as connection:
-        for statement in re.split(r";\s*(?:\n|$)", sql):
-            if statement.strip():
-                connection.exec_driver_sql(statement)
-        if "CREATE SEQUENCE" in sql:  # old workers drew ids from the sequence
-            table: Table = result_tables().task
-        else:  # ... or let AUTO_INCREMENT / SQLite pick them
-            table = Table(result_tables().task.name, MetaData(), autoload_with=connection)
-        connection.execute(
-            insert(table),
-            [
-                {
-                    "task_id": f"old-{n}",
-                    "status": "SUCCESS" if n else "FAILURE",
-                    "result": pickle.dumps({"answer": n}),
-                    "date_done": datetime(2020, 1, 1, 12, n),
-                    "traceback": None if n else "Traceback (most recent call last): ...",
-                }
-                for n in range(3)
-            ],
-        )
-    database.dispose()
-
-
-def snapshot() -> list[tuple[Any, ...]]:
-    table = result_tables().task
-    columns = [table.c.id, table.c.task_id, table.c.status, table.c.result, table.c.traceback]
-    database = engine()
-    with database.connect() as connection:
-        rows = connection.execute(select(*columns, table.c.date_done).order_by(table.c.id))
-        snapshot = [tuple(row) for row in rows]
-    database.dispose()
-    return snapshot
 
 
 @pytest.mark.parametrize("version", VERSIONS)

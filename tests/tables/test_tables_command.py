@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 
-from tests.utils import ResultDB, drop_result_tables
+from tests.support.databases import ResultDB, drop_result_tables
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

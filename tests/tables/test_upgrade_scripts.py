@@ -2,7 +2,7 @@
 the SQL Server upgrade: the tables each Celery version created are the starting point.
 
 On MariaDB, PostgreSQL and SQLite each script runs for real on the tables that Celery version
-made (``tests/legacy/``) and ends where ``upgrade`` and ``create`` end. SQL Server cannot run
+made (``tests/tables/legacy/``) and ends where ``upgrade`` and ``create`` end. SQL Server cannot run
 here: its tables are Celery's own models compiled by SQLAlchemy's SQL Server dialect (the
 ``.mssql.sql`` fixtures), and the T-SQL planned for them is checked statement by statement.
 """
@@ -39,13 +39,13 @@ from celery_sa.tables.state import (
     read_state,
 )
 from celery_sa.tables.upgrade import plan_upgrade
-from tests.test_table_upgrades import LEGACY, load_legacy, manage, snapshot
-from tests.utils import ResultDB, drop_result_tables, result_db_param
+from tests.support.databases import ResultDB, drop_result_tables, result_db_param
+from tests.support.tables import LEGACY, load_legacy, manage, snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 VERSIONS = ["4.2.2", "4.4.7", "5.2.7", "5.5.3", "5.6.3", "5.7.0"]
-"""Celery versions whose tables ``tests/legacy/`` holds (SQLAlchemy 1.3 made 4.x's)."""
+"""Celery versions whose tables ``tests/tables/legacy/`` holds (SQLAlchemy 1.3 made 4.x's)."""
 SCRIPT_DIALECT = {"mysqlclient": "mariadb", "postgresql": "postgresql", "sqlite": "sqlite"}
 
 
@@ -182,7 +182,7 @@ def mssql_type(spec: str) -> TypeEngine[Any]:
 
 
 def fixture_state(version: str) -> DatabaseState:
-    """The tables of ``tests/legacy/celery-<version>.mssql.sql`` as SQL Server would report
+    """The tables of ``tests/tables/legacy/celery-<version>.mssql.sql`` as SQL Server would report
     them (SQLAlchemy's compiled DDL is regular enough to read back)."""
     state = DatabaseState(MSSQL)
     sql = (LEGACY / f"celery-{version}.mssql.sql").read_text()

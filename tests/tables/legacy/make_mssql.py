@@ -14,7 +14,7 @@ file is named after the Celery version; nothing else of this repository is impor
     # Celery 5.x, as installed: 5.2.7 with SQLAlchemy 1.4.54, 5.5.3+ with 2.1.9
     python3.11 -m venv /tmp/mssql-5.6.3
     /tmp/mssql-5.6.3/bin/pip install celery==5.6.3 SQLAlchemy==2.1.9
-    /tmp/mssql-5.6.3/bin/python tests/legacy/make_mssql.py
+    /tmp/mssql-5.6.3/bin/python tests/tables/legacy/make_mssql.py
 
     # Celery 4.x does not import on Python 3.11: its models.py and session.py are executed
     # from the wheel with SQLAlchemy 1.3.24 and stand-ins for celery.states, celery.five
@@ -22,7 +22,7 @@ file is named after the Celery version; nothing else of this repository is impor
     python3.11 -m venv /tmp/mssql-sa13
     /tmp/mssql-sa13/bin/pip install SQLAlchemy==1.3.24
     /tmp/mssql-sa13/bin/pip download --no-deps -d /tmp/celery4 celery==4.4.7
-    /tmp/mssql-sa13/bin/python tests/legacy/make_mssql.py \\
+    /tmp/mssql-sa13/bin/python tests/tables/legacy/make_mssql.py \\
         --celery-wheel /tmp/celery4/celery-4.4.7-py2.py3-none-any.whl
 
 ``--output FILE`` writes elsewhere, ``-`` to standard output.
