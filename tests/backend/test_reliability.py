@@ -33,7 +33,7 @@ from tests.support.databases import fresh_result_db, result_db_param, tagged
 from tests.support.mariadb import PrivateMariaDB
 from tests.support.services import service_url
 from tests.support.worker_tasks import Base
-from tests.support.workers import Worker, producer, running_worker
+from tests.support.workers import Worker, pool_answers, producer, running_worker
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
@@ -103,18 +103,7 @@ def wait_for(condition: Callable[[], bool], worker: Worker, timeout: float, what
 def healthy_processes(app: Celery, worker: Worker) -> dict[int, dict[str, Any]]:
     """Each pool process answers a probe that uses its SessionTask engine and stores a
     result through Celery's engine: no process is left with a broken connection."""
-    answers: dict[int, dict[str, Any]] = {}
-    for _ in range(20):
-        probes = [
-            app.send_task("tests.support.worker_tasks.pool_status", queue=worker.queue)
-            for _ in range(8)
-        ]
-        for probe in probes:
-            answer = probe.get(timeout=60)
-            answers[answer["pid"]] = answer
-        if len(answers) >= PROCESSES:
-            return answers
-    pytest.fail(f"only {len(answers)} of {PROCESSES} pool processes answered")
+    return pool_answers(app, worker, PROCESSES, timeout=60)
 
 
 # --- a database restart under load ----------------------------------------------------

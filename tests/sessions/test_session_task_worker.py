@@ -21,7 +21,7 @@ from tests.settings import TEST_DATABASE
 from tests.support.databases import ResultDB, fresh_result_db, tagged
 from tests.support.services import service_url
 from tests.support.worker_tasks import Base, Row
-from tests.support.workers import Worker, producer, running_worker
+from tests.support.workers import Worker, pool_answers, producer, running_worker
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
@@ -126,18 +126,8 @@ def wait_until(condition: Any, worker: Worker, timeout: float, sample: Any = Non
 
 def pool_statuses(app: Celery, worker: Worker, processes: int) -> dict[int, int]:
     """Connections checked out in each worker process, asked until all have answered."""
-    statuses: dict[int, int] = {}
-    for _ in range(20):
-        probes = [
-            app.send_task("tests.support.worker_tasks.pool_status", queue=worker.queue)
-            for _ in range(8)
-        ]
-        for probe in probes:
-            answer = probe.get(timeout=30)
-            statuses[answer["pid"]] = answer["checked_out"]
-        if len(statuses) >= processes:
-            return statuses
-    pytest.fail(f"only {len(statuses)} of {processes} worker processes answered")
+    answers = pool_answers(app, worker, processes, timeout=30)
+    return {pid: answer["checked_out"] for pid, answer in answers.items()}
 
 
 @pytest.mark.parametrize(

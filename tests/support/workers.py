@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from celery import Celery
@@ -137,3 +137,23 @@ def producer(broker_url: str, result_url: str) -> Celery:
     if broker_url.startswith("sqla+sqlite"):
         app.conf.broker_transport_options = {"connect_args": {"timeout": 30}}
     return app
+
+
+def pool_answers(
+    app: Celery, worker: Worker, processes: int, timeout: float
+) -> dict[int, dict[str, Any]]:
+    """Each worker process's answer to ``pool_status`` (tests/support/worker_tasks.py: its
+    SessionTask engine used, its connections checked out) by pid, asked until ``processes``
+    processes have answered."""
+    answers: dict[int, dict[str, Any]] = {}
+    for _ in range(20):
+        probes = [
+            app.send_task("tests.support.worker_tasks.pool_status", queue=worker.queue)
+            for _ in range(8)
+        ]
+        for probe in probes:
+            answer = probe.get(timeout=timeout)
+            answers[answer["pid"]] = answer
+        if len(answers) >= processes:
+            return answers
+    pytest.fail(f"only {len(answers)} of {processes} worker processes answered")

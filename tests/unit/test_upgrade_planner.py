@@ -9,15 +9,8 @@ from dataclasses import replace
 import pytest
 
 from celery_sa.tables.origins import offline_dialect, origin_state, starting_point
-from celery_sa.tables.schema import ResultTables, result_tables
-from celery_sa.tables.state import (
-    ColumnState,
-    DatabaseState,
-    IndexState,
-    SequenceState,
-    TableState,
-    id_sequence,
-)
+from celery_sa.tables.schema import SEQUENCES, ResultTables, result_tables
+from celery_sa.tables.state import ColumnState, DatabaseState, IndexState, SequenceState, TableState
 from celery_sa.tables.upgrade import TablePlan, plan_upgrade
 
 TABLES = result_tables({"task": "celery_taskmeta", "group": "celery_tasksetmeta"}, {})
@@ -52,15 +45,14 @@ def as_created(dialect: str) -> DatabaseState:
     """The tables exactly as ``celery_sa_tables create`` makes them, the sequences' positions
     not known."""
     state = DatabaseState(offline_dialect(dialect))
-    for table in TABLES.by_key().values():
+    for key, table in TABLES.by_key().items():
         columns = {c.name: ColumnState(c.type, nullable=bool(c.nullable)) for c in table.columns}
         indexes = [IndexState(i.name, tuple(i.columns.keys())) for i in table.indexes]
-        unique = "task_id" if table is TABLES.task else "taskset_id"
+        unique = "task_id" if key == "task" else "taskset_id"
         indexes.append(IndexState(None, (unique,), unique=True))
         state.tables[table.fullname] = TableState(columns=columns, indexes=tuple(indexes))
-        sequence = id_sequence(table)
-        if state.dialect.supports_sequences and sequence is not None:
-            state.sequences[(None, sequence.name)] = SequenceState()
+        if state.dialect.supports_sequences:
+            state.sequences[(None, SEQUENCES[key])] = SequenceState()
     for table in (TABLES.chord, TABLES.part):
         state.tables[table.fullname] = TableState(columns={})
     return state
@@ -270,40 +262,49 @@ def test_an_interrupted_index_build_is_dropped_and_built_again() -> None:
     ]
 
 
-def test_a_sequence_behind_the_ids_is_restarted_after_the_highest() -> None:
-    state = changed_task_table(as_created("postgresql"), max_id=1000)
-    state.sequences[(None, "task_id_sequence")] = SequenceState(next_value=5)
-    task = plans(state)["task"]
-    assert problems(task) == [
-        "sequence task_id_sequence would hand out 5, but ids up to 1,000 are taken;"
-        " restart it at 1,001"
-    ]
-    assert sql(task, "postgresql") == ["ALTER SEQUENCE task_id_sequence RESTART WITH 1001"]
-
-
-def test_a_sequence_ahead_of_the_ids_is_left_alone() -> None:
-    state = changed_task_table(as_created("postgresql"), max_id=1000)
-    state.sequences[(None, "task_id_sequence")] = SequenceState(next_value=1001)
-    assert plans(state)["task"].problems == []
-
-
-def test_an_integer_sequence_is_widened() -> None:
-    state = as_created("postgresql")
-    state.sequences[(None, "task_id_sequence")] = SequenceState(bigint=False)
-    task = plans(state)["task"]
-    assert problems(task) == ["sequence task_id_sequence is INTEGER; widen it to BIGINT"]
-    assert sql(task, "postgresql") == ["ALTER SEQUENCE task_id_sequence AS BIGINT"]
-
-
-def test_a_missing_sequence_of_a_table_with_ids_starts_after_them() -> None:
-    state = changed_task_table(as_created("postgresql"), max_id=41)
+@pytest.mark.parametrize(
+    ("sequence", "max_id", "expected", "statements"),
+    [
+        pytest.param(
+            SequenceState(next_value=5),
+            1000,
+            [
+                "sequence task_id_sequence would hand out 5, but ids up to 1,000 are taken;"
+                " restart it at 1,001"
+            ],
+            ["ALTER SEQUENCE task_id_sequence RESTART WITH 1001"],
+            id="behind-the-ids",
+        ),
+        pytest.param(SequenceState(next_value=1001), 1000, [], [], id="ahead-of-the-ids"),
+        pytest.param(
+            SequenceState(bigint=False),
+            None,
+            ["sequence task_id_sequence is INTEGER; widen it to BIGINT"],
+            ["ALTER SEQUENCE task_id_sequence AS BIGINT"],
+            id="integer",
+        ),
+        pytest.param(
+            None,
+            41,
+            [
+                "sequence task_id_sequence is missing (Celery draws ids from it on this database);"
+                " create it to start at 42"
+            ],
+            ["CREATE SEQUENCE task_id_sequence START WITH 42"],
+            id="missing",
+        ),
+    ],
+)
+def test_a_sequence_is_put_after_the_highest_id_and_made_bigint(
+    sequence: SequenceState | None, max_id: int | None, expected: list[str], statements: list[str]
+) -> None:
+    state = changed_task_table(as_created("postgresql"), max_id=max_id)
     del state.sequences[(None, "task_id_sequence")]
+    if sequence is not None:
+        state.sequences[(None, "task_id_sequence")] = sequence
     task = plans(state)["task"]
-    assert problems(task) == [
-        "sequence task_id_sequence is missing (Celery draws ids from it on this database);"
-        " create it to start at 42"
-    ]
-    assert sql(task, "postgresql") == ["CREATE SEQUENCE task_id_sequence START WITH 42"]
+    assert problems(task) == expected
+    assert sql(task, "postgresql") == statements
 
 
 def test_a_column_that_only_gains_precision_alone_is_no_reason_to_copy_a_table() -> None:
