@@ -61,6 +61,7 @@ from bench.backend_tasks import (  # noqa: E402
     STAMP,
     make_app,
 )
+from tests.support.workers import worker_argv, worker_process  # noqa: E402
 
 MYSQL_HOST, MYSQL_PORT, MYSQL_USER = "127.0.0.1", 3306, "root"
 DATABASE = "bench_backend"
@@ -291,7 +292,7 @@ class ConnectionSampler:
 @dataclass(frozen=True)
 class Worker:
     node: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[str]
     log: Path
 
 
@@ -299,7 +300,8 @@ class Worker:
 def running_worker(
     app: Any, backend: str, pool: str, logs: Path, tag: str, unlock_log: Path
 ) -> Iterator[Worker]:
-    """A ``celery worker`` on ``backend``, answering pings and warmed up; stopped after."""
+    """A ``celery worker`` on ``backend``, answering pings and warmed up; stopped after
+    (its process group killed if need be)."""
     node = f"bench-{pool}-{uuid.uuid4().hex[:6]}@localhost"
     log = logs / f"{tag}-{pool}.log"
     env = dict(
@@ -311,25 +313,20 @@ def running_worker(
         # Not the benchmark's business (a root container), and it would fill the logs.
         PYTHONWARNINGS="ignore:You're running the worker with superuser privileges",
     )
-    argv = [sys.executable, "-m", "celery", "-q", "-A", "bench.backend_tasks", "worker"]
-    argv += ["-P", pool, "-c", str(POOLS[pool]), "-n", node, "-Q", QUEUE, "-l", "WARNING"]
-    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the pool children die with it
-        )
-    worker = Worker(node, process, log)
-    try:
+    argv = worker_argv(
+        "bench.backend_tasks",
+        queue=QUEUE,
+        node=node,
+        pool=pool,
+        concurrency=POOLS[pool],
+        loglevel="WARNING",
+        quiet=True,
+    )
+    with open(log, "w") as output, worker_process(argv, env, output, stop_timeout=20) as process:
+        worker = Worker(node, process, log)
         wait_ready(app, worker)
         warm_up(app, worker, result_store(backend))
         yield worker
-    finally:
-        stop_worker(worker)
 
 
 def python_path() -> str:
@@ -351,22 +348,6 @@ def warm_up(app: Any, worker: Worker, store: ResultStore) -> None:
     batch = new_batch(WARMUP_PER_SLOT * max(POOLS.values()))
     enqueue(app, NOOP, batch)
     wait_stored(store, batch, timeout=120)
-
-
-def stop_worker(worker: Worker) -> None:
-    """Warm shutdown, then SIGKILL to whatever is left of the worker's process group."""
-    process = worker.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 def control(app: Any, worker: Worker, command: str) -> None:

@@ -1,8 +1,8 @@
-"""Benchmark: the reliability suite's figures (tests/test_reliability.py), medians of runs.
+"""Benchmark: the reliability suite's figures (tests/backend/test_reliability.py), medians of runs.
 
     .venv/bin/python bench/reliability.py [--runs 3]
 
-Runs the suite as `bash project/run test tests/test_reliability.py` would, against the
+Runs the suite as `bash project/run test tests/backend/test_reliability.py` would, against the
 services named by the CELERY_SA_TEST_* variables (default: this machine's, as .ci/run sets
 them): a MariaDB restart under 2,000 tasks (a private server the test starts), a pool child
 killed mid-transaction, and 10,000 tasks on prefork -c 2 against MariaDB and PostgreSQL
@@ -39,7 +39,7 @@ def main() -> None:
     runs: list[dict[str, dict[str, Any]]] = []
     for number in range(1, options.runs + 1):
         ARTIFACT.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "pytest", "-q", "tests/test_reliability.py"]
+        argv = [sys.executable, "-m", "pytest", "-q", "tests/backend/test_reliability.py"]
         completed = subprocess.run(argv, cwd=ROOT, env=env)
         if completed.returncode != 0:
             raise SystemExit(f"run {number}: the reliability suite failed")

@@ -90,23 +90,14 @@ def eager_rounds(tasks: int, rounds: int) -> dict[str, list[float]]:
 
 def worker_rounds(tasks: int, rounds: int, data: Path) -> dict[str, list[float]]:
     from project.celery import app
+    from tests.support.workers import worker_argv, worker_process
 
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "project",
-        "worker",
-        "-P",
-        "solo",
-        "-l",
-        "WARNING",
-    ]
-    argv += ["-Q", os.environ["CELERY_TASK_DEFAULT_QUEUE"], "--without-gossip", "--without-mingle"]
-    worker = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+    argv = worker_argv(
+        "project", queue=queue, node=f"{queue}@%h", pool="solo", concurrency=1, loglevel="WARNING"
+    )
     timings: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
-    try:
+    with worker_process(argv, dict(os.environ), subprocess.DEVNULL):
         app.send_task("bench.session_tasks.sentinel").get(timeout=60)  # the worker is up
         for _ in range(rounds):
             for variant in VARIANTS:
@@ -118,9 +109,6 @@ def worker_rounds(tasks: int, rounds: int, data: Path) -> dict[str, list[float]]
                     app.send_task("bench.session_tasks.sentinel").get(timeout=600)
 
                 timings[variant].append(timed(run) / tasks)
-    finally:
-        worker.terminate()
-        worker.wait(30)
     return timings
 
 

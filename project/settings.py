@@ -91,7 +91,7 @@ if CELERY_RESULT_BACKEND.partition("+")[2].startswith("sqlite"):
     CELERY_DATABASE_ENGINE_OPTIONS = {"connect_args": {"timeout": 30}}
 # Delivery, retry and engine knobs: Celery's defaults unless the environment sets them.
 # README "Production settings" says which values survive a database restart and a killed
-# worker (tests/test_reliability.py runs its workers with them).
+# worker (tests/backend/test_reliability.py runs its workers with them).
 for _name, _cast in {
     "CELERY_TASK_ACKS_LATE": env.bool,
     "CELERY_TASK_REJECT_ON_WORKER_LOST": env.bool,

@@ -1,4 +1,5 @@
-"""Fixtures and hooks: real services when configured, result databases, brokers, a browser.
+"""Fixtures and hooks: real services when configured, result databases, brokers (the browser's
+are in ``browser/conftest.py``).
 
 A test says which real services it needs with ``@pytest.mark.services("mysql", …)``; the
 ``result_db`` fixture's parameters carry their database's. When one is not configured the
@@ -8,41 +9,22 @@ test is skipped with the variable to set, and the run ends with a list of them; 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import override_settings
-from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.utils import (
-    BASE_DIR,
+from tests.support.databases import RESULT_DBS, ResultDB, fresh_result_db, result_db_param
+from tests.support.services import (
     REQUIRE_SERVICES,
-    RESULT_DBS,
     SERVICES,
     SKIP_PREFIX,
-    ResultDB,
-    fresh_result_db,
     missing_services,
     require_service,
-    result_db_param,
     skip_reason,
 )
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = BASE_DIR / "test-artifacts"
-# As the machine's notes say: without the background-networking flags Chromium keeps
-# trying hosts this closed network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def needed_services(item: pytest.Item) -> list[str]:
@@ -53,7 +35,7 @@ def needed_services(item: pytest.Item) -> list[str]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # A skip marker, not pytest.skip() in a hook: the summary then names the test's module,
-    # not tests/utils.py.
+    # not tests/support/services.py.
     if REQUIRE_SERVICES:
         return  # they fail in pytest_runtest_setup instead
     for item in items:
@@ -129,28 +111,3 @@ def embedded_result_db(table_names: dict[str, str] | None) -> Iterator[ResultDB]
 def sqla_broker(tmp_path: Path) -> str:
     """kombu's SQLAlchemy transport on a SQLite file: the embedded default broker."""
     return f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium, driven by Playwright. Make the test's data before it
-    starts: Django refuses ORM calls from a thread where Playwright runs its event loop."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `bash project/run test` installs Debian's chromium.")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def screenshot() -> Callable[[Page, str], None]:
-    """``screenshot(page, name)`` saves the whole page as test-artifacts/NAME.png."""
-
-    def save(page: Page, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-    return save

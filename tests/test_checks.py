@@ -12,7 +12,8 @@ import pytest
 from django.core.checks import CheckMessage, run_checks
 from django.test import override_settings
 
-from tests.utils import ResultDB, manage_py, project_env
+from tests.support.commands import manage_py, project_env
+from tests.support.databases import ResultDB
 
 # Transactional: a check run under another CELERY_RESULT_BACKEND swaps the result alias's
 # connection, which must not happen inside a test-wide atomic block.

@@ -18,15 +18,10 @@ from django.urls import reverse
 from django.utils import translation
 
 from celery_sa.models import TaskResult
-from tests.utils import (
-    BASE_DIR,
-    REQUIRE_SERVICES,
-    ResultDB,
-    insert_rows,
-    manage_py,
-    project_env,
-    row,
-)
+from tests.support.commands import BASE_DIR, manage_py, project_env
+from tests.support.databases import ResultDB
+from tests.support.rows import insert_rows, row
+from tests.support.services import REQUIRE_SERVICES
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 MESSAGES = BASE_DIR / "celery_sa" / "locale" / "zh_Hans" / "LC_MESSAGES"

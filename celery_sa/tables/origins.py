@@ -11,7 +11,7 @@ Celery's models (``celery.backends.database.models``) changed four times:
 What the database made of them also depends on the SQLAlchemy of the day: before 1.4,
 MariaDB got AUTO_INCREMENT ids and no sequences, SQL Server IDENTITY ids and no sequences;
 from 1.4 on, both get the sequences Celery names. Each table is as ``create_all()`` makes it
-(``tests/legacy/`` holds real dumps of them, the tests compare).
+(``tests/tables/legacy/`` holds real dumps of them, the tests compare).
 """
 
 from __future__ import annotations

@@ -1,0 +1,169 @@
+"""A person in a real browser (Debian's Chromium driven by Playwright) uses the admin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import django
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.utils import timezone
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
+
+from celery_sa.models import GroupResult
+from tests.support.databases import ResultDB
+from tests.support.rows import insert_rows, row
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+# The test settings' SECURE_CSP as the header Django 6 writes it.
+POLICY = "; ".join(
+    f"{directive} {' '.join(values)}" for directive, values in settings.SECURE_CSP.items()
+)
+MEMBER_ID = "5a0c2f1e-1b2c-4d3e-8f40-000000000001"
+GROUP_ID = "9e8d7c6b-5a49-4382-a716-000000000002"
+
+
+@pytest.fixture
+def rows(embedded_result_db: ResultDB) -> None:
+    """The data, made before Playwright starts its event loop in this thread (Django
+    refuses ORM calls from a thread with a running loop)."""
+    User.objects.create_superuser("admin", password="secret")
+    insert_rows(
+        row("task-ok", result=b'{"answer": 42}', name="app.tasks.alpha"),
+        row(
+            "task-failed",
+            status="FAILURE",
+            name="app.tasks.beta",
+            result=b'{"exc_type": "ZeroDivisionError", "exc_message": ["division by zero"]}',
+            traceback='Traceback (most recent call last):\n  File "app/tasks.py", line 3\n'
+            "ZeroDivisionError: division by zero",
+        ),
+    )
+
+
+def test_a_person_logs_in_filters_searches_and_opens_a_task(
+    live_server: Any, rows: None, browser: Browser, screenshot: Callable[[Page, str], None]
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/celery_sa/taskresult/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/celery_sa/taskresult/")
+    expect(page.locator("#result_list")).to_contain_text("task-ok")
+    expect(page.locator("#result_list")).to_contain_text("task-failed")
+    screenshot(page, "admin-1-changelist")
+
+    page.locator("#changelist-filter").get_by_role("link", name="FAILURE").click()
+    page.wait_for_url("**status=FAILURE**")
+    expect(page.locator("#result_list")).to_contain_text("task-failed")
+    expect(page.locator("#result_list")).not_to_contain_text("task-ok")
+    screenshot(page, "admin-2-filtered")
+
+    page.goto(f"{live_server.url}/admin/celery_sa/taskresult/")
+    page.fill("#searchbar", "task-ok")
+    page.press("#searchbar", "Enter")
+    page.wait_for_url("**q=task-ok**")
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    screenshot(page, "admin-3-searched")
+
+    page.goto(f"{live_server.url}/admin/celery_sa/taskresult/?status=FAILURE")
+    page.locator("#result_list").get_by_role("link", name="task-failed").click()
+    expect(page.locator("pre.celery-sa-traceback")).to_contain_text(
+        "ZeroDivisionError: division by zero"
+    )
+    expect(page.locator(".celery-sa-status")).to_have_text("FAILURE")
+    screenshot(page, "admin-4-task-page")
+
+
+@pytest.fixture
+def group(rows: None) -> int:
+    """A group of one task, both stored; returns the group's primary key."""
+    insert_rows(row(MEMBER_ID, name="app.tasks.gamma", result=b'"done"'))
+    members = f'["{GROUP_ID}", [["{MEMBER_ID}", null], null]]'.encode()
+    saved = GroupResult.objects.create(
+        taskset_id=GROUP_ID, result=members, date_done=timezone.now()
+    )
+    return saved.pk
+
+
+def csp_violations(page: Page) -> list[str]:
+    """The Content Security Policy violations Chromium reports on ``page`` from now on
+    (the list fills as it browses): its console messages and the documents' events."""
+    violations: list[str] = []
+
+    def report(text: str) -> None:
+        violations.append(text)
+
+    def console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            report(message.text)
+
+    page.on("console", console)
+    page.expose_function("celerySaViolation", report)
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (event) => celerySaViolation("
+        "`${event.violatedDirective} blocked ${event.blockedURI || 'inline'} in "
+        "${event.sourceFile || document.URL}:${event.lineNumber}`))"
+    )
+    if django.VERSION < (6, 0):
+        page.route("**/*", with_policy)
+    return violations
+
+
+def with_policy(route: Route) -> None:
+    """Django 5.2 sends no Content Security Policy: the same policy, added to each page."""
+    if route.request.resource_type != "document":
+        route.continue_()
+        return
+    response = route.fetch()
+    route.fulfill(
+        response=response, headers={**response.headers, "content-security-policy": POLICY}
+    )
+
+
+def test_the_admins_pages_need_nothing_a_strict_content_security_policy_blocks(
+    live_server: Any, group: int, browser: Browser, screenshot: Callable[[Page, str], None]
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    violations = csp_violations(page)
+
+    def visit(path: str) -> None:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None and response.ok, path
+        assert response.header_value("content-security-policy") == POLICY, path
+
+    visit("/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+    pages = {
+        "csp-index": "/admin/",
+        "csp-task-list": "/admin/celery_sa/taskresult/?status=FAILURE",
+        "csp-task-page": "/admin/celery_sa/taskresult/?q=task-failed",
+        "csp-group-list": "/admin/celery_sa/groupresult/",
+        "csp-group-page": f"/admin/celery_sa/groupresult/{group}/change/",
+        "csp-overview": "/admin/celery_sa/overview/?from=2026-01-02T00:00&to=2026-01-03T00:00",
+    }
+    for name, path in pages.items():
+        visit(path)
+        if name == "csp-task-page":
+            page.locator("#result_list").get_by_role("link", name="task-failed").click()
+            expect(page.locator("pre.celery-sa-traceback")).to_contain_text("ZeroDivisionError")
+        screenshot(page, name)
+        assert violations == [], f"{name}: {violations}"
+
+    # What the stylesheets give instead of inline styles really applies.
+    expect(page.locator(".celery-sa-swatch").first).to_have_css("display", "inline-block")
+    visit(pages["csp-task-list"])
+    expect(page.locator(".celery-sa-status")).to_have_css("color", "rgb(179, 38, 30)")
+    expect(page.locator(".celery-sa-status")).to_have_css("font-weight", "700")
+    page.emulate_media(color_scheme="dark")  # the list keeps the light tone
+    expect(page.locator(".celery-sa-status")).to_have_css("color", "rgb(179, 38, 30)")
+    visit(pages["csp-group-page"])
+    expect(page.get_by_role("link", name=MEMBER_ID)).to_be_visible()
+    expect(page.locator("pre.celery-sa-value")).to_have_css("white-space", "pre-wrap")
+    assert violations == []

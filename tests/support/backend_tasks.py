@@ -1,0 +1,76 @@
+"""Tasks the result backend tests run (imported by the demo project's worker through
+CELERY_IMPORTS, and by tests/support/plain_celery_app.py). Nothing here imports Django.
+
+With $CELERY_SA_TEST_RUNS_FILE set, every task execution that starts adds a line
+"task_id task_name" to it: how the tests count callbacks and ``celery.chord_unlock`` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from celery import shared_task
+from celery.signals import task_prerun
+
+
+@shared_task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@shared_task
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+@shared_task
+def collect(values: list[Any]) -> list[Any]:
+    """A chord callback that returns what it was given."""
+    return values
+
+
+@shared_task
+def total(values: list[Any]) -> int:
+    """A chord callback: the sum of its (possibly nested) values."""
+    return sum(total(v) if isinstance(v, list) else v for v in values)
+
+
+@shared_task
+def nap(seconds: float, value: Any = None) -> Any:
+    time.sleep(seconds)
+    return value
+
+
+@shared_task
+def killed_once(value: Any, marker_dir: str) -> Any:
+    """The first run of ``value`` writes its pid to marker_dir/value and waits to be
+    killed; the run after redelivery returns ``value``."""
+    marker = os.path.join(marker_dir, str(value))
+    if not os.path.exists(marker):
+        with open(marker + ".tmp", "w") as file:
+            file.write(str(os.getpid()))
+        os.rename(marker + ".tmp", marker)
+        time.sleep(60)
+    return value
+
+
+@shared_task
+def settings_configured() -> bool:
+    """Whether Django settings were configured in this worker process."""
+    import django.conf
+
+    return bool(django.conf.settings.configured)
+
+
+_runs_lock = threading.Lock()
+
+
+@task_prerun.connect
+def _note_run(task_id: str, task: Any, **kwargs: Any) -> None:
+    path = os.environ.get("CELERY_SA_TEST_RUNS_FILE")
+    if path:
+        with _runs_lock, open(path, "a") as file:
+            file.write(f"{task_id} {task.name}\n")
