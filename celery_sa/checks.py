@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from celery_sa.conf import TABLE_KEYS, app_settings
-from celery_sa.db import ResultDatabase, result_database, vendors
+from celery_sa.db import ResultDatabase, adapters, result_database
+from celery_sa.db.adapters import Driver
 from celery_sa.db.url import celery_driver, parse_result_backend
-from celery_sa.db.vendors import Driver
 from celery_sa.errors import (
     AliasTaken,
     BackendURLError,
@@ -103,11 +103,11 @@ def _check_celery_driver(driver: Driver) -> list[CheckMessage]:
 
 def _check_django_driver(database: ResultDatabase) -> list[CheckMessage]:
     engine = str(app_settings.databases[database.alias]["ENGINE"])
-    translation = vendors.find_translation(engine)
-    if translation is None:
+    mapping = adapters.find_mapping_for_engine(engine)
+    if mapping is None:
         return []
     return _missing_driver(
-        translation.django_drivers,
+        mapping.django_drivers,
         "celery_sa.E005",
         # Translators: "engine" is a Django database backend's dotted path; "modules"
         # names Python modules with the pip command that installs each, e.g.

@@ -6,6 +6,8 @@ The system checks (:mod:`celery_sa.checks`) give each configuration error its id
 
 from __future__ import annotations
 
+from django.apps import apps
+from django.conf import settings
 from django.utils.translation import gettext as _
 from sqlalchemy.engine import URL
 
@@ -28,6 +30,15 @@ class UnsupportedDatabase(BackendURLError):
 
 class AliasTaken(BackendURLError):
     """``CELERY_SA_DATABASE_ALIAS`` already names another database in ``DATABASES``."""
+
+
+def translated(message: str) -> str:
+    """``message`` in the active language where Django is set up, unchanged elsewhere: the
+    URL functions (:mod:`celery_sa.db.url`) are public, and may run before ``django.setup()``
+    (in a settings module) or without Django settings at all."""
+    if settings.configured and apps.ready:
+        return _(message)
+    return message
 
 
 def one_line(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from celery_sa.db import vendors
+from celery_sa.db import adapters
 
 
 class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
@@ -46,7 +46,7 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
     def tzinfo(self, connection: BaseDatabaseWrapper) -> zoneinfo.ZoneInfo:
         """The zone the stored wall-clock times are in, on ``connection``'s database."""
         zone = self.zone() if callable(self.zone) else self.zone
-        return vendors.get_operations(connection).stored_zone(connection, zone)
+        return adapters.get_operations(connection).stored_zone(connection, zone)
 
     def from_db_value(
         self, value: Any, expression: Any, connection: BaseDatabaseWrapper
@@ -70,4 +70,4 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
             return connection.ops.adapt_datetimefield_value(value)
         if timezone.is_aware(value):
             value = value.astimezone(self.tzinfo(connection)).replace(tzinfo=None)
-        return vendors.get_operations(connection).datetime_param(value, connection)
+        return adapters.get_operations(connection).datetime_param(value, connection)

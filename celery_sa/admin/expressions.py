@@ -11,7 +11,7 @@ from django.db.models.functions import Substr
 from django.db.models.sql.compiler import SQLCompiler
 
 from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
-from celery_sa.db import vendors
+from celery_sa.db import adapters
 from celery_sa.models import TaskResult
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class ByteLength(Func):
         arg_joiner: str | None = None,
         **extra_context: Any,
     ) -> _AsSqlType:
-        function = vendors.get_operations(connection).vendor.byte_length_function
+        function = adapters.get_operations(connection).byte_length_function
         return super().as_sql(compiler, connection, function, template, arg_joiner, **extra_context)
 
 

@@ -26,7 +26,7 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from celery_sa.conf import app_settings
-from celery_sa.db import vendors
+from celery_sa.db import adapters
 from celery_sa.keyset import beyond, keyset_ordering
 
 # A filtered count stops a little past the page asked for: "more than 1,000" is all a person
@@ -177,6 +177,6 @@ def estimate_rows(queryset: QuerySet[Any]) -> int | None:
     keeps one (MySQL/MariaDB, PostgreSQL once analysed)."""
     connection = connections[queryset.db]
     key = queryset.model.table_key
-    return vendors.get_operations(connection).estimate_rows(
+    return adapters.get_operations(connection).estimate_rows(
         connection, app_settings.table_schema(key), app_settings.table_name(key)
     )

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.utils.translation import gettext as _
 from sqlalchemy.engine import URL
 
 from celery_sa.conf import app_settings
@@ -22,6 +21,7 @@ from celery_sa.db.url import (
     parse_result_backend,
 )
 from celery_sa.errors import AliasTaken
+from celery_sa.errors import translated as _
 
 
 @dataclass(frozen=True)

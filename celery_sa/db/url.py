@@ -1,22 +1,22 @@
-"""Translation between Celery's ``db+`` result backend URL and Django's ``DATABASES``.
+"""UrlMapping between Celery's ``db+`` result backend URL and Django's ``DATABASES``.
 
 Both directions go through SQLAlchemy's :class:`~sqlalchemy.engine.URL` (``make_url`` to read,
 ``URL.create`` to write), so passwords with special characters, ports, unix sockets and
 driver options survive unchanged; nothing here formats a URL by hand. What each database
-does with its options is in :mod:`celery_sa.db.vendors`.
+does with its options is in :mod:`celery_sa.db.adapters`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.utils.translation import gettext as _
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from celery_sa.db import vendors
-from celery_sa.db.vendors import Driver, Translation
+from celery_sa.db import adapters
+from celery_sa.db.adapters import Driver, UrlMapping
 from celery_sa.errors import NoDatabaseURL, UnparsableURL, UnsupportedDatabase
+from celery_sa.errors import translated as _
 from celery_sa.sql.vendors import NAMES
 
 # Celery's database backend, and celery_sa's (celery_sa.backend), on the same tables.
@@ -67,9 +67,9 @@ def parse_result_backend(value: str | None) -> URL:
     return url
 
 
-def translation_of(url: URL) -> Translation:
-    """The translation of a URL :func:`parse_result_backend` accepted."""
-    return vendors.get_translation(url.get_backend_name())
+def mapping_of(url: URL) -> UrlMapping:
+    """The mapping of a URL :func:`parse_result_backend` accepted."""
+    return adapters.get_mapping(url.get_backend_name())
 
 
 def celery_driver(url: URL) -> Driver:
@@ -79,10 +79,10 @@ def celery_driver(url: URL) -> Driver:
     except NoSuchModuleError:
         driver = url.drivername.partition("+")[2]
     try:
-        return translation_of(url).celery_drivers[(url.get_backend_name(), driver)]
+        return mapping_of(url).celery_drivers[(url.get_backend_name(), driver)]
     except KeyError:
         supported = sorted(
-            f"{backend}+{name}" for t in vendors.TRANSLATIONS for backend, name in t.celery_drivers
+            f"{backend}+{name}" for t in adapters.MAPPINGS for backend, name in t.celery_drivers
         )
         raise UnsupportedDatabase(
             _(
@@ -95,9 +95,9 @@ def celery_driver(url: URL) -> Driver:
 
 def django_database_settings(url: URL) -> dict[str, Any]:
     """The ``DATABASES`` entry that makes Django's ORM read the database at ``url``."""
-    translation = translation_of(url)
+    mapping = mapping_of(url)
     config: dict[str, Any] = {
-        "ENGINE": translation.django_engine,
+        "ENGINE": mapping.django_engine,
         "NAME": url.database or "",
         "USER": url.username or "",
         "PASSWORD": url.password or "",
@@ -106,7 +106,7 @@ def django_database_settings(url: URL) -> dict[str, Any]:
         "OPTIONS": {},
     }
     query = {key: _single(value) for key, value in url.query.items()}
-    translation.to_django(config, query)
+    mapping.to_django(config, query)
     return config
 
 
@@ -116,8 +116,8 @@ def sqlalchemy_url(config: dict[str, Any], drivername: str | None = None) -> URL
     ``drivername`` defaults to the driver Django itself uses for that database.
     """
     engine = config["ENGINE"]
-    translation = vendors.find_translation(engine)
-    if translation is None:
+    mapping = adapters.find_mapping_for_engine(engine)
+    if mapping is None:
         raise UnsupportedDatabase(
             _("Database engine %(engine)r is not supported by celery_sa.") % {"engine": engine}
         )
@@ -126,10 +126,10 @@ def sqlalchemy_url(config: dict[str, Any], drivername: str | None = None) -> URL
         for key, value in (config.get("OPTIONS") or {}).items()
         if key not in DJANGO_ONLY_OPTIONS
     }
-    options, host = translation.from_django(options, str(config.get("HOST") or "") or None)
+    options, host = mapping.from_django(options, str(config.get("HOST") or "") or None)
     port = config.get("PORT")
     return URL.create(
-        drivername or translation.default_drivername(),
+        drivername or mapping.default_drivername(),
         username=config.get("USER") or None,
         password=config.get("PASSWORD") or None,
         host=host,
@@ -142,8 +142,8 @@ def sqlalchemy_url(config: dict[str, Any], drivername: str | None = None) -> URL
 def database_identity(config: dict[str, Any]) -> tuple[str, ...]:
     """What makes two ``DATABASES`` entries the same database, for comparison."""
     engine = str(config.get("ENGINE", ""))
-    translation = vendors.find_translation(engine)
-    return translation.identity(config) if translation else (engine,)
+    mapping = adapters.find_mapping_for_engine(engine)
+    return mapping.identity(config) if mapping else (engine,)
 
 
 def _single(value: str | tuple[str, ...]) -> str:

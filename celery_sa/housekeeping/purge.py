@@ -29,7 +29,7 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from celery_sa.conf import app_settings, configured_tables
-from celery_sa.db import result_database, vendors
+from celery_sa.db import adapters, result_database
 from celery_sa.durations import parse_age
 from celery_sa.keyset import SortKey, beyond
 from celery_sa.models import GroupResult, TaskResult
@@ -240,8 +240,8 @@ def purge(
     run = stream_runner(result, options.batch_size, on_batch, stop, stopping)
     try:
         todo = split_by_id(streams(options, result.cutoff), options.jobs)
-        vendor = vendors.get_operations(connections[TaskResult.objects.db]).vendor
-        if options.jobs == 1 or vendor.single_writer or len(todo) == 1:
+        operations = adapters.get_operations(connections[TaskResult.objects.db])
+        if options.jobs == 1 or operations.single_writer or len(todo) == 1:
             one_by_one(run, todo, stopping)
         else:
             in_parallel(run, todo, options.jobs, stopping)

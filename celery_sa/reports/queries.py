@@ -25,7 +25,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Right
 
-from celery_sa.db import vendors
+from celery_sa.db import adapters
 from celery_sa.models import TaskResult
 from celery_sa.reports.runtimes import Runtimes, runtimes
 from celery_sa.reports.window import Bucket, Window
@@ -52,7 +52,7 @@ def distinct(column: str) -> list[Any]:
     manager = TaskResult.objects
     connection = connections[manager.db]
     found: list[Any] = list(
-        vendors.get_operations(connection).distinct_values(
+        adapters.get_operations(connection).distinct_values(
             connection, TaskResult._meta.db_table, column
         )
     )

@@ -87,10 +87,10 @@ def create_tables(connection: Connection, tables: ResultTables, missing: list[Ta
 
 def apply(connection: Connection, plan: TablePlan) -> None:
     """Run ``plan``'s statements one by one, each committed on its own."""
-    schema = vendors.get(connection.dialect.name).schema
+    rules = vendors.get(connection.dialect.name).ddl
     for statement in plan.statements:
         run_step(
-            partial(schema.run_ddl, connection, statement),
+            partial(rules.run_ddl, connection, statement),
             compiled(statement, connection.dialect),
         )
 

@@ -195,8 +195,3 @@ def assumptions(state: DatabaseState, tables: ResultTables) -> list[str]:
         }
         lines.append(f"{line}, {source}." if source else f"{line}.")
     return lines
-
-
-def offline_dialect(name: str) -> Dialect:
-    """The dialect ``name`` as :mod:`celery_sa.sql.vendors` compiles it without a server."""
-    return vendors.get(name).offline_dialect(name)

@@ -29,7 +29,7 @@ def terminated(statements: Iterable[str], separator: str = "") -> list[str]:
 
 def batch_separator(dialect: Dialect) -> str:
     """What ends a batch in scripts for ``dialect`` ("" where nothing does)."""
-    return vendors.get(dialect.name).batch_separator
+    return vendors.get(dialect.name).ddl.batch_separator
 
 
 def upgrade_sql(plan: TablePlan, dialect: Dialect) -> list[str]:
@@ -42,14 +42,14 @@ def upgrade_sql(plan: TablePlan, dialect: Dialect) -> list[str]:
 def create_script(name: str) -> list[str]:
     """The CREATE statements of the result tables for the database ``name`` (a SQLAlchemy
     backend name), terminated."""
-    return terminated(create_statements(origins.offline_dialect(name), configured_tables()))
+    return terminated(create_statements(vendors.offline_dialect(name), configured_tables()))
 
 
 def upgrade_script(name: str, point: origins.StartingPoint) -> list[str]:
     """The upgrade of the tables ``point`` describes to celery_sa's, for the database
     ``name`` (a SQLAlchemy backend name), as lines to print: comments that say what it
     assumes and changes, then the statements."""
-    dialect = origins.offline_dialect(name)
+    dialect = vendors.offline_dialect(name)
     tables = configured_tables()
     state = origins.origin_state(point, dialect, tables)
     plans = plan_upgrade(state, tables)
@@ -75,7 +75,7 @@ def _preamble(
     plans: list[TablePlan],
 ) -> list[str]:
     """What the script starts from and assumes, and how to run it."""
-    advice = vendors.get(name).schema.script_advice
+    advice = vendors.get(name).ddl.script_advice
     lines = [
         # Translators: start describes tables, e.g. "the tables Celery 4.4-5.5 creates with
         # SQLAlchemy 1.4 or later"; dialect is a database name such as mariadb.

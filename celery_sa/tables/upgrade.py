@@ -22,7 +22,7 @@ from celery_sa.sql.ddl import AlterTable, RestartSequence, SequenceAfterIds
 from celery_sa.sql.schema import ResultTables, Superseded, id_sequence
 from celery_sa.sql.state import DatabaseState, SequenceState, TableState
 from celery_sa.sql.vendors import Vendor
-from celery_sa.sql.vendors.base import SchemaRules
+from celery_sa.sql.vendors.base import DDLRules
 
 # Without these a table is something else that happens to have the configured name.
 CORE_COLUMNS = {
@@ -83,7 +83,7 @@ def _plan_table(
     if found is None:
         return TablePlan(table=table, key=key, exists=False)
     vendor = vendors.get(state.dialect.name)
-    rules = vendor.schema
+    rules = vendor.ddl
     live = found.columns
     plan = TablePlan(table=table, key=key, exists=True, rows=found.rows)
     missing_core = [name for name in CORE_COLUMNS[key] if name not in live]
@@ -121,7 +121,7 @@ def _plan_table(
     return plan
 
 
-def _too_narrow(rules: SchemaRules, found: TableState, table: Table) -> dict[str, str]:
+def _too_narrow(rules: DDLRules, found: TableState, table: Table) -> dict[str, str]:
     """Why each column to widen must be, by name: those that hold less than Celery writes,
     and, as the table is then rewritten anyway, those that only gain precision."""
     live = found.columns
@@ -200,7 +200,7 @@ def _plan_sequence(
         plan.problems.append(
             Problem(_("sequence %(name)s is INTEGER; widen it to BIGINT") % {"name": sequence.name})
         )
-        plan.statements += vendor.schema.widen_sequence_statements(sequence, table, next_value)
+        plan.statements += vendor.ddl.widen_sequence_statements(sequence, table, next_value)
 
 
 def _plan_missing_sequence(

@@ -461,7 +461,7 @@ def test_a_users_own_index_on_status_and_date_done_is_never_dropped(
 def test_sql_server_drops_the_old_index_of_its_table() -> None:
     vendor = vendors.get("mssql")
     (old,) = result_tables({}, {"task": "results"}).superseded
-    (drop,) = vendor.schema.drop_index_statements([old.index()])
+    (drop,) = vendor.ddl.drop_index_statements([old.index()])
     assert str(drop.compile(dialect=vendor.offline_dialect("mssql"))).strip() == (
         f"DROP INDEX {OLD_INDEX} ON results.celery_taskmeta"
     )

@@ -35,9 +35,10 @@ from celery_sa.sql.state import (
     SequenceState,
     TableState,
 )
+from celery_sa.sql.vendors import offline_dialect
 from celery_sa.sql.vendors.mssql import WidenKey
 from celery_sa.tables import execute, scripts
-from celery_sa.tables.origins import offline_dialect, origin_state, starting_point
+from celery_sa.tables.origins import origin_state, starting_point
 from celery_sa.tables.upgrade import plan_upgrade
 from tests.support.databases import ResultDB, drop_result_tables, result_db_param
 from tests.support.tables import LEGACY, load_legacy, manage, snapshot
@@ -521,5 +522,5 @@ def test_a_batch_is_read_to_its_end_so_a_later_statements_error_is_raised() -> N
     )
     statement = WidenKey(configured_tables().task, identity=False)
     with pytest.raises(DBAPIError, match="Cannot insert the value NULL"):
-        vendors.get("mssql").schema.run_ddl(connection, statement)
+        vendors.get("mssql").ddl.run_ddl(connection, statement)
     assert log == [widen_key("celery_taskmeta"), "closed"]

@@ -10,7 +10,8 @@ import pytest
 
 from celery_sa.sql.schema import SEQUENCES, ResultTables, result_tables
 from celery_sa.sql.state import ColumnState, DatabaseState, IndexState, SequenceState, TableState
-from celery_sa.tables.origins import offline_dialect, origin_state, starting_point
+from celery_sa.sql.vendors import offline_dialect
+from celery_sa.tables.origins import origin_state, starting_point
 from celery_sa.tables.upgrade import TablePlan, plan_upgrade
 
 TABLES = result_tables({"task": "celery_taskmeta", "group": "celery_tasksetmeta"}, {})

@@ -229,7 +229,7 @@ class Command(TranslatedCommand):
             self.stdout.write(self.style.SUCCESS(done % {"table": table.fullname}))
 
     def confirm_rewrites(self, plans: list[TablePlan], dialect: str, interactive: bool) -> None:
-        rules = vendors.get(dialect).schema
+        rules = vendors.get(dialect).ddl
         note = _(rules.rewrite_note) if rules.rewrite_note else ""
         for plan in plans:
             rows = plan.rows or 0

@@ -11,10 +11,12 @@ module             SQLAlchemy backend names
 =================  ===============================
 
 The Django side of each database (its ``DATABASES`` entry, ORM helpers) is in
-:mod:`celery_sa.db.vendors`.
+:mod:`celery_sa.db.adapters`.
 """
 
 from __future__ import annotations
+
+from sqlalchemy.engine import Dialect
 
 from celery_sa.sql.vendors.base import Vendor
 from celery_sa.sql.vendors.mssql import SQLServer
@@ -22,7 +24,7 @@ from celery_sa.sql.vendors.mysql import MySQL
 from celery_sa.sql.vendors.postgresql import PostgreSQL
 from celery_sa.sql.vendors.sqlite import SQLite
 
-__all__ = ["NAMES", "VENDORS", "Vendor", "find", "get"]
+__all__ = ["NAMES", "VENDORS", "Vendor", "get", "offline_dialect"]
 
 VENDORS: tuple[Vendor, ...] = (MySQL(), PostgreSQL(), SQLite(), SQLServer())
 """The supported databases."""
@@ -33,12 +35,6 @@ NAMES: tuple[str, ...] = tuple(name for vendor in VENDORS for name in vendor.nam
 _by_name = {name: vendor for vendor in VENDORS for name in vendor.names}
 
 
-def find(name: str) -> Vendor | None:
-    """The database of a SQLAlchemy backend (or dialect) name, e.g. ``"mariadb"``; None
-    when celery_sa does not support it."""
-    return _by_name.get(name)
-
-
 def get(name: str) -> Vendor:
     """The database of a SQLAlchemy backend (or dialect) name; :class:`LookupError` when
     celery_sa does not support it."""
@@ -46,3 +42,9 @@ def get(name: str) -> Vendor:
     if vendor is None:
         raise LookupError(f"celery_sa does not support the database {name!r}")
     return vendor
+
+
+def offline_dialect(name: str) -> Dialect:
+    """SQLAlchemy's dialect ``name`` (``"mariadb"``) as celery_sa compiles its DDL without
+    a server; :class:`LookupError` for a database celery_sa does not support."""
+    return get(name).offline_dialect(name)

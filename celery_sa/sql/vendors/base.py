@@ -1,7 +1,7 @@
 """What celery_sa's SQL needs to know about a kind of database, with the answers most share.
 
 As Django splits a database backend, a :class:`Vendor` holds the facts (its names, types and
-features) and three parts, each for one reader: :class:`SchemaRules` for the upgrade
+features) and three parts, each for one reader: :class:`DDLRules` for the upgrade
 planner (which types are too narrow, how to alter a table), :class:`Introspection` for
 reading a live database's tables and sequences, :class:`Writes` for the result backend's
 upserts. Each database subclasses what differs in a module of its own. Nothing here imports
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from celery_sa.sql.state import ColumnState
 
 INT_LIMIT = "2,147,483,647"
-PLAIN_DISTINCT = "SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
-"""For optimizers that skip along an index by themselves (MySQL's "index for group-by")."""
 
 Row = dict[str, Any]
 """A row's values by column name."""
@@ -46,19 +44,6 @@ class Vendor:
 
     names: ClassVar[tuple[str, ...]]
     """SQLAlchemy's backend names for it (``URL.get_backend_name()``), the first the main one."""
-    single_writer: ClassVar[bool] = False
-    """Only one transaction may write at a time, so parallel deletes would only wait."""
-    byte_length_function: ClassVar[str] = "LENGTH"
-    """The SQL function that gives a binary value's size in bytes."""
-    distinct_sql: ClassVar[str] = (
-        "WITH RECURSIVE found (value) AS ("
-        "SELECT MIN({column}) FROM {table} "
-        "UNION ALL SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > found.value) "
-        "FROM found WHERE found.value IS NOT NULL"
-        ") SELECT value FROM found WHERE value IS NOT NULL"
-    )
-    """The distinct non-NULL values of an indexed column, one index seek each (a loose index
-    scan, as PostgreSQL's wiki writes it): a plain DISTINCT reads the whole index there."""
     # How SQLAlchemy before 1.4 made Celery's ids (celery_sa.tables.origins).
     old_sqlalchemy_sequences: ClassVar[bool] = True
     """It created Celery's sequences here (where the database has them)."""
@@ -71,15 +56,13 @@ class Vendor:
     restarts_in_sql: ClassVar[bool] = False
     """A sequence is moved past the ids by a statement that reads them when it runs (a
     batch can), not by a number read before."""
-    batch_separator: ClassVar[str] = ""
-    """The line a script puts after each batch (SQL Server's ``GO``); "": none."""
 
-    schema_class: ClassVar[type[SchemaRules]]
+    ddl_class: ClassVar[type[DDLRules]]
     introspection_class: ClassVar[type[Introspection]]
     writes_class: ClassVar[type[Writes]]
 
     def __init__(self) -> None:
-        self.schema = self.schema_class(self)
+        self.ddl = self.ddl_class(self)
         self.introspection = self.introspection_class(self)
         self.writes = self.writes_class(self)
 
@@ -126,7 +109,7 @@ class Part:
         self.vendor = vendor
 
 
-class SchemaRules(Part):
+class DDLRules(Part):
     """The upgrade planner's rules: what holds less than Celery writes, and the statements
     that change a live table."""
 
@@ -134,6 +117,8 @@ class SchemaRules(Part):
     """What a table rewrite (widening a type) blocks while it runs (marked, untranslated)."""
     script_advice: ClassVar[str] = ""
     """How to run an upgrade script here (marked, untranslated)."""
+    batch_separator: ClassVar[str] = ""
+    """The line a script puts after each batch (SQL Server's ``GO``); "": none."""
 
     def too_narrow(self, live: ColumnState, column: Column[Any]) -> Message | None:
         """Why a column as it is holds less than Celery writes (None when it does not)."""

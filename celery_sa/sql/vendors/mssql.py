@@ -36,7 +36,8 @@ SAFE_VALUE_TYPES = ("VARBINARY(max)", "NVARCHAR(max)")
 TEMPORARY_ID = "celery_sa_id"
 
 
-class SQLServerSchema(base.SchemaRules):
+class SQLServerDDL(base.DDLRules):
+    batch_separator = "GO"
     script_advice = gettext_noop("Run it with sqlcmd -b, which stops at the first failed batch.")
     rewrite_note = gettext_noop(
         "ALTER COLUMN rewrites it under a schema modification lock: reads and writes wait."
@@ -142,17 +143,13 @@ class SQLServerWrites(base.Writes):
 
 class SQLServer(base.Vendor):
     names = ("mssql",)
-    # T-SQL's recursive queries have no RECURSIVE keyword; DISTINCT reads the index.
-    distinct_sql = base.PLAIN_DISTINCT
     # At -2**63 for a BIGINT one: Celery 5.5 on SQLAlchemy 2 gets ids that overflow its INT.
     sequences_may_start_at_minimum = True
     restarts_in_sql = True
-    byte_length_function = "DATALENGTH"  # LEN() leaves out trailing 0x20 bytes
-    batch_separator = "GO"
     # SQLAlchemy 1.3 turned a Sequence into IDENTITY(start, increment) here.
     old_sqlalchemy_sequences = False
     old_sqlalchemy_identity = True
-    schema_class = SQLServerSchema
+    ddl_class = SQLServerDDL
     introspection_class = SQLServerIntrospection
     writes_class = SQLServerWrites
 

@@ -17,12 +17,11 @@ from sqlalchemy.types import TypeEngine
 from celery_sa.sql.ddl import AlterTable, SequenceAfterIds
 from celery_sa.sql.text import Message, gettext_noop
 from celery_sa.sql.vendors.base import (
-    PLAIN_DISTINCT,
+    DDLRules,
     Execute,
     Introspection,
     Keep,
     Row,
-    SchemaRules,
     Vendor,
     Writes,
 )
@@ -45,7 +44,7 @@ COPY = "ALGORITHM=COPY, LOCK=SHARED"
 IN_PLACE = "ALGORITHM=INPLACE, LOCK=NONE"
 
 
-class MySQLSchema(SchemaRules):
+class MySQLDDL(DDLRules):
     script_advice = gettext_noop(
         "Run it with the mysql client, which stops at the first error (without --force)."
     )
@@ -139,10 +138,9 @@ class MySQLWrites(Writes):
 
 class MySQL(Vendor):
     names = ("mysql", "mariadb")
-    distinct_sql = PLAIN_DISTINCT
     old_sqlalchemy_sequences = False  # MariaDB's came with SQLAlchemy 1.4
     auto_increment_ids = True
-    schema_class = MySQLSchema
+    ddl_class = MySQLDDL
     introspection_class = MySQLIntrospection
     writes_class = MySQLWrites
 

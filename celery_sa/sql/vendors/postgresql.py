@@ -12,7 +12,7 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from celery_sa.sql.ddl import AlterTable
 from celery_sa.sql.text import gettext_noop
-from celery_sa.sql.vendors.base import Execute, Introspection, SchemaRules, Vendor, Writes
+from celery_sa.sql.vendors.base import DDLRules, Execute, Introspection, Vendor, Writes
 
 
 class AlterSequenceAsBigint(ExecutableDDLElement):
@@ -34,7 +34,7 @@ def _concurrently(indexes: list[Index]) -> None:
         index.dialect_options["postgresql"]["concurrently"] = True
 
 
-class PostgreSQLSchema(SchemaRules):
+class PostgreSQLDDL(DDLRules):
     script_advice = gettext_noop(
         "Run it with psql -v ON_ERROR_STOP=1, and not in one transaction (not -1): CREATE "
         "INDEX CONCURRENTLY cannot run inside one."
@@ -96,6 +96,6 @@ class PostgreSQLWrites(Writes):
 
 class PostgreSQL(Vendor):
     names = ("postgresql",)
-    schema_class = PostgreSQLSchema
+    ddl_class = PostgreSQLDDL
     introspection_class = PostgreSQLIntrospection
     writes_class = PostgreSQLWrites

@@ -12,7 +12,7 @@ from sqlalchemy.types import TypeEngine
 
 from celery_sa.sql.ddl import AlterTable
 from celery_sa.sql.text import Message, gettext_noop
-from celery_sa.sql.vendors.base import Introspection, SchemaRules, Vendor, Writes
+from celery_sa.sql.vendors.base import DDLRules, Introspection, Vendor, Writes
 
 if TYPE_CHECKING:
     from celery_sa.sql.state import ColumnState
@@ -22,7 +22,7 @@ class SQLiteWrites(Writes):
     on_conflict_insert = staticmethod(sqlite_insert)
 
 
-class SQLiteSchema(SchemaRules):
+class SQLiteDDL(DDLRules):
     script_advice = gettext_noop("Run it with sqlite3 -bail, which stops at the first error.")
 
     def too_narrow(self, live: ColumnState, column: Column[Any]) -> Message | None:
@@ -38,8 +38,7 @@ class SQLiteSchema(SchemaRules):
 
 class SQLite(Vendor):
     names = ("sqlite",)
-    single_writer = True
-    schema_class = SQLiteSchema
+    ddl_class = SQLiteDDL
     introspection_class = Introspection
     writes_class = SQLiteWrites
 

@@ -15,38 +15,38 @@ from __future__ import annotations
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from celery_sa.db.vendors.base import Driver, Operations, Translation
-from celery_sa.db.vendors.mssql import SQLServerOperations, SQLServerTranslation
-from celery_sa.db.vendors.mysql import MySQLOperations, MySQLTranslation
-from celery_sa.db.vendors.postgresql import PostgreSQLOperations, PostgreSQLTranslation
-from celery_sa.db.vendors.sqlite import SQLiteOperations, SQLiteTranslation
+from celery_sa.db.adapters.base import Driver, Operations, UrlMapping
+from celery_sa.db.adapters.mssql import SQLServerOperations, SQLServerUrlMapping
+from celery_sa.db.adapters.mysql import MySQLOperations, MySQLUrlMapping
+from celery_sa.db.adapters.postgresql import PostgreSQLOperations, PostgreSQLUrlMapping
+from celery_sa.db.adapters.sqlite import SQLiteOperations, SQLiteUrlMapping
 
 __all__ = [
-    "TRANSLATIONS",
+    "MAPPINGS",
     "Driver",
     "Operations",
-    "Translation",
-    "find_translation",
+    "UrlMapping",
+    "find_mapping_for_engine",
+    "get_mapping",
     "get_operations",
-    "get_translation",
 ]
 
-_SUPPORTED: tuple[tuple[Translation, Operations], ...] = (
-    (MySQLTranslation(), MySQLOperations("mysql")),
-    (PostgreSQLTranslation(), PostgreSQLOperations("postgresql")),
-    (SQLiteTranslation(), SQLiteOperations("sqlite")),
-    (SQLServerTranslation(), SQLServerOperations("mssql")),
+_SUPPORTED: tuple[tuple[UrlMapping, type[Operations]], ...] = (
+    (MySQLUrlMapping(), MySQLOperations),
+    (PostgreSQLUrlMapping(), PostgreSQLOperations),
+    (SQLiteUrlMapping(), SQLiteOperations),
+    (SQLServerUrlMapping(), SQLServerOperations),
 )
-TRANSLATIONS: tuple[Translation, ...] = tuple(t for t, _ in _SUPPORTED)
-"""The supported databases' URL <-> ``DATABASES`` translations."""
+MAPPINGS: tuple[UrlMapping, ...] = tuple(mapping for mapping, _ in _SUPPORTED)
+"""The supported databases' URL <-> ``DATABASES`` mappings."""
 
-_by_name = {name: t for t in TRANSLATIONS for name in t.vendor.names}
-_by_engine = {t.django_engine: t for t in TRANSLATIONS}
-_operations = {t.django_engine: operations for t, operations in _SUPPORTED}
+_by_name = {name: mapping for mapping in MAPPINGS for name in mapping.vendor.names}
+_by_engine = {mapping.django_engine: mapping for mapping in MAPPINGS}
+_operations = {mapping.django_engine: kind(mapping.vendor) for mapping, kind in _SUPPORTED}
 
 
-def get_translation(name: str) -> Translation:
-    """The translation of a SQLAlchemy backend name celery_sa supports (``"mariadb"``);
+def get_mapping(name: str) -> UrlMapping:
+    """The mapping of a SQLAlchemy backend name celery_sa supports (``"mariadb"``);
     :class:`LookupError` for any other."""
     found = _by_name.get(name)
     if found is None:
@@ -54,8 +54,8 @@ def get_translation(name: str) -> Translation:
     return found
 
 
-def find_translation(engine: str) -> Translation | None:
-    """The translation of a Django ``ENGINE`` (``"django.db.backends.mysql"``); None when
+def find_mapping_for_engine(engine: str) -> UrlMapping | None:
+    """The mapping of a Django ``ENGINE`` (``"django.db.backends.mysql"``); None when
     celery_sa does not support it."""
     return _by_engine.get(engine)
 

@@ -1,9 +1,11 @@
 """What the Django side needs to know about a kind of database, with the answers most share.
 
-Two parts, each for one reader, as Django splits a database backend: :class:`Translation`
+Two parts, each for one reader, as Django splits a database backend: :class:`UrlMapping`
 turns Celery's SQLAlchemy URL into a ``DATABASES`` entry and back (:mod:`celery_sa.db.url`),
 :class:`Operations` helps the ORM's queries over Celery's tables (the admin, the reports,
 the purge). The SQL both sides run is :mod:`celery_sa.sql.vendors`'.
+
+A new database is a module here with its subclasses, listed in ``__init__``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Driver:
     package: str
 
 
-class Translation:
+class UrlMapping:
     """One database's SQLAlchemy URLs and Django ``DATABASES`` entries, to and fro."""
 
     vendor_name: ClassVar[str]
@@ -67,18 +69,36 @@ class Translation:
         return (self.vendor_name, host, port, str(config.get("NAME") or ""))
 
 
+PLAIN_DISTINCT = "SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
+"""For optimizers that skip along an index by themselves (MySQL's "index for group-by")."""
+
+
 class Operations:
     """Helpers for the ORM's queries over Celery's tables on one database."""
 
-    def __init__(self, vendor_name: str) -> None:
-        self.vendor = vendors.get(vendor_name)
+    single_writer: ClassVar[bool] = False
+    """Only one transaction may write at a time, so parallel deletes would only wait."""
+    byte_length_function: ClassVar[str] = "LENGTH"
+    """The SQL function that gives a binary value's size in bytes."""
+    distinct_sql: ClassVar[str] = (
+        "WITH RECURSIVE found (value) AS ("
+        "SELECT MIN({column}) FROM {table} "
+        "UNION ALL SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > found.value) "
+        "FROM found WHERE found.value IS NOT NULL"
+        ") SELECT value FROM found WHERE value IS NOT NULL"
+    )
+    """The distinct non-NULL values of an indexed column, one index seek each (a loose index
+    scan, as PostgreSQL's wiki writes it): a plain DISTINCT reads the whole index there."""
+
+    def __init__(self, vendor: Vendor) -> None:
+        self.vendor = vendor
 
     def distinct_values(
         self, connection: BaseDatabaseWrapper, table: str, column: str
     ) -> list[Any]:
         """The distinct non-NULL values of ``table``'s indexed ``column``, cheaply."""
         quote = connection.ops.quote_name
-        sql = self.vendor.distinct_sql.format(table=quote(table), column=quote(column))
+        sql = self.distinct_sql.format(table=quote(table), column=quote(column))
         with connection.cursor() as cursor:
             cursor.execute(sql)
             return [value for (value,) in cursor.fetchall()]

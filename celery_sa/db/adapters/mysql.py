@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery_sa.db.vendors.base import Driver, Operations, Translation
+from celery_sa.db.adapters.base import PLAIN_DISTINCT, Driver, Operations, UrlMapping
 
 MYSQLCLIENT = Driver("MySQLdb", "mysqlclient")
 PYMYSQL = Driver("pymysql", "PyMySQL")
@@ -13,7 +13,7 @@ SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_cipher")
 INT_OPTIONS = ("connect_timeout", "read_timeout", "write_timeout", "local_infile")
 
 
-class MySQLTranslation(Translation):
+class MySQLUrlMapping(UrlMapping):
     vendor_name = "mysql"
     django_engine = "django.db.backends.mysql"
     django_drivers = (MYSQLCLIENT,)
@@ -45,4 +45,4 @@ class MySQLTranslation(Translation):
 
 
 class MySQLOperations(Operations):
-    pass
+    distinct_sql = PLAIN_DISTINCT

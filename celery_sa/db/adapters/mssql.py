@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils.translation import gettext as _
 
-from celery_sa.db.vendors.base import Driver, Operations, Translation
+from celery_sa.db.adapters.base import PLAIN_DISTINCT, Driver, Operations, UrlMapping
 from celery_sa.errors import UnsupportedDatabase
+from celery_sa.errors import translated as _
 
 
-class SQLServerTranslation(Translation):
+class SQLServerUrlMapping(UrlMapping):
     vendor_name = "mssql"
     django_engine = "mssql"
     django_drivers = (Driver("mssql", "mssql-django"),)
@@ -44,6 +44,10 @@ class SQLServerTranslation(Translation):
 
 
 class SQLServerOperations(Operations):
+    # T-SQL's recursive queries have no RECURSIVE keyword; DISTINCT reads the index.
+    distinct_sql = PLAIN_DISTINCT
+    byte_length_function = "DATALENGTH"  # LEN() leaves out trailing 0x20 bytes
+
     def datetime_param(self, value: datetime, connection: BaseDatabaseWrapper) -> Any:
         # pyodbc sends a datetime as DATETIME2, and SQL Server (2016 on) compares a DATETIME
         # column with it at DATETIME2's precision: a time stored as .003 is .0033333 there,

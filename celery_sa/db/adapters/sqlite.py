@@ -7,17 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils.translation import gettext as _
 
-from celery_sa.db.vendors.base import Driver, Operations, Translation
+from celery_sa.db.adapters.base import Driver, Operations, UrlMapping
 from celery_sa.errors import UnsupportedDatabase
+from celery_sa.errors import translated as _
 
 SQLITE3 = Driver("sqlite3", "Python's sqlite3 module")
 # How SQLAlchemy's SQLite dialect stores a DateTime (Celery's date_done).
 STORED_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
-class SQLiteTranslation(Translation):
+class SQLiteUrlMapping(UrlMapping):
     vendor_name = "sqlite"
     django_engine = "django.db.backends.sqlite3"
     django_drivers = (SQLITE3,)
@@ -55,6 +55,8 @@ class SQLiteTranslation(Translation):
 
 
 class SQLiteOperations(Operations):
+    single_writer = True
+
     def datetime_param(self, value: datetime, connection: BaseDatabaseWrapper) -> Any:
         # SQLite compares text: SQLAlchemy always writes the microseconds, Django drops them
         # when they are zero, and "...:26" sorts before "...:26.000000".

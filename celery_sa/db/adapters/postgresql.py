@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from celery_sa.db.vendors.base import Driver, Operations, Translation
+from celery_sa.db.adapters.base import Driver, Operations, UrlMapping
 
 PSYCOPG = Driver("psycopg", "psycopg[binary]")
 PSYCOPG2 = Driver("psycopg2", "psycopg2-binary")
@@ -16,7 +16,7 @@ PSYCOPG2 = Driver("psycopg2", "psycopg2-binary")
 _default_zones: weakref.WeakKeyDictionary[Any, zoneinfo.ZoneInfo] = weakref.WeakKeyDictionary()
 
 
-class PostgreSQLTranslation(Translation):
+class PostgreSQLUrlMapping(UrlMapping):
     vendor_name = "postgresql"
     django_engine = "django.db.backends.postgresql"
     django_drivers = (PSYCOPG, PSYCOPG2)
