@@ -5,6 +5,7 @@ server runs in the tests)."""
 from __future__ import annotations
 
 import pytest
+from celery import Celery
 from sqlalchemy import func
 
 from celery_sa.conf import configured_tables
@@ -98,3 +99,10 @@ def test_a_chord_part_is_recorded_once(name: str) -> None:
     part = configured_tables().part
     statement = writes.insert_missing(part, {"group_id": "g", "task_id": "t"})
     assert compiled(statement, name) == INSERT_MISSING[name]
+
+
+def test_an_unsupported_database_is_refused_by_name_never_with_its_password() -> None:
+    app = Celery("refused", backend="celery_sa+oracle://scott:S3CRET@db.example.com/orcl")
+    with pytest.raises(LookupError) as refused:
+        app.backend.store  # noqa: B018  (the store is made on first use)
+    assert str(refused.value) == "celery_sa does not support the database 'oracle'"

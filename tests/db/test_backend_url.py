@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -20,6 +21,7 @@ from celery_sa.errors import (
     UnparsableURL,
     UnsupportedDatabase,
 )
+from tests.support.commands import python_without_settings
 
 
 def settings_for(backend: str) -> dict[str, object]:
@@ -173,3 +175,27 @@ def test_celery_sas_backend_url_names_the_same_database_as_celerys() -> None:
         assert parse_result_backend(f"celery_sa+{url}") == parse_result_backend(f"db+{url}")
     with pytest.raises(NoDatabaseURL, match="it must start with 'db\\+' or 'celery_sa\\+'"):
         parse_result_backend("redis://localhost/0")
+
+
+def test_the_url_functions_raise_their_own_errors_without_django_settings() -> None:
+    # They are public: a settings module may call them before Django is set up.
+    code = """
+import json
+from celery_sa.db.url import parse_result_backend, sqlalchemy_url
+
+errors = []
+for call in (lambda: parse_result_backend("redis://x"), lambda: sqlalchemy_url({"ENGINE": "x"})):
+    try:
+        call()
+    except Exception as exc:
+        errors.append([type(exc).__name__, str(exc)])
+print(json.dumps(errors))
+"""
+    assert json.loads(python_without_settings(code)) == [
+        [
+            "NoDatabaseURL",
+            "CELERY_RESULT_BACKEND is not a database result backend URL (scheme 'redis'; it "
+            "must start with 'db+' or 'celery_sa+').",
+        ],
+        ["UnsupportedDatabase", "Database engine 'x' is not supported by celery_sa."],
+    ]

@@ -34,3 +34,19 @@ def manage_py(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True
     )
+
+
+def python_without_settings(code: str, *args: str) -> str:
+    """Run Python ``code`` (with ``args``) from the checkout where no Django settings are
+    configured, as a plain Celery worker or a settings module runs; its last output line."""
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
