@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import django
@@ -80,8 +81,13 @@ def test_a_person_logs_in_filters_searches_and_opens_a_task(
 
 @pytest.fixture
 def group(rows: None) -> int:
-    """A group of one task, both stored; returns the group's primary key."""
-    insert_rows(row(MEMBER_ID, name="app.tasks.gamma", result=b'"done"'))
+    """A group of one task, both stored; returns the group's primary key. With a task that
+    kept its start time and one still running, so the overview shows every section."""
+    insert_rows(
+        row(MEMBER_ID, name="app.tasks.gamma", result=b'"done"'),
+        row("task-timed", name="app.tasks.delta", date_started=datetime(2026, 1, 2, 3, 4, 1)),
+        row("task-running", status="STARTED", name="app.tasks.delta", date_done=None),
+    )
     members = f'["{GROUP_ID}", [["{MEMBER_ID}", null], null]]'.encode()
     saved = GroupResult.objects.create(
         taskset_id=GROUP_ID, result=members, date_done=timezone.now()
@@ -153,6 +159,9 @@ def test_the_admins_pages_need_nothing_a_strict_content_security_policy_blocks(
         if name == "csp-task-page":
             page.locator("#result_list").get_by_role("link", name="task-failed").click()
             expect(page.locator("pre.celery-sa-traceback")).to_contain_text("ZeroDivisionError")
+        if name == "csp-overview":
+            expect(page.locator("#celery-sa-slowest")).to_contain_text("app.tasks.delta")
+            expect(page.locator("#celery-sa-unfinished")).to_contain_text("STARTED")
         screenshot(page, name)
         assert violations == [], f"{name}: {violations}"
 
