@@ -151,10 +151,10 @@ def store_once(self: SessionTask, key: str, hold: float = 0.0) -> str:
     README recommends. While the database is away, OperationalError retries it. ``hold``:
     seconds between writing the row and committing it."""
     self.session.add(Entry(key=key, part="row"))
-    if hold:
-        self.session.flush()
-        time.sleep(hold)
     try:
+        if hold:
+            self.session.flush()  # refused here already if an earlier run committed it
+            time.sleep(hold)
         self.session.commit()
     except IntegrityError:  # an earlier run committed it, then lost its result or ack
         self.session.rollback()
