@@ -46,6 +46,34 @@ def test_an_unusable_result_backend_is_an_error(backend: str | None, check_id: s
     assert messages[check_id].hint
 
 
+@pytest.mark.parametrize(
+    ("backend", "check_id", "message"),
+    [
+        # One slash missing: no URL, so nothing tells the password from the rest.
+        (
+            "db+mysql:/celery:S3CRET@db.example.com/results",
+            "celery_sa.E002",
+            "CELERY_RESULT_BACKEND cannot be parsed: Could not parse SQLAlchemy URL from given "
+            "URL string",
+        ),
+        (
+            "redis:/celery:S3CRET@db.example.com/0",
+            "celery_sa.E001",
+            "CELERY_RESULT_BACKEND is not a database result backend URL (scheme 'redis'; it "
+            "must start with 'db+' or 'celery_sa+').",
+        ),
+    ],
+)
+def test_a_malformed_url_is_reported_without_its_password(
+    backend: str, check_id: str, message: str
+) -> None:
+    with override_settings(CELERY_RESULT_BACKEND=backend):
+        messages = celery_sa_messages()
+    assert list(messages) == [check_id]
+    assert messages[check_id].msg == message
+    assert "S3CRET" not in f"{messages[check_id].msg} {messages[check_id].hint}"
+
+
 def test_missing_drivers_name_the_pip_package(monkeypatch: pytest.MonkeyPatch) -> None:
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(

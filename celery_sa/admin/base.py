@@ -17,6 +17,7 @@ from celery_sa.admin.pagination import (
     Anchor,
     AnchoredChangeList,
     EstimatedCountPaginator,
+    is_number,
 )
 from celery_sa.errors import unreadable_table
 
@@ -50,7 +51,7 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         paginator = EstimatedCountPaginator(queryset, per_page, orphans, allow_empty_first_page)
         paginator.anchor = Anchor.parse(request.GET.get(ANCHOR_VAR))
         page = request.GET.get(PAGE_VAR, "")
-        paginator.requested_page = int(page) if page.isdigit() else 1
+        paginator.requested_page = int(page) if is_number(page) else 1
         paginator.show_all_limit = self.list_max_show_all
         return paginator
 

@@ -38,8 +38,16 @@ COUNT_CAP = 10_000
 # index walk over the skipped entries reads ids only, never whole rows.
 DEFERRED_JOIN_OFFSET = 1_000
 ANCHOR_VAR = "_anchor"
+# Longer numbers are no page or id of a table (and int() of a huge one is slow).
+MAX_DIGITS = 19
 # The admin links the three pages on each side of the current one: those carry an anchor.
 ANCHOR_REACH = 3
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a whole number written in ASCII digits, as int() reads it (it
+    refuses the superscripts and other digits str.isdigit() accepts)."""
+    return text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class Anchor:
     @classmethod
     def parse(cls, value: str | None) -> Anchor | None:
         page, _, pk = (value or "").partition(".")
-        if not (page.isdigit() and pk.isdigit()):
+        if not (is_number(page) and is_number(pk)):
             return None
         return cls(int(page), int(pk))
 

@@ -41,8 +41,9 @@ def parse_result_backend(value: str | None) -> URL:
     if not value:
         raise NoDatabaseURL(_("CELERY_RESULT_BACKEND is not set."))
     prefix = next((p for p in BACKEND_PREFIXES if value.startswith(p)), None)
-    if prefix is None or "://" not in value:
-        scheme = value.partition("://")[0] if "://" in value else value
+    if prefix is None:
+        # The scheme only: the rest of a malformed value may hold a password.
+        scheme = value.partition(":")[0].partition("/")[0] if ":" in value else ""
         raise NoDatabaseURL(
             _(
                 "CELERY_RESULT_BACKEND is not a database result backend URL "
@@ -51,6 +52,7 @@ def parse_result_backend(value: str | None) -> URL:
             % {"scheme": scheme}
         )
     try:
+        # SQLAlchemy's messages name the part that is wrong, never the whole value.
         url = make_url(value.removeprefix(prefix))
         backend = url.get_backend_name()
     except (ArgumentError, ValueError) as exc:

@@ -45,6 +45,10 @@ class Step:
         return wall_time(edge.replace(tzinfo=None) + timedelta(seconds=self.seconds), edge.tzinfo)
 
 
+EARLIEST = datetime(1900, 1, 1)
+LATEST = datetime(9000, 1, 1)
+
+
 def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
@@ -152,6 +156,13 @@ def parse_local(value: str, zone: tzinfo | None = None) -> datetime:
             # Translators: value is what was typed in the From or To field.
             _("%(value)s is not a date and time such as 2026-12-02T08:30.") % {"value": value}
         ) from None
+    if not EARLIEST <= naive.replace(tzinfo=None) < LATEST:
+        # Near year 1 or 9999 a zone's offset, or a bucket's step, leaves datetime's range.
+        raise ValueError(
+            # Translators: value is what was typed in the From or To field.
+            _("%(value)s is outside the dates the overview can show (years 1900 to 8999).")
+            % {"value": value}
+        )
     if naive.tzinfo is not None:
         return naive
     return wall_time(naive, zone or timezone.get_current_timezone())

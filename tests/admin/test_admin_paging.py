@@ -175,3 +175,23 @@ def test_counts_say_what_they_are(
         assert unfiltered == "more than 20 task results"
     else:
         assert unfiltered == "about 125 task results"
+
+
+@pytest.mark.parametrize(
+    ("query", "page"), [("p=²", 0), ("_anchor=².1&p=3", 2), ("_anchor=5.٣&p=2", 1)]
+)
+def test_numbers_in_other_digits_are_no_page_or_anchor(
+    paged_rows: ResultDB, admin_client: Client, query: str, page: int
+) -> None:
+    # str.isdigit() accepts "²" and "٣", which int() refuses: the first page, or the
+    # asked-for page without the anchor.
+    ids, _, _ = visit(admin_client, f"?{query}")
+    assert ids == expected_pages(("-date_done", "-id"))[page]
+
+
+def test_a_page_number_of_forty_digits_is_answered_as_out_of_range(
+    paged_rows: ResultDB, admin_client: Client
+) -> None:
+    url = reverse("admin:celery_sa_taskresult_changelist")
+    response = admin_client.get(f"{url}?p=1{'0' * 40}")
+    assert (response.status_code, response["Location"]) == (302, f"{url}?e=1")

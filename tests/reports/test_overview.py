@@ -323,3 +323,19 @@ def test_the_window_ends_after_a_result_done_this_very_second() -> None:
     assert last("1h", now=now.replace(microsecond=0), zone=SHANGHAI).until == now.replace(
         microsecond=0
     )
+
+
+@pytest.mark.parametrize(
+    ("zone", "since"),
+    [("Asia/Shanghai", "0001-01-01T00:00"), ("America/New_York", "9999-12-31T20:00")],
+)
+def test_a_window_at_the_ends_of_the_calendar_is_refused_with_a_message(
+    embedded_result_db: ResultDB, admin_client: Client, zone: str, since: str
+) -> None:
+    with override_settings(TIME_ZONE=zone):
+        page = admin_client.get(OVERVIEW, {"from": since})
+    assert page.status_code == 200
+    assert page.context["problem"] == (
+        f"{since} is outside the dates the overview can show (years 1900 to 8999)."
+    )
+    assert page.context["overview"].window.preset == "24h"
