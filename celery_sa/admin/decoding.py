@@ -19,25 +19,15 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from kombu.compression import decompress
 from kombu.serialization import loads, registry
 
+from celery_sa.admin.decompression import TooLarge, expand
 from celery_sa.conf import app_settings
 
-try:
-    from celery.backends.base import decompress_payload
-except ImportError:  # Celery < 5.7 compresses no result, yet reads rows a 5.7 worker wrote
-    COMPRESSED = b"\x00celery-compressed\x00"  # Celery 5.7's marker, then the method
-
-    def decompress_payload(payload: bytes) -> bytes:
-        if not payload.startswith(COMPRESSED):
-            return payload
-        method, _nul, body = payload[len(COMPRESSED) :].partition(b"\x00")
-        return bytes(decompress(body, method.decode()))  # type: ignore[no-untyped-call]
-
-
-DECODE_LIMIT = 1024 * 1024  # larger values are previewed, not decoded
+DECODE_LIMIT = 1024 * 1024  # larger values, stored or expanded, are previewed, not decoded
 PREVIEW_BYTES = 4096
+MAX_DEPTH = 100  # deeper values are previewed: printing them would recurse past Python's limit
+MAX_TEXT = 2 * DECODE_LIMIT  # the most text a decoded value is shown as
 PICKLE_MARKER = b"\x80"  # every pickle of protocol 2 or later starts with it
 
 
@@ -68,9 +58,18 @@ def decode(raw: bytes | memoryview | None, size: int | None = None) -> Decoded |
         # Translators: shown instead of a stored value; "size" is e.g. "10.0 MB".
         problem = _("%(size)s: too large to decode here") % {"size": _size(total)}
         return _preview(data, problem, total)
+    try:
+        data = expand(data, DECODE_LIMIT)
+    except TooLarge:
+        # Translators: shown instead of a compressed value; "size" is e.g. "1.0 MB".
+        problem = _("expands to more than %(size)s: too large to decode here")
+        return _preview(data, problem % {"size": _size(DECODE_LIMIT)}, total)
+    except Exception as exc:  # an unknown method, or a corrupt body in its library's words
+        # Translators: "error" is a Python exception class name (error, UnknownMethod, …).
+        problem = _("cannot be decompressed: %(error)s") % {"error": type(exc).__name__}
+        return _preview(data, problem, total)
     content_type, content_encoding = _content_type()
     try:
-        data = _decompress(data)
         value = loads(data, content_type, content_encoding, accept=_accept())  # type: ignore[no-untyped-call]
     except Exception as exc:  # any serializer may fail in its own way on corrupt bytes
         if data.startswith(PICKLE_MARKER):
@@ -82,7 +81,7 @@ def decode(raw: bytes | memoryview | None, size: int | None = None) -> Decoded |
             "error": type(exc).__name__,
         }
         return _preview(data, problem)
-    return Decoded(text=_pretty(value), size=len(raw), value=value)
+    return _decoded(value, data, len(raw))
 
 
 def decode_pickle(data: bytes) -> Decoded:
@@ -98,7 +97,37 @@ def decode_pickle(data: bytes) -> Decoded:
     except Exception as exc:
         # Translators: "error" is a Python exception class name (UnpicklingError, …).
         return _preview(data, _("corrupt pickle: %(error)s") % {"error": type(exc).__name__})
-    return Decoded(text=_pretty(value), size=len(data), problem="", value=value)
+    return _decoded(value, data, len(data))
+
+
+def _decoded(value: Any, data: bytes, size: int) -> Decoded:
+    """``value`` shown, unless it is nested too deeply to print."""
+    if _deeper_than(value, MAX_DEPTH):
+        # Translators: shown instead of a value; "depth" is a number of levels.
+        problem = _("nested deeper than %(depth)d levels: not shown") % {"depth": MAX_DEPTH}
+        return _preview(data, problem, size)
+    text = _pretty(value)
+    if len(text) > MAX_TEXT:
+        more = _size(len(text) - MAX_TEXT)
+        text = text[:MAX_TEXT] + "\n" + _("… (%(size)s more)") % {"size": more}
+    return Decoded(text=text, size=size, value=value)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value``'s containers nest deeper than ``limit`` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 class _Refused(pickle.UnpicklingError):
@@ -131,11 +160,6 @@ def _globals_in(data: bytes) -> set[str]:
     except Exception:  # a truncated or corrupt pickle: report what was read
         pass
     return names
-
-
-def _decompress(data: bytes) -> bytes:
-    # Celery marks a compressed payload with its method (result_compression).
-    return bytes(decompress_payload(data))
 
 
 def _preview(data: bytes, problem: str, size: int | None = None) -> Decoded:

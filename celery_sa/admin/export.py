@@ -13,6 +13,16 @@ from celery_sa.models import TaskResult
 
 CSV_COLUMNS = ("task_id", "name", "status", "date_done", "worker", "queue", "retries")
 CHUNK_ROWS = 500
+# A cell a spreadsheet would read as a formula starts with one of these (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: object) -> object:
+    """``value`` as a CSV cell no spreadsheet runs as a formula: text that starts like one
+    gets a leading apostrophe (OWASP's CSV injection rule); numbers and dates stay."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 class Echo:
@@ -34,7 +44,7 @@ def csv_response(queryset: QuerySet[TaskResult]) -> StreamingHttpResponse:
             values = [getattr(row, column) for column in CSV_COLUMNS]
             decoded = [value_of(row, column) for column in ("args", "kwargs", "result")]
             texts = [(d.problem or d.text) if d else "" for d in decoded]
-            yield writer.writerow([*values, *texts, row.traceback or ""])
+            yield writer.writerow([cell(v) for v in (*values, *texts, row.traceback or "")])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="celery-task-results.csv"'

