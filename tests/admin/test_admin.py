@@ -108,6 +108,21 @@ def test_the_export_writes_no_cell_a_spreadsheet_runs_as_a_formula(
     assert exported["task_id"] == "formulas"
 
 
+def test_a_deeply_nested_pickle_is_shown_as_a_marker_on_the_page_and_in_the_export(
+    embedded_result_db: ResultDB, admin_client: Client
+) -> None:
+    # 100,000 nested lists: printing them would pass Python's recursion limit (a 500 before).
+    nested = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."
+    insert_rows(row("nested", result=nested, args=nested))
+    marker = "nested deeper than 100 levels: not shown"
+    assert marker in task_page(admin_client, "nested")
+    pk = TaskResult.objects.get(task_id="nested").pk
+    response = admin_client.post(
+        reverse(CHANGELIST), {"action": "export_csv", "_selected_action": [pk]}
+    )
+    assert marker in b"".join(response.streaming_content).decode()
+
+
 def test_corrupt_and_10_mb_values_render_fast_with_a_marker(
     result_db: ResultDB, admin_client: Client
 ) -> None:
