@@ -71,9 +71,13 @@ def _url_hint(error: type[BackendURLError]) -> str:
 
 @register()
 def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
-    """The table settings, the metrics window, the result backend URL, its drivers, the
-    router, Celery's engine options and CELERY_RESULT_EXTENDED."""
-    messages: list[CheckMessage] = [*_check_table_settings(), *_check_metrics_window()]
+    """The table settings, the metrics window, the admin's limits, the result backend URL,
+    its drivers, the router, Celery's engine options and CELERY_RESULT_EXTENDED."""
+    messages: list[CheckMessage] = [
+        *_check_table_settings(),
+        *_check_metrics_window(),
+        *_check_admin_limits(),
+    ]
     try:
         driver = celery_driver(parse_result_backend(app_settings.result_backend))
         database = result_database()
@@ -252,6 +256,39 @@ def _check_metrics_window() -> list[CheckMessage]:
             id="celery_sa.E011",
         )
     ]
+
+
+def _check_admin_limits() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for setting, value in (
+        ("CELERY_SA_EXPORT_MAX_ROWS", app_settings.export_max_rows),
+        ("CELERY_SA_ACTION_MAX_ROWS", app_settings.action_max_rows),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            messages.append(
+                Error(
+                    # Translators: "setting" is a setting's name, "value" its value as Python
+                    # writes it.
+                    _("%(setting)s is %(value)s: it must be a positive whole number.")
+                    % {"setting": setting, "value": repr(value)},
+                    hint=_("The admin refuses a larger selection with a message."),
+                    id="celery_sa.E012",
+                )
+            )
+    names = app_settings.rerun_tasks
+    if names is not None and (
+        not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names)
+    ):
+        messages.append(
+            Error(
+                # Translators: "value" is the setting's value as Python writes it.
+                _("CELERY_SA_RERUN_TASKS must be a list of task names or patterns, not %(value)s.")
+                % {"value": repr(names)},
+                hint=_('e.g. CELERY_SA_RERUN_TASKS = ["billing.*", "reports.rebuild"]'),
+                id="celery_sa.E013",
+            )
+        )
+    return messages
 
 
 def _check_table_settings() -> list[CheckMessage]:

@@ -94,6 +94,25 @@ class AppSettings:
         return value if isinstance(value, timedelta) and value > timedelta(0) else None
 
     @property
+    def export_max_rows(self) -> Any:
+        """``CELERY_SA_EXPORT_MAX_ROWS``: the most rows the admin's CSV export writes
+        (default 10,000; a larger selection is refused with a message)."""
+        return getattr(settings, "CELERY_SA_EXPORT_MAX_ROWS", 10_000)
+
+    @property
+    def action_max_rows(self) -> Any:
+        """``CELERY_SA_ACTION_MAX_ROWS``: the most tasks re-run or revoked at once (default
+        100)."""
+        return getattr(settings, "CELERY_SA_ACTION_MAX_ROWS", 100)
+
+    @property
+    def rerun_tasks(self) -> Any:
+        """``CELERY_SA_RERUN_TASKS``: the task names (or shell-style patterns such as
+        ``"billing.*"``) the admin may re-run, among those the Celery app has registered;
+        ``None``: every registered task but Celery's own (``celery.*``)."""
+        return getattr(settings, "CELERY_SA_RERUN_TASKS", None)
+
+    @property
     def database_engine_options(self) -> dict[str, Any]:
         """``CELERY_DATABASE_ENGINE_OPTIONS``: Celery's ``create_engine`` options."""
         return dict(getattr(settings, "CELERY_DATABASE_ENGINE_OPTIONS", None) or {})

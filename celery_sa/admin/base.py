@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import SimpleListFilter
 from django.contrib.admin.views.main import PAGE_VAR
 from django.db import DatabaseError
 from django.db.models import QuerySet
@@ -54,6 +55,25 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         paginator.requested_page = int(page) if is_number(page) else 1
         paginator.show_all_limit = self.list_max_show_all
         return paginator
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        """Only the list's own filters: Django allows any lookup on a local field
+        (``?traceback__regex=…`` scans the table with a regular expression); anything
+        else answers 400, as Django answers a lookup it disallows."""
+        return lookup in self.filter_parameters(request)
+
+    def filter_parameters(self, request: HttpRequest) -> set[str]:
+        """The query string keys the list's filters read."""
+        names: set[str] = set()
+        for item in self.get_list_filter(request):
+            if isinstance(item, type) and issubclass(item, SimpleListFilter):
+                names.add(str(item.parameter_name))
+            elif isinstance(item, (list, tuple)):
+                field_path, filter_class = str(item[0]), item[1]
+                field = self.model._meta.get_field(field_path)
+                spec = filter_class(field, request, {}, self.model, self, field_path)  # type: ignore[operator]
+                names.update(str(name) for name in spec.expected_parameters())
+        return names
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

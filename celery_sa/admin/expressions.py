@@ -50,14 +50,16 @@ class ByteLength(Func):
         return super().as_sql(compiler, connection, function, template, arg_joiner, **extra_context)
 
 
-def with_value_heads(queryset: QuerySet[TaskResult]) -> QuerySet[TaskResult]:
+def with_value_heads(
+    queryset: QuerySet[TaskResult], columns: tuple[str, ...] = BLOB_COLUMNS
+) -> QuerySet[TaskResult]:
     """Annotate each value column's first DECODE_LIMIT + 1 bytes and its size: enough to
     decode any value that may be decoded, and never a whole 10 MB one."""
     heads = {
         f"{column}_head": Substr(column, 1, DECODE_LIMIT + 1, output_field=BinaryField())
-        for column in BLOB_COLUMNS
+        for column in columns
     }
-    sizes = {f"{column}_size": ByteLength(column) for column in BLOB_COLUMNS}
+    sizes = {f"{column}_size": ByteLength(column) for column in columns}
     return queryset.annotate(**heads, **sizes)
 
 

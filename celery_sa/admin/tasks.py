@@ -6,16 +6,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import QuerySet
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from celery_sa.admin.actions import rerun_tasks, revoke_tasks
+from celery_sa.admin.actions import Rerun, plan_digest, plan_rerun, revoke_tasks, send_reruns
 from celery_sa.admin.base import ResultAdmin
 from celery_sa.admin.display import (
     decoded_html,
@@ -27,6 +29,7 @@ from celery_sa.admin.display import (
 from celery_sa.admin.export import csv_response
 from celery_sa.admin.expressions import BLOB_COLUMNS, LIST_COLUMNS, with_value_heads
 from celery_sa.admin.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
+from celery_sa.conf import app_settings
 from celery_sa.models import GroupResult, TaskResult, has_date_started
 
 GROUP_LOOKAROUND = timedelta(hours=1)
@@ -159,10 +162,24 @@ class TaskResultAdmin(ResultAdmin):
         return request.user.has_perm("celery_sa.rerun_taskresult")
 
     @admin.action(description=_("Re-run selected tasks"), permissions=["rerun"])
-    def rerun(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
-        sent, problems = rerun_tasks(queryset)
-        for problem in problems:
+    def rerun(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> HttpResponse | None:
+        """A page that lists what would be sent; sent once it is confirmed, if the rows
+        still say what the page showed."""
+        if not self.within_limit(request, queryset, app_settings.action_max_rows):
+            return None
+        plan = plan_rerun(queryset)
+        if request.POST.get("post") != "yes":
+            return self.rerun_confirmation(request, plan)
+        if request.POST.get("digest") != plan_digest(plan):
+            self.message_user(
+                request,
+                _("The selected tasks changed since they were shown: nothing was sent."),
+                level=messages.ERROR,
+            )
+            return None
+        for problem in (r.problem for r in plan if r.problem):
             self.message_user(request, problem, level=messages.WARNING)
+        sent = send_reruns(plan)
         if sent:
             self.message_user(
                 request,
@@ -175,12 +192,32 @@ class TaskResultAdmin(ResultAdmin):
                 % {"count": len(sent), "ids": ", ".join(sent)},
                 level=messages.SUCCESS,
             )
+        return None
+
+    def rerun_confirmation(self, request: HttpRequest, plan: list[Rerun]) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Re-run these tasks?"),
+            "opts": self.model._meta,
+            "plan": plan,
+            "sendable": [r for r in plan if not r.problem],
+            "digest": plan_digest(plan),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "changelist_url": reverse("admin:celery_sa_taskresult_changelist")
+            + ("?" + request.GET.urlencode() if request.GET else ""),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/celery_sa/taskresult/rerun_confirmation.html", context
+        )
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("celery_sa.revoke_taskresult")
 
     @admin.action(description=_("Revoke selected unfinished tasks"), permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
+        if not self.within_limit(request, queryset, app_settings.action_max_rows):
+            return
         revoked, problem = revoke_tasks(queryset)
         if problem:
             self.message_user(request, problem, level=messages.ERROR)
@@ -199,5 +236,33 @@ class TaskResultAdmin(ResultAdmin):
     @admin.action(description=_("Export selected tasks as CSV"), permissions=["view"])
     def export_csv(
         self, request: HttpRequest, queryset: QuerySet[TaskResult]
-    ) -> StreamingHttpResponse:
-        return csv_response(queryset)
+    ) -> StreamingHttpResponse | None:
+        limit = app_settings.export_max_rows
+        if not self.within_limit(request, queryset, limit):
+            return None
+        return csv_response(queryset, limit)
+
+    def within_limit(
+        self, request: HttpRequest, queryset: QuerySet[TaskResult], limit: int
+    ) -> bool:
+        """Whether the selection holds at most ``limit`` rows (counted no further); a
+        message says what to do when it does not."""
+        if queryset[: limit + 1].count() <= limit:
+            return True
+        self.message_user(
+            request,
+            ngettext(
+                # Translators: CELERY_SA_EXPORT_MAX_ROWS and CELERY_SA_ACTION_MAX_ROWS are
+                # settings.
+                "This action takes at most %(limit)d task at a time: narrow the selection "
+                "with the filters (the limit is CELERY_SA_EXPORT_MAX_ROWS for the export, "
+                "CELERY_SA_ACTION_MAX_ROWS for re-run and revoke).",
+                "This action takes at most %(limit)d tasks at a time: narrow the selection "
+                "with the filters (the limit is CELERY_SA_EXPORT_MAX_ROWS for the export, "
+                "CELERY_SA_ACTION_MAX_ROWS for re-run and revoke).",
+                limit,
+            )
+            % {"limit": limit},
+            level=messages.ERROR,
+        )
+        return False

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import pickle
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from celery import Celery
 from django.contrib.auth.models import Permission, User
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -208,50 +206,6 @@ def test_the_admin_is_view_only_and_acting_needs_permissions(
     change = reverse("admin:celery_sa_taskresult_change", args=[pk])
     assert client.post(change, {"status": "FAILURE"}).status_code == 403
     assert TaskResult.objects.get(pk=pk).status == "SUCCESS"
-
-
-# The app the admin's actions use in these tests (CELERY_SA_CELERY_APP names it).
-action_app: Celery | None = None
-ACTION_APP = "tests.admin.test_admin.action_app"
-
-
-@pytest.fixture
-def actions_on(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Point the admin's actions at a fresh Celery app on the given broker."""
-    apps: list[Celery] = []
-
-    def use(broker: str) -> Celery:
-        app = Celery("admin-actions", broker=broker, set_as_current=False)
-        monkeypatch.setattr(sys.modules[__name__], "action_app", app)
-        apps.append(app)
-        return app
-
-    with override_settings(CELERY_SA_CELERY_APP=ACTION_APP):
-        yield use
-    for app in apps:
-        app.close()
-
-
-def test_rerun_sends_the_same_task_again_and_explains_what_it_cannot(
-    embedded_result_db: ResultDB, admin_client: Client, sqla_broker: str, actions_on: Any
-) -> None:
-    app = actions_on(sqla_broker)
-    insert_rows(
-        row("again", name="project.tasks.add", args=b"[2, 3]", kwargs=b"{}"),
-        row("nameless", name=None),
-    )
-    ids = list(TaskResult.objects.values_list("pk", flat=True))
-    response = admin_client.post(
-        reverse(CHANGELIST), {"action": "rerun", "_selected_action": ids}, follow=True
-    )
-    text = response.text
-    assert "Sent 1 task again: " in text
-    assert "Task nameless: no task name stored; re-running needs CELERY_RESULT_EXTENDED." in text
-    with app.connection_for_read() as connection:
-        message = connection.SimpleQueue("celery").get(timeout=10)
-        assert message.headers["task"] == "project.tasks.add"
-        assert message.decode()[0] == [2, 3]
-        message.ack()
 
 
 def test_revoke_broadcasts_only_the_unfinished_tasks(
