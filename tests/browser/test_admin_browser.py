@@ -176,3 +176,16 @@ def test_the_admins_pages_need_nothing_a_strict_content_security_policy_blocks(
     expect(page.get_by_role("link", name=MEMBER_ID)).to_be_visible()
     expect(page.locator("pre.celery-sa-value")).to_have_css("white-space", "pre-wrap")
     assert violations == []
+
+    # The re-run confirmation page: chosen as a person would, from the list's actions.
+    visit(pages["csp-task-list"])
+    page.locator("input.action-select").first.check()
+    page.select_option("select[name=action]", "rerun")
+    page.click("button[name=index]")
+    expect(page.locator("table.celery-sa-rerun")).to_contain_text(
+        "app.tasks.beta is not a task the Celery app has registered"
+    )
+    screenshot(page, "csp-rerun-confirmation")
+    assert violations == [], f"rerun confirmation: {violations}"
+    page.get_by_role("link", name="No, take me back").click()
+    expect(page.locator("#result_list")).to_contain_text("task-failed")
