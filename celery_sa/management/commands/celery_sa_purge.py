@@ -217,9 +217,7 @@ class Command(TranslatedCommand):
             progress = ngettext(
                 "%(done)s of %(total)s rows", "%(done)s of %(total)s rows", total
             ) % {"done": f"{min(done, total):,}", "total": f"{total:,}"}
-            self.stdout.write(
-                f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {progress}", ending=""
-            )
+            self.stdout.overwrite_line(f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {progress}")
             self.stdout.flush()
 
         return advance

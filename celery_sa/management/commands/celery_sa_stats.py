@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from celery_sa.durations import describe_age, parse_age
 from celery_sa.errors import unreadable_table
 from celery_sa.management.base import TranslatedCommand
+from celery_sa.management.output import escape_controls
 from celery_sa.models import TaskResult
 from celery_sa.reports.stats import NameStats, Stats, collect_stats
 
@@ -73,8 +74,10 @@ class Command(TranslatedCommand):
         self, header: Sequence[str], rows: list[Sequence[str]], text_columns: Sequence[int] = (0,)
     ) -> None:
         """Columns padded to their widest cell: text left, counts and rates right."""
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
+        # Measured as they are shown: control characters escaped (their escapes are wider).
+        shown = [[escape_controls(cell) for cell in row] for row in [header, *rows]]
+        widths = [max(len(row[i]) for row in shown) for i in range(len(header))]
+        for row in shown:
             cells = [
                 cell.ljust(width) if i in text_columns else cell.rjust(width)
                 for i, (cell, width) in enumerate(zip(row, widths, strict=True))

@@ -143,7 +143,7 @@ class Command(TranslatedCommand):
                 % {"n": pending},
                 returncode=PENDING_EXIT,
             )
-        self.stdout.write(self.style.SUCCESS(_("The result tables are up to date.")))
+        self.stdout.write(_("The result tables are up to date."), self.style.SUCCESS)
 
     def table_status(self, plan: TablePlan) -> int:
         """Write what ``plan`` would change in its table; return how many changes (a missing
@@ -206,10 +206,8 @@ class Command(TranslatedCommand):
             )
         else:
             self.stdout.write(
-                self.style.SUCCESS(
-                    ngettext("Applied %(n)s change.", "Applied %(n)s changes.", count)
-                    % {"n": count}
-                )
+                ngettext("Applied %(n)s change.", "Applied %(n)s changes.", count) % {"n": count},
+                self.style.SUCCESS,
             )
 
     # -- steps -----------------------------------------------------------------------------
@@ -226,7 +224,7 @@ class Command(TranslatedCommand):
             execute.create_tables(connection, tables, missing)
         done = _("Would create table %(table)s.") if dry_run else _("Created table %(table)s.")
         for table in missing:
-            self.stdout.write(self.style.SUCCESS(done % {"table": table.fullname}))
+            self.stdout.write(done % {"table": table.fullname}, self.style.SUCCESS)
 
     def confirm_rewrites(self, plans: list[TablePlan], dialect: str, interactive: bool) -> None:
         rules = vendors.get(dialect).ddl
@@ -242,9 +240,8 @@ class Command(TranslatedCommand):
                 rows,
             )
             self.stdout.write(
-                self.style.WARNING(
-                    warning % {"table": plan.table.fullname, "n": f"{rows:,}", "note": note}
-                )
+                warning % {"table": plan.table.fullname, "n": f"{rows:,}", "note": note},
+                self.style.WARNING,
             )
             if interactive and sys.stdin.isatty():
                 # Translators: only y or yes (in English) is read as yes.
@@ -270,14 +267,13 @@ class Command(TranslatedCommand):
             len(plan.problems),
         )
         self.stdout.write(
-            self.style.SUCCESS(
-                upgraded
-                % {
-                    "table": plan.table.fullname,
-                    "n": len(plan.problems),
-                    "seconds": f"{time.monotonic() - started:.1f}",
-                }
-            )
+            upgraded
+            % {
+                "table": plan.table.fullname,
+                "n": len(plan.problems),
+                "seconds": f"{time.monotonic() - started:.1f}",
+            },
+            self.style.SUCCESS,
         )
 
     # -- plumbing --------------------------------------------------------------------------
