@@ -56,6 +56,11 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         paginator.show_all_limit = self.list_max_show_all
         return paginator
 
+    def is_list(self, request: HttpRequest) -> bool:
+        """Whether ``request`` is for the list (which reads no value column) or a page."""
+        url_name = request.resolver_match.url_name if request.resolver_match else ""
+        return (url_name or "").endswith("_changelist")
+
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         """Only the list's own filters: Django allows any lookup on a local field
         (``?traceback__regex=…`` scans the table with a regular expression); anything

@@ -4,14 +4,14 @@ to what can be decoded and written only up to what a spreadsheet cell holds."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Length, Substr
 from django.http import StreamingHttpResponse
 from django.utils.translation import gettext as _
 
-from celery_sa.admin.expressions import value_of, with_value_heads
+from celery_sa.admin.expressions import in_batches, value_of, with_value_heads
 from celery_sa.models import TaskResult
 
 CSV_COLUMNS = ("task_id", "name", "status", "date_done", "worker", "queue", "retries")
@@ -54,35 +54,26 @@ class Echo:
 
 def csv_response(queryset: QuerySet[TaskResult], max_rows: int) -> StreamingHttpResponse:
     """The first ``max_rows`` rows as CSV, newest first, values decoded (or what prevents
-    it). The keys are read first; the rows then in batches, by key, so that no database
-    driver holds more than a batch of values (MySQL's drivers buffer a whole result)."""
+    it). The keys are read first, the rows then a batch at a time."""
     ordered = queryset.order_by("-date_done", "-id")
     keys = list(ordered.values_list("pk", flat=True)[:max_rows])
-    writer = csv.writer(Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow([*CSV_COLUMNS, *VALUE_COLUMNS, "traceback"])
-        for start in range(0, len(keys), BATCH_ROWS):
-            for row in _batch(queryset, keys[start : start + BATCH_ROWS]):
-                values = [getattr(row, column) for column in CSV_COLUMNS]
-                decoded = [value_of(row, column) for column in VALUE_COLUMNS]
-                texts = [(d.problem or d.text) if d else "" for d in decoded]
-                traceback = cell(row.traceback_head or "", row.traceback_length)  # type: ignore[attr-defined]
-                yield writer.writerow([*(cell(v) for v in (*values, *texts)), traceback])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="celery-task-results.csv"'
-    return response
-
-
-def _batch(queryset: QuerySet[TaskResult], keys: Sequence[int]) -> list[TaskResult]:
-    """The rows of ``keys``, in that order, with the columns the export writes only."""
     rows = with_value_heads(
-        queryset.model._default_manager.using(queryset.db).filter(pk__in=keys).only(*CSV_COLUMNS),
-        VALUE_COLUMNS,
+        queryset.model._default_manager.using(queryset.db).only(*CSV_COLUMNS), VALUE_COLUMNS
     ).annotate(
         traceback_head=Substr("traceback", 1, CELL_LIMIT, output_field=TextField()),
         traceback_length=Length("traceback"),
     )
-    found = {row.pk: row for row in rows}
-    return [found[key] for key in keys if key in found]
+    writer = csv.writer(Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow([*CSV_COLUMNS, *VALUE_COLUMNS, "traceback"])
+        for row in in_batches(rows, keys, BATCH_ROWS):
+            values = [getattr(row, column) for column in CSV_COLUMNS]
+            decoded = [value_of(row, column) for column in VALUE_COLUMNS]
+            texts = [(d.problem or d.text) if d else "" for d in decoded]
+            traceback = cell(row.traceback_head or "", row.traceback_length)  # type: ignore[attr-defined]
+            yield writer.writerow([*(cell(v) for v in (*values, *texts)), traceback])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="celery-task-results.csv"'
+    return response

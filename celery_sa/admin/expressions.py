@@ -3,19 +3,21 @@ and sizes by SQL expressions (never a whole 10 MB value)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import BinaryField, Func, IntegerField, QuerySet
+from django.db.models import BinaryField, Func, IntegerField, Model, QuerySet
 from django.db.models.functions import Substr
 from django.db.models.sql.compiler import SQLCompiler
 
 from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
 from celery_sa.db import adapters
-from celery_sa.models import TaskResult
 
 if TYPE_CHECKING:
     from django.db.models.sql.compiler import _AsSqlType
+
+Row = TypeVar("Row", bound=Model)
 
 BLOB_COLUMNS = ("result", "args", "kwargs", "children", "stamps")
 LIST_COLUMNS = (
@@ -51,8 +53,8 @@ class ByteLength(Func):
 
 
 def with_value_heads(
-    queryset: QuerySet[TaskResult], columns: tuple[str, ...] = BLOB_COLUMNS
-) -> QuerySet[TaskResult]:
+    queryset: QuerySet[Row], columns: tuple[str, ...] = BLOB_COLUMNS
+) -> QuerySet[Row]:
     """Annotate each value column's first DECODE_LIMIT + 1 bytes and its size: enough to
     decode any value that may be decoded, and never a whole 10 MB one."""
     heads = {
@@ -60,10 +62,21 @@ def with_value_heads(
         for column in columns
     }
     sizes = {f"{column}_size": ByteLength(column) for column in columns}
-    return queryset.annotate(**heads, **sizes)
+    annotated: QuerySet[Row] = queryset.annotate(**heads, **sizes)
+    return annotated
 
 
-def value_of(row: TaskResult, column: str) -> Decoded | None:
+def in_batches(queryset: QuerySet[Row], keys: Sequence[int], size: int) -> Iterator[Row]:
+    """The rows of ``queryset`` with the primary keys ``keys``, in that order, read ``size``
+    at a time: no database driver holds more than a batch of values (MySQL's drivers
+    buffer a whole result, even for ``iterator()``)."""
+    for start in range(0, len(keys), size):
+        batch = keys[start : start + size]
+        found = {row.pk: row for row in queryset.filter(pk__in=batch)}
+        yield from (found[key] for key in batch if key in found)
+
+
+def value_of(row: Any, column: str) -> Decoded | None:
     """The decoded value of a column of a row from :func:`with_value_heads`."""
     head = getattr(row, f"{column}_head", None)
     return decode(head, size=getattr(row, f"{column}_size", None))

@@ -1,8 +1,10 @@
-"""The group results' admin: a group's members, linked to their task pages."""
+"""The group results' admin: a group's members, linked to their task pages, and the
+groups a task page links to."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -11,13 +13,39 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from celery_sa.admin.base import ResultAdmin
-from celery_sa.admin.decoding import decode
 from celery_sa.admin.display import decoded_html
+from celery_sa.admin.expressions import in_batches, value_of, with_value_heads
 from celery_sa.models import GroupResult, TaskResult
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+MEMBER_LIMIT = 1000  # member links a group page shows
+GROUP_LOOKAROUND = timedelta(hours=1)
+GROUP_SCAN_LIMIT = 500
+GROUP_BATCH = 10
+# The most bytes of group results one task page reads looking for its groups.
+GROUP_READ_BUDGET = 16 * 1024 * 1024
+
+
+def groups_listing(task_id: str, done: datetime) -> list[GroupResult]:
+    """The groups saved around ``done`` whose stored result names ``task_id``: the newest
+    500, each read up to its first 1 MB, 10 at a time, 16 MB in all at most."""
+    around = (done - GROUP_LOOKAROUND, done + GROUP_LOOKAROUND)
+    nearby = GroupResult.objects.filter(date_done__range=around).order_by("-date_done", "-id")
+    keys = list(nearby.values_list("pk", flat=True)[:GROUP_SCAN_LIMIT])
+    needle, read, found = task_id.encode(), 0, []
+    for group in in_batches(
+        with_value_heads(nearby.defer("result"), ("result",)), keys, GROUP_BATCH
+    ):
+        head = bytes(group.result_head or b"")  # type: ignore[attr-defined]
+        if needle in head:
+            found.append(group)
+        read += len(head)
+        if read >= GROUP_READ_BUDGET:
+            break
+    return found
 
 
 @admin.register(GroupResult)
@@ -28,6 +56,13 @@ class GroupResultAdmin(ResultAdmin):
     fields = ("taskset_id", "date_done", "member_links", "result_view")
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GroupResult]:
+        queryset = super().get_queryset(request).defer("result")
+        if self.is_list(request):
+            return queryset
+        # The page: the result's first 1 MB and its size, never a whole 100 MB value.
+        return with_value_heads(queryset, ("result",))
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[GroupResult], search_term: str
     ) -> tuple[QuerySet[GroupResult], bool]:
@@ -36,19 +71,19 @@ class GroupResultAdmin(ResultAdmin):
 
     @admin.display(description=_("result"))
     def result_view(self, obj: GroupResult) -> SafeString:
-        return decoded_html(decode(obj.result))
+        return decoded_html(value_of(obj, "result"))
 
     @admin.display(description=_("member tasks"))
     def member_links(self, obj: GroupResult) -> SafeString:
-        ids = [
-            i
-            for i in dict.fromkeys(UUID.findall(bytes(obj.result or b"").decode("latin-1")))
-            if i != obj.taskset_id
-        ]
+        """The task ids the stored result names (within its first 1 MB), linked to their
+        task pages; the first 1,000."""
+        head = bytes(obj.result_head or b"").decode("latin-1")  # type: ignore[attr-defined]
+        ids = [i for i in dict.fromkeys(UUID.findall(head)) if i != obj.taskset_id]
         if not ids:
             return decoded_html(None)
-        found = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "pk"))
-        return format_html_join(
+        shown = ids[:MEMBER_LIMIT]
+        found = dict(TaskResult.objects.filter(task_id__in=shown).values_list("task_id", "pk"))
+        links = format_html_join(
             mark_safe("<br>"),
             "{}",
             (
@@ -61,6 +96,13 @@ class GroupResultAdmin(ResultAdmin):
                     if task_id in found
                     else task_id,
                 )
-                for task_id in ids
+                for task_id in shown
             ),
         )
+        if len(ids) == len(shown):
+            return links
+        # Translators: ends a list of task ids; "count" is how many more the page found.
+        more = ngettext(
+            "… and at least %(count)d more", "… and at least %(count)d more", len(ids) - len(shown)
+        )
+        return format_html("{}<br>{}", links, more % {"count": len(ids) - len(shown)})

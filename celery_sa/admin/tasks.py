@@ -3,7 +3,7 @@ page with its values decoded, and the actions on selected tasks."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -29,11 +29,9 @@ from celery_sa.admin.display import (
 from celery_sa.admin.export import csv_response
 from celery_sa.admin.expressions import BLOB_COLUMNS, LIST_COLUMNS, with_value_heads
 from celery_sa.admin.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
+from celery_sa.admin.groups import groups_listing
 from celery_sa.conf import app_settings
-from celery_sa.models import GroupResult, TaskResult, has_date_started
-
-GROUP_LOOKAROUND = timedelta(hours=1)
-GROUP_SCAN_LIMIT = 500
+from celery_sa.models import TaskResult, has_date_started
 
 
 @admin.register(TaskResult)
@@ -88,8 +86,7 @@ class TaskResultAdmin(ResultAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskResult]:
         queryset = super().get_queryset(request)
-        url_name = request.resolver_match.url_name if request.resolver_match else ""
-        if (url_name or "").endswith("_changelist"):
+        if self.is_list(request):
             if has_date_started(queryset.db):
                 return queryset.only(*LIST_COLUMNS)
             return queryset.only(*(c for c in LIST_COLUMNS if c != "date_started"))
@@ -138,21 +135,15 @@ class TaskResultAdmin(ResultAdmin):
         """Groups saved within an hour of this task that list it among their members."""
         if obj.date_done is None or not obj.task_id:
             return decoded_html(None)
-        around = (obj.date_done - GROUP_LOOKAROUND, obj.date_done + GROUP_LOOKAROUND)
-        groups = GroupResult.objects.filter(date_done__range=around).order_by("-date_done")
-        found = [
-            group
-            for group in groups[:GROUP_SCAN_LIMIT]
-            if obj.task_id.encode() in bytes(group.result or b"")
-        ]
-        if not found:
+        groups = groups_listing(obj.task_id, obj.date_done)
+        if not groups:
             return decoded_html(None)
         return format_html_join(
             ", ",
             '<a href="{}">{}</a>',
             (
                 (reverse("admin:celery_sa_groupresult_change", args=[group.pk]), group.taskset_id)
-                for group in found
+                for group in groups
             ),
         )
 
