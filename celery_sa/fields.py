@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
@@ -13,6 +13,18 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from celery_sa.db import adapters
+
+# Stored times this close to the calendar's ends cannot be moved to another zone (year 0 or
+# 10000 would be an OverflowError): they are kept in their own zone.
+EDGE = timedelta(days=2)
+
+
+class EdgeOfTime(datetime):
+    """A stored time within :data:`EDGE` of the calendar's ends (a hand-made or corrupt
+    ``0001-01-01``): templates show it in its stored zone instead of failing to convert it
+    into the viewer's, as Django's own ``localtime`` filter marks its results."""
+
+    convert_to_local_time = False
 
 
 class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
@@ -59,6 +71,8 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
                 return None
         if timezone.is_naive(value):
             value = value.replace(tzinfo=self.tzinfo(connection))
+        if not datetime.min + EDGE < value.replace(tzinfo=None) < datetime.max - EDGE:
+            return EdgeOfTime.combine(value.date(), value.timetz())
         return value  # type: ignore[no-any-return]
 
     def get_db_prep_value(
@@ -69,5 +83,8 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
         if not isinstance(value, datetime):
             return connection.ops.adapt_datetimefield_value(value)
         if timezone.is_aware(value):
-            value = value.astimezone(self.tzinfo(connection)).replace(tzinfo=None)
+            try:
+                value = value.astimezone(self.tzinfo(connection)).replace(tzinfo=None)
+            except OverflowError:  # a bound near the calendar's ends (a crafted date filter)
+                value = datetime.min if value.year < 5000 else datetime.max
         return adapters.get_operations(connection).datetime_param(value, connection)

@@ -80,6 +80,13 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 names.update(str(name) for name in spec.expected_parameters())
         return names
 
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        # Django 6.1 lets ?_to_field= (empty) past its check and then looks up a field named
+        # "" (FieldDoesNotExist, a 500): an empty one is no field.
+        return super().get_object(request, object_id, from_field or None)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

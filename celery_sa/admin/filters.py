@@ -15,6 +15,23 @@ from django.utils.translation import gettext_lazy as _
 RECENT_ROWS = 10_000
 CHOICES_TTL = 60
 EXTRA_STATES = ("REJECTED", "IGNORED")
+STORED_LENGTH = 155  # Celery's task_id, name, worker and queue columns
+
+
+def could_be_stored(value: str) -> bool:
+    """Whether a column could hold ``value``: no NUL (PostgreSQL refuses it in a query, an
+    error that would read as a broken table) and no longer than Celery's columns."""
+    return "\x00" not in value and len(value) <= STORED_LENGTH
+
+
+def matching(queryset: QuerySet[Any], column: str, value: str | None) -> QuerySet[Any]:
+    """The rows whose ``column`` is ``value``; every row for no value; none for a value no
+    row can hold."""
+    if not value:
+        return queryset
+    if not could_be_stored(value):
+        return queryset.none()
+    return queryset.filter(**{column: value})
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -25,7 +42,7 @@ class StatusFilter(admin.SimpleListFilter):
         return [(state, state) for state in sorted({*states.ALL_STATES, *EXTRA_STATES})]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(status=self.value()) if self.value() else queryset
+        return matching(queryset, "status", self.value())
 
 
 class RecentValuesFilter(admin.SimpleListFilter):
@@ -47,7 +64,7 @@ class RecentValuesFilter(admin.SimpleListFilter):
         return [(value, value) for value in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(**{self.column: self.value()}) if self.value() else queryset
+        return matching(queryset, self.column, self.value())
 
 
 class NameFilter(RecentValuesFilter):

@@ -18,6 +18,7 @@ from django.utils.translation import ngettext
 from celery_sa.admin.base import ResultAdmin
 from celery_sa.admin.display import decoded_html
 from celery_sa.admin.expressions import in_batches, value_of, with_value_heads
+from celery_sa.admin.filters import matching
 from celery_sa.models import GroupResult, TaskResult
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -32,7 +33,10 @@ GROUP_READ_BUDGET = 16 * 1024 * 1024
 def groups_listing(task_id: str, done: datetime) -> list[GroupResult]:
     """The groups saved around ``done`` whose stored result names ``task_id``: the newest
     500, each read up to its first 1 MB, 10 at a time, 16 MB in all at most."""
-    around = (done - GROUP_LOOKAROUND, done + GROUP_LOOKAROUND)
+    try:
+        around = (done - GROUP_LOOKAROUND, done + GROUP_LOOKAROUND)
+    except OverflowError:  # a time at the calendar's ends: no group is saved there
+        return []
     nearby = GroupResult.objects.filter(date_done__range=around).order_by("-date_done", "-id")
     keys = list(nearby.values_list("pk", flat=True)[:GROUP_SCAN_LIMIT])
     needle, read, found = task_id.encode(), 0, []
@@ -66,8 +70,7 @@ class GroupResultAdmin(ResultAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[GroupResult], search_term: str
     ) -> tuple[QuerySet[GroupResult], bool]:
-        term = search_term.strip()
-        return (queryset.filter(taskset_id=term) if term else queryset), False
+        return matching(queryset, "taskset_id", search_term.strip()), False
 
     @admin.display(description=_("result"))
     def result_view(self, obj: GroupResult) -> SafeString:

@@ -28,7 +28,13 @@ from celery_sa.admin.display import (
 )
 from celery_sa.admin.export import csv_response
 from celery_sa.admin.expressions import BLOB_COLUMNS, LIST_COLUMNS, with_value_heads
-from celery_sa.admin.filters import NameFilter, QueueFilter, StatusFilter, WorkerFilter
+from celery_sa.admin.filters import (
+    NameFilter,
+    QueueFilter,
+    StatusFilter,
+    WorkerFilter,
+    could_be_stored,
+)
 from celery_sa.admin.groups import groups_listing
 from celery_sa.conf import app_settings
 from celery_sa.models import TaskResult, has_date_started
@@ -98,6 +104,8 @@ class TaskResultAdmin(ResultAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        if not could_be_stored(term):
+            return queryset.none(), False
         # One index at a time (an OR across columns would scan the table): the unique
         # task_id, then the (name, date_done) index, exact name before a prefix.
         for lookup in ({"task_id": term}, {"name": term}):

@@ -9,6 +9,7 @@ import json
 import re
 import tracemalloc
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -101,6 +102,51 @@ def test_the_group_list_takes_no_lookup(embedded_result_db: ResultDB, viewer: Cl
     groups = reverse("admin:celery_sa_groupresult_changelist")
     assert viewer.get(groups).status_code == 200
     assert viewer.get(groups, {"result__contains": "x"}).status_code == 400
+
+
+def test_an_empty_to_field_is_no_field(embedded_result_db: ResultDB, viewer: Client) -> None:
+    insert_rows(row("shown"))
+    page = reverse("admin:celery_sa_taskresult_change", args=[selected()[0]])
+    response = viewer.get(page, {"_to_field": ""})  # Django 6.1 alone answers 500
+    assert response.status_code == 200 and "shown" in response.text
+
+
+@override_settings(TIME_ZONE="Asia/Shanghai")
+@pytest.mark.parametrize(
+    "query", [{"date_done__gte": "0001-01-01 00:00"}, {"date_done__lt": "9999-12-31 23:59"}]
+)
+def test_a_date_filter_at_the_calendars_ends_is_a_list(
+    embedded_result_db: ResultDB, viewer: Client, query: dict[str, str]
+) -> None:
+    insert_rows(row("listed"))
+    with override_settings(CELERY_TIMEZONE="America/New_York"):
+        response = viewer.get(reverse(CHANGELIST), query)
+    assert response.status_code == 200 and "listed" in response.text
+
+
+@override_settings(CELERY_TIMEZONE="Asia/Shanghai", TIME_ZONE="UTC")
+def test_a_stored_time_at_the_calendars_ends_is_shown_as_stored(
+    embedded_result_db: ResultDB, viewer: Client
+) -> None:
+    insert_rows(row("ancient", date_done=datetime(1, 1, 1, 0, 0)))
+    response = viewer.get(reverse(CHANGELIST))
+    assert response.status_code == 200 and "Jan. 1, 0001, midnight" in response.text
+    page = viewer.get(reverse("admin:celery_sa_taskresult_change", args=selected()))
+    assert page.status_code == 200 and "Jan. 1, 0001, midnight" in page.text
+
+
+@pytest.mark.parametrize(
+    "query", [{"status": "SUCCESS\x00"}, {"name": "a\x00b"}, {"q": "x" * 60_000}]
+)
+def test_a_value_no_column_can_hold_finds_nothing(
+    embedded_result_db: ResultDB, viewer: Client, query: dict[str, str]
+) -> None:
+    # Before: PostgreSQL refused the NUL and SQLite the long LIKE pattern, and the list
+    # redirected with "Cannot read the Celery result table".
+    insert_rows(row("unmatched"))
+    response = viewer.get(reverse(CHANGELIST), query)
+    assert response.status_code == 200
+    assert "unmatched" not in response.text and "0 task results" in response.text
 
 
 # -- bounded exports ------------------------------------------------------------------------
