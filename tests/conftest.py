@@ -9,6 +9,7 @@ test is skipped with the variable to set, and the run ends with a list of them; 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from tests.settings import TEST_DIR
 from tests.support.databases import RESULT_DBS, ResultDB, fresh_result_db, result_db_param
 from tests.support.services import (
     REQUIRE_SERVICES,
@@ -25,6 +27,11 @@ from tests.support.services import (
     require_service,
     skip_reason,
 )
+
+# Hypothesis keeps its caches (Unicode data, the constants it draws from the code) with the
+# tests' other files, not in a .hypothesis/ of the working tree; the fuzz tests keep no
+# database of examples.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(TEST_DIR / "hypothesis"))
 
 
 def needed_services(item: pytest.Item) -> list[str]:

@@ -6,6 +6,11 @@ and compressed payloads are unpacked. A pickle is never executed: rows from Cele
 always pickled) and pickle-serialized results are read by an unpickler that builds plain
 builtin values only and refuses every class and function; what it refuses is reported by
 name, read from the opcodes without running them.
+
+No stored value makes decoding take memory out of proportion to DECODE_LIMIT: compressed
+payloads expand in steps up to it, a pickle's opcodes are checked before it is loaded
+(VALUE_LIMIT), and a value is printed only if its text is bounded (PRINT_LIMIT), and kept
+only up to MAX_TEXT.
 """
 
 from __future__ import annotations
@@ -14,7 +19,11 @@ import io
 import json
 import pickle
 import pickletools
-from dataclasses import dataclass
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from itertools import chain
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -28,6 +37,16 @@ DECODE_LIMIT = 1024 * 1024  # larger values, stored or expanded, are previewed, 
 PREVIEW_BYTES = 4096
 MAX_DEPTH = 100  # deeper values are previewed: printing them would recurse past Python's limit
 MAX_TEXT = 2 * DECODE_LIMIT  # the most text a decoded value is shown as
+# Values that would print as more characters are not printed: a value held in many places
+# prints in each, so a few stored bytes can print as gigabytes. Text past MAX_TEXT is
+# counted, not kept.
+PRINT_LIMIT = 2 * MAX_TEXT
+# Pickles that would build objects of more bytes are not loaded (see _check_pickle): one
+# stored byte can make a 232-byte set.
+VALUE_LIMIT = 32 * DECODE_LIMIT
+# Serializers that take far more time and memory than JSON for each byte they read: YAML
+# builds a document's node graph first (256 KB: 78 MB and 13 s, measured).
+SERIALIZER_LIMITS = {"yaml": 64 * 1024}
 PICKLE_MARKER = b"\x80"  # every pickle of protocol 2 or later starts with it
 
 
@@ -61,18 +80,26 @@ def decode(raw: bytes | memoryview | None, size: int | None = None) -> Decoded |
     try:
         data = expand(data, DECODE_LIMIT)
     except TooLarge:
-        # Translators: shown instead of a compressed value; "size" is e.g. "1.0 MB".
-        problem = _("expands to more than %(size)s: too large to decode here")
-        return _preview(data, problem % {"size": _size(DECODE_LIMIT)}, total)
+        return _too_large(data, DECODE_LIMIT, total)
     except Exception as exc:  # an unknown method, or a corrupt body in its library's words
         # Translators: "error" is a Python exception class name (error, UnknownMethod, …).
         problem = _("cannot be decompressed: %(error)s") % {"error": type(exc).__name__}
         return _preview(data, problem, total)
-    content_type, content_encoding = _content_type()
+    # A preview counts the bytes expanded; the size is that of the bytes stored.
+    return replace(_loaded(data), size=total)
+
+
+def _loaded(data: bytes) -> Decoded:
+    """``data``, expanded, read by the configured serializer or as a plain pickle."""
     try:
+        limit = SERIALIZER_LIMITS.get(app_settings.result_serializer, DECODE_LIMIT)
+        if len(data) > limit:
+            return _too_large_for(data, limit)
+        content_type, content_encoding = _content_type()
         value = loads(data, content_type, content_encoding, accept=_accept())  # type: ignore[no-untyped-call]
-    except Exception as exc:  # any serializer may fail in its own way on corrupt bytes
-        if data.startswith(PICKLE_MARKER):
+    except Exception as exc:  # corrupt bytes (each serializer fails its own way), or no msgpack
+        # or yaml here; pickles of protocols 0 and 1 have no marker
+        if data.startswith(PICKLE_MARKER) or app_settings.result_serializer == "pickle":
             return decode_pickle(data)
         # Translators: "serializer" is Celery's serializer name (json, msgpack, …), "error"
         # a Python exception class name (DecodeError, …).
@@ -81,13 +108,16 @@ def decode(raw: bytes | memoryview | None, size: int | None = None) -> Decoded |
             "error": type(exc).__name__,
         }
         return _preview(data, problem)
-    return _decoded(value, data, len(raw))
+    return _decoded(value, data)
 
 
 def decode_pickle(data: bytes) -> Decoded:
     """Read a pickle of plain values; refuse (and name) anything that would run code."""
     try:
+        _check_pickle(data)
         value = _PlainUnpickler(io.BytesIO(data)).load()
+    except TooLarge:
+        return _too_large(data, VALUE_LIMIT)
     except _Refused:
         # Translators: what a refused pickle would have built, when no name can be read.
         names = ", ".join(sorted(_globals_in(data))) or _("unknown objects")
@@ -97,37 +127,68 @@ def decode_pickle(data: bytes) -> Decoded:
     except Exception as exc:
         # Translators: "error" is a Python exception class name (UnpicklingError, …).
         return _preview(data, _("corrupt pickle: %(error)s") % {"error": type(exc).__name__})
-    return _decoded(value, data, len(data))
+    return _decoded(value, data)
 
 
-def _decoded(value: Any, data: bytes, size: int) -> Decoded:
-    """``value`` shown, unless it is nested too deeply to print."""
-    if _deeper_than(value, MAX_DEPTH):
+def _decoded(value: Any, data: bytes) -> Decoded:
+    """``value`` shown, unless it is nested too deeply or would print too long."""
+    printed = _printed_size(value)
+    if printed is None:
         # Translators: shown instead of a value; "depth" is a number of levels.
         problem = _("nested deeper than %(depth)d levels: not shown") % {"depth": MAX_DEPTH}
-        return _preview(data, problem, size)
-    text = _pretty(value)
-    if len(text) > MAX_TEXT:
-        more = _size(len(text) - MAX_TEXT)
-        text = text[:MAX_TEXT] + "\n" + _("… (%(size)s more)") % {"size": more}
-    return Decoded(text=text, size=size, value=value)
+        return _preview(data, problem)
+    shown = _pretty(value) if printed <= PRINT_LIMIT else None
+    if shown is None:
+        # Translators: shown instead of a value that would print as megabytes of text, or
+        # holds a number of thousands of digits.
+        return _preview(data, _("too large to show here"))
+    text, more = shown
+    if more:
+        text += "\n" + _("… (%(size)s more)") % {"size": _size(more)}
+    return Decoded(text=text, size=len(data), value=value)
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether ``value``'s containers nest deeper than ``limit`` (walked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            children = item
-        else:
+_END = object()
+
+
+def _printed_size(value: Any) -> int | None:
+    """At least as many characters as :func:`_pretty` prints ``value`` as, counted until past
+    PRINT_LIMIT, or ``None`` if its containers nest deeper than MAX_DEPTH. Walked without
+    recursion, a value held in several places counted in each, as it prints there."""
+    size = 0
+    stack: list[Iterator[Any]] = [iter((value,))]
+    while stack and size <= PRINT_LIMIT:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
             continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
+        depth = len(stack)
+        size += 2 * depth  # its line's break, indentation and separators (a key's line too)
+        if isinstance(item, dict):
+            stack.append(chain(item.keys(), item.values()))
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.append(iter(item))
+        else:
+            size += _leaf_size(item)
+            continue
+        if depth > MAX_DEPTH:
+            return None
+        # Its brackets and closing line, or its name as repr() writes it ("frozenset({…})").
+        size += 2 * depth + (14 if isinstance(item, (set, frozenset)) else 4)
+    return size
+
+
+def _leaf_size(item: Any) -> int:
+    """At least the characters ``item`` prints as: in JSON, as repr() writes it, or as JSON
+    writes its repr (what JSON has no type for)."""
+    if item is None or isinstance(item, (bool, float)):
+        return 26  # as a key, in quotes
+    if isinstance(item, int):
+        return item.bit_length() // 3 + 4  # its digits, sign and quotes, without writing them
+    size = len(encode_basestring(repr(item)))
+    if isinstance(item, str):
+        size = max(size, len(encode_basestring(item)))
+    return size
 
 
 class _Refused(pickle.UnpicklingError):
@@ -162,6 +223,80 @@ def _globals_in(data: bytes) -> set[str]:
     return names
 
 
+def _check_pickle(data: bytes) -> None:
+    """Refuse, from its opcodes and before it is loaded, a pickle that would make the
+    unpickler allocate far more than it holds: a length past its end (the unpickler allocates
+    it first), a memo index past those set so far (the memo is an array that long), or objects
+    past VALUE_LIMIT (:class:`TooLarge`). Nothing runs."""
+    memo = built = 0
+    marks: list[int] = []
+    for count, (opcode, argument) in enumerate(_opcodes(data)):
+        name = opcode.name
+        if name in _REFUSED_OPCODES:  # the load stops there, refused: checked up to it
+            return
+        if name in _MEMO_PUTS and argument > memo:  # picklers number their memo 0, 1, 2, …
+            raise pickle.UnpicklingError(f"memo index {argument} after {memo} entries")
+        memo += name in _MEMO_PUTS or name == "MEMOIZE"
+        items = 0
+        if name == "MARK":
+            marks.append(count)
+        elif pickletools.markobject in opcode.stack_before and marks:
+            items = count - marks.pop()  # no opcode pushes more than one item
+        built += _built(name, argument, items)
+        if built > VALUE_LIMIT:
+            raise TooLarge
+
+
+def _built(name: str, argument: Any, items: int) -> int:
+    """At most what the unpickler allocates for an opcode: a reference on its stack and in a
+    container, the object it makes and its argument, the room of the ``items`` it puts in a
+    set or dict."""
+    size = 16 + _OBJECT_SIZES.get(name, 0) + _ITEM_SIZES.get(name, 0) * items
+    return size if argument is None else size + sys.getsizeof(argument)
+
+
+_REFUSED_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "PERSID", "BINPERSID"}
+_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+# What the containers these opcodes make take, empty (with the garbage collector's header);
+# a dict's first item allocates its table.
+_OBJECT_SIZES = {
+    **dict.fromkeys(("EMPTY_SET", "FROZENSET"), 232),
+    **dict.fromkeys(("EMPTY_DICT", "DICT"), 80),
+    **dict.fromkeys(("EMPTY_LIST", "LIST", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"), 80),
+    "SETITEM": 128,
+}
+# The room an item takes in a set's table (up to 8 slots of 16 bytes just after it grows), or
+# a key or value in a dict's, for each opcode since the MARK.
+_ITEM_SIZES = {"ADDITEMS": 128, "FROZENSET": 128, "SETITEMS": 64, "DICT": 64}
+
+
+def _opcodes(data: bytes) -> Iterator[tuple[pickletools.OpcodeInfo, Any]]:
+    """Each opcode and its argument; what the unpickler would stop at as corrupt raises
+    :class:`pickle.UnpicklingError` (a length past the end too: the opcodes are read, not
+    allocated)."""
+    try:
+        for opcode, argument, _position in pickletools.genops(data):
+            yield opcode, argument
+    except Exception as exc:  # ValueError mostly, as pickletools reports a corrupt pickle
+        raise pickle.UnpicklingError(str(exc)) from exc
+
+
+def _too_large_for(data: bytes, limit: int) -> Decoded:
+    # Translators: shown instead of a stored value; "serializer" is Celery's serializer name
+    # (yaml, …), "size" e.g. "64.0 KB".
+    problem = _("over %(size)s of %(serializer)s: too large to decode here")
+    return _preview(
+        data, problem % {"size": _size(limit), "serializer": app_settings.result_serializer}
+    )
+
+
+def _too_large(data: bytes, limit: int, size: int | None = None) -> Decoded:
+    # Translators: shown instead of a value that would take more than "size" (e.g. "1.0 MB")
+    # to decode: a compressed value expanded, or a pickle's objects built.
+    problem = _("expands to more than %(size)s: too large to decode here")
+    return _preview(data, problem % {"size": _size(limit)}, size)
+
+
 def _preview(data: bytes, problem: str, size: int | None = None) -> Decoded:
     total = len(data) if size is None else size
     head = data[:PREVIEW_BYTES]
@@ -175,11 +310,32 @@ def _preview(data: bytes, problem: str, size: int | None = None) -> Decoded:
     return Decoded(text=shown, size=total, problem=problem)
 
 
-def _pretty(value: Any) -> str:
+_JSON = json.JSONEncoder(ensure_ascii=False, indent=2, sort_keys=True, default=repr)
+
+
+def _pretty(value: Any) -> tuple[str, int] | None:
+    """The first MAX_TEXT characters of ``value`` as indented JSON (what JSON has no type for
+    as its repr), or as its repr where JSON cannot write it, and how many more there are;
+    ``None`` if it holds an int longer than Python writes in decimal (4,300 digits)."""
     try:
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=repr)
-    except (TypeError, ValueError):
-        return repr(value)
+        try:
+            return _cut(_JSON.iterencode(value))
+        except TypeError:  # keys JSON cannot hold (a tuple) or sort (1 and "1")
+            return _cut(iter((repr(value),)))
+    except ValueError:
+        return None
+
+
+def _cut(chunks: Iterator[str]) -> tuple[str, int]:
+    """The text of ``chunks`` up to MAX_TEXT, and the count of characters past it: text past
+    it is counted, never kept."""
+    text = io.StringIO()
+    length = 0
+    for chunk in chunks:
+        if length < MAX_TEXT:
+            text.write(chunk[: MAX_TEXT - length])
+        length += len(chunk)
+    return text.getvalue(), max(length - MAX_TEXT, 0)
 
 
 def _size(count: int) -> str:

@@ -8,6 +8,7 @@ import bz2
 import lzma
 import zlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 COMPRESSED = b"\x00celery-compressed\x00"  # Celery 5.7's marker, then the method's type
@@ -27,26 +28,41 @@ def _zlib(body: bytes, cap: int) -> bytes:
     out = expander.decompress(body, cap + 1)
     if len(out) > cap or expander.unconsumed_tail:
         raise TooLarge
-    return out + expander.flush(cap + 1 - len(out))
+    out += expander.flush(cap + 1 - len(out))
+    if len(out) > cap:
+        raise TooLarge
+    return out
 
 
 def _stepwise(make: Callable[[], Any]) -> Callable[[bytes, int], bytes]:
-    """bz2, lzma and zstd expanders: ``decompress(data, max_length)`` with ``eof``."""
+    """bz2, lzma and zstd expanders: ``decompress(data, max_length)`` with ``eof``. Each
+    stream of a payload that holds several is expanded, as ``bz2.decompress`` (kombu's)
+    does, within one cap."""
 
     def expand(body: bytes, cap: int) -> bytes:
-        expander = make()
-        out = expander.decompress(body, cap + 1)
-        if len(out) > cap or not (expander.eof or expander.needs_input):
-            raise TooLarge
-        return bytes(out)
+        out = bytearray()
+        while True:
+            expander = make()
+            out += expander.decompress(body, cap + 1 - len(out))
+            if len(out) > cap or not (expander.eof or expander.needs_input):
+                raise TooLarge
+            if not expander.eof:
+                raise EOFError("the compressed data ends before its end-of-stream marker")
+            body = expander.unused_data
+            if not body:
+                return bytes(out)
 
     return expand
 
 
+# An xz or lzma header names the dictionary its decoder allocates before any output, up to
+# 4 GB; kombu writes preset 6 (an 8 MiB dictionary: 9 MiB to decode).
+LZMA_MEMORY = 16 * 1024 * 1024
+
 EXPANDERS: dict[str, Callable[[bytes, int], bytes]] = {
     "application/x-gzip": _zlib,
     "application/x-bz2": _stepwise(bz2.BZ2Decompressor),
-    "application/x-lzma": _stepwise(lzma.LZMADecompressor),
+    "application/x-lzma": _stepwise(partial(lzma.LZMADecompressor, memlimit=LZMA_MEMORY)),
 }
 try:  # kombu registers zstd where the module is there (Python 3.14, or backports.zstd)
     from compression.zstd import ZstdDecompressor  # type: ignore[import-not-found]
