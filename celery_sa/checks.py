@@ -261,6 +261,7 @@ def _check_metrics_window() -> list[CheckMessage]:
 def _check_admin_limits() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for setting, value in (
+        ("CELERY_SA_DECODE_LIMIT", app_settings.decode_limit),
         ("CELERY_SA_EXPORT_MAX_ROWS", app_settings.export_max_rows),
         ("CELERY_SA_ACTION_MAX_ROWS", app_settings.action_max_rows),
     ):
@@ -271,7 +272,7 @@ def _check_admin_limits() -> list[CheckMessage]:
                     # writes it.
                     _("%(setting)s is %(value)s: it must be a positive whole number.")
                     % {"setting": setting, "value": repr(value)},
-                    hint=_("The admin refuses a larger selection with a message."),
+                    hint=_("e.g. 1048576 for the decode limit, 10000 for the export."),
                     id="celery_sa.E012",
                 )
             )

@@ -94,6 +94,13 @@ class AppSettings:
         return value if isinstance(value, timedelta) and value > timedelta(0) else None
 
     @property
+    def decode_limit(self) -> Any:
+        """``CELERY_SA_DECODE_LIMIT``: the most bytes of a stored value, or of what a
+        compressed one expands to, the admin decodes (default 1 MiB); larger values are
+        previewed. The text shown, and the memory decoding may take, grow in proportion."""
+        return getattr(settings, "CELERY_SA_DECODE_LIMIT", 1024 * 1024)
+
+    @property
     def export_max_rows(self) -> Any:
         """``CELERY_SA_EXPORT_MAX_ROWS``: the most rows the admin's CSV export writes
         (default 10,000; a larger selection is refused with a message)."""

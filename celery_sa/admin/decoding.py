@@ -7,10 +7,11 @@ always pickled) and pickle-serialized results are read by an unpickler that buil
 builtin values only and refuses every class and function; what it refuses is reported by
 name, read from the opcodes without running them.
 
-No stored value makes decoding take memory out of proportion to DECODE_LIMIT: compressed
-payloads expand in steps up to it, a pickle's opcodes are checked before it is loaded
-(VALUE_LIMIT), and a value is printed only if its text is bounded (PRINT_LIMIT), and kept
-only up to MAX_TEXT.
+No stored value makes decoding take memory out of proportion to the decode limit
+(``CELERY_SA_DECODE_LIMIT``, DECODE_LIMIT by default): compressed payloads expand in steps
+up to it, a pickle's opcodes are checked before it is loaded (VALUE_LIMIT), and a value is
+printed only if its text is bounded (PRINT_LIMIT), and kept only up to MAX_TEXT; those three
+are given for the default and grow in proportion.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from kombu.serialization import loads, registry
 from celery_sa.admin.decompression import TooLarge, expand
 from celery_sa.conf import app_settings
 
-DECODE_LIMIT = 1024 * 1024  # larger values, stored or expanded, are previewed, not decoded
+# Larger values, stored or expanded, are previewed, not decoded (CELERY_SA_DECODE_LIMIT);
+# the limits below are multiples of it.
+DECODE_LIMIT = 1024 * 1024
 PREVIEW_BYTES = 4096
 MAX_DEPTH = 100  # deeper values are previewed: printing them would recurse past Python's limit
 MAX_TEXT = 2 * DECODE_LIMIT  # the most text a decoded value is shown as
@@ -73,26 +76,33 @@ def decode(raw: bytes | memoryview | None, size: int | None = None) -> Decoded |
         return None
     data = bytes(raw)
     total = len(data) if size is None else size
-    if total > DECODE_LIMIT:
+    limit = decode_limit()
+    if total > limit:
         # Translators: shown instead of a stored value; "size" is e.g. "10.0 MB".
         problem = _("%(size)s: too large to decode here") % {"size": _size(total)}
         return _preview(data, problem, total)
     try:
-        data = expand(data, DECODE_LIMIT)
+        data = expand(data, limit)
     except TooLarge:
-        return _too_large(data, DECODE_LIMIT, total)
+        return _too_large(data, limit, total)
     except Exception as exc:  # an unknown method, or a corrupt body in its library's words
         # Translators: "error" is a Python exception class name (error, UnknownMethod, …).
         problem = _("cannot be decompressed: %(error)s") % {"error": type(exc).__name__}
         return _preview(data, problem, total)
     # A preview counts the bytes expanded; the size is that of the bytes stored.
-    return replace(_loaded(data), size=total)
+    return replace(_loaded(data, limit), size=total)
 
 
-def _loaded(data: bytes) -> Decoded:
+def decode_limit() -> int:
+    """``CELERY_SA_DECODE_LIMIT``: the most bytes of a value, stored or expanded, decoded."""
+    limit = app_settings.decode_limit
+    return limit if isinstance(limit, int) and limit > 0 else DECODE_LIMIT
+
+
+def _loaded(data: bytes, limit: int) -> Decoded:
     """``data``, expanded, read by the configured serializer or as a plain pickle."""
     try:
-        limit = SERIALIZER_LIMITS.get(app_settings.result_serializer, DECODE_LIMIT)
+        limit = min(SERIALIZER_LIMITS.get(app_settings.result_serializer, limit), limit)
         if len(data) > limit:
             return _too_large_for(data, limit)
         content_type, content_encoding = _content_type()
@@ -117,7 +127,7 @@ def decode_pickle(data: bytes) -> Decoded:
         _check_pickle(data)
         value = _PlainUnpickler(io.BytesIO(data)).load()
     except TooLarge:
-        return _too_large(data, VALUE_LIMIT)
+        return _too_large(data, VALUE_LIMIT * decode_limit() // DECODE_LIMIT)
     except _Refused:
         # Translators: what a refused pickle would have built, when no name can be read.
         names = ", ".join(sorted(_globals_in(data))) or _("unknown objects")
@@ -137,7 +147,7 @@ def _decoded(value: Any, data: bytes) -> Decoded:
         # Translators: shown instead of a value; "depth" is a number of levels.
         problem = _("nested deeper than %(depth)d levels: not shown") % {"depth": MAX_DEPTH}
         return _preview(data, problem)
-    shown = _pretty(value) if printed <= PRINT_LIMIT else None
+    shown = _pretty(value) if printed <= PRINT_LIMIT * decode_limit() // DECODE_LIMIT else None
     if shown is None:
         # Translators: shown instead of a value that would print as megabytes of text, or
         # holds a number of thousands of digits.
@@ -155,9 +165,9 @@ def _printed_size(value: Any) -> int | None:
     """At least as many characters as :func:`_pretty` prints ``value`` as, counted until past
     PRINT_LIMIT, or ``None`` if its containers nest deeper than MAX_DEPTH. Walked without
     recursion, a value held in several places counted in each, as it prints there."""
-    size = 0
+    size, limit = 0, PRINT_LIMIT * decode_limit() // DECODE_LIMIT
     stack: list[Iterator[Any]] = [iter((value,))]
-    while stack and size <= PRINT_LIMIT:
+    while stack and size <= limit:
         item = next(stack[-1], _END)
         if item is _END:
             stack.pop()
@@ -229,6 +239,7 @@ def _check_pickle(data: bytes) -> None:
     it first), a memo index past those set so far (the memo is an array that long), or objects
     past VALUE_LIMIT (:class:`TooLarge`). Nothing runs."""
     memo = built = 0
+    limit = VALUE_LIMIT * decode_limit() // DECODE_LIMIT
     marks: list[int] = []
     for count, (opcode, argument) in enumerate(_opcodes(data)):
         name = opcode.name
@@ -243,7 +254,7 @@ def _check_pickle(data: bytes) -> None:
         elif pickletools.markobject in opcode.stack_before and marks:
             items = count - marks.pop()  # no opcode pushes more than one item
         built += _built(name, argument, items)
-        if built > VALUE_LIMIT:
+        if built > limit:
             raise TooLarge
 
 
@@ -330,12 +341,12 @@ def _cut(chunks: Iterator[str]) -> tuple[str, int]:
     """The text of ``chunks`` up to MAX_TEXT, and the count of characters past it: text past
     it is counted, never kept."""
     text = io.StringIO()
-    length = 0
+    length, kept = 0, MAX_TEXT * decode_limit() // DECODE_LIMIT
     for chunk in chunks:
-        if length < MAX_TEXT:
-            text.write(chunk[: MAX_TEXT - length])
+        if length < kept:
+            text.write(chunk[: kept - length])
         length += len(chunk)
-    return text.getvalue(), max(length - MAX_TEXT, 0)
+    return text.getvalue(), max(length - kept, 0)
 
 
 def _size(count: int) -> str:

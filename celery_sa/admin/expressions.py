@@ -11,7 +11,7 @@ from django.db.models import BinaryField, Func, IntegerField, Model, QuerySet
 from django.db.models.functions import Substr
 from django.db.models.sql.compiler import SQLCompiler
 
-from celery_sa.admin.decoding import DECODE_LIMIT, Decoded, decode
+from celery_sa.admin.decoding import Decoded, decode, decode_limit
 from celery_sa.db import adapters
 
 if TYPE_CHECKING:
@@ -55,11 +55,11 @@ class ByteLength(Func):
 def with_value_heads(
     queryset: QuerySet[Row], columns: tuple[str, ...] = BLOB_COLUMNS
 ) -> QuerySet[Row]:
-    """Annotate each value column's first DECODE_LIMIT + 1 bytes and its size: enough to
-    decode any value that may be decoded, and never a whole 10 MB one."""
+    """Annotate each value column's first bytes, one past the decode limit, and its size:
+    enough to decode any value that may be decoded, and never a whole 10 MB value."""
+    head = decode_limit() + 1
     heads = {
-        f"{column}_head": Substr(column, 1, DECODE_LIMIT + 1, output_field=BinaryField())
-        for column in columns
+        f"{column}_head": Substr(column, 1, head, output_field=BinaryField()) for column in columns
     }
     sizes = {f"{column}_size": ByteLength(column) for column in columns}
     annotated: QuerySet[Row] = queryset.annotate(**heads, **sizes)

@@ -1,5 +1,6 @@
-"""The admin under hostile selections: only its own filters, bounded exports and actions,
-re-run of registered tasks only and only after a confirmation page."""
+"""The admin's limits (README, "Limits"): only its own filters, values decoded up to the
+decode limit, bounded exports and actions, re-run of registered tasks only and only after a
+confirmation page."""
 
 from __future__ import annotations
 
@@ -147,6 +148,18 @@ def test_a_value_no_column_can_hold_finds_nothing(
     response = viewer.get(reverse(CHANGELIST), query)
     assert response.status_code == 200
     assert "unmatched" not in response.text and "0 task results" in response.text
+
+
+@pytest.mark.parametrize(("limit", "decoded"), [(4 * MB, True), (1024, False)])
+def test_the_decode_limit_is_a_setting(
+    embedded_result_db: ResultDB, viewer: Client, limit: int, decoded: bool
+) -> None:
+    insert_rows(row("sized", result=json.dumps({"rows": ["r" * 100] * 20_000}).encode()))
+    page = reverse("admin:celery_sa_taskresult_change", args=selected())
+    with override_settings(CELERY_SA_DECODE_LIMIT=limit):
+        text = viewer.get(page).text
+    assert ("too large to decode here" not in text) is decoded
+    assert (text.count("&quot;rrrr") == 20_000) is decoded
 
 
 # -- bounded exports ------------------------------------------------------------------------
@@ -371,6 +384,7 @@ def test_rerun_needs_its_permission(embedded_result_db: ResultDB, viewer: Client
     ("settings", "check_id"),
     [
         ({"CELERY_SA_EXPORT_MAX_ROWS": 0}, "celery_sa.E012"),
+        ({"CELERY_SA_DECODE_LIMIT": 1.5}, "celery_sa.E012"),
         ({"CELERY_SA_ACTION_MAX_ROWS": "100"}, "celery_sa.E012"),
         ({"CELERY_SA_RERUN_TASKS": "billing.*"}, "celery_sa.E013"),
         ({"CELERY_SA_RERUN_TASKS": ["billing.*", 3]}, "celery_sa.E013"),
