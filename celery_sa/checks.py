@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import celery
@@ -77,6 +78,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_check_table_settings(),
         *_check_metrics_window(),
         *_check_admin_limits(),
+        *_check_backend_retry_timeout(),
     ]
     try:
         driver = celery_driver(parse_result_backend(app_settings.result_backend))
@@ -290,6 +292,22 @@ def _check_admin_limits() -> list[CheckMessage]:
             )
         )
     return messages
+
+
+def _check_backend_retry_timeout() -> list[CheckMessage]:
+    timeout = app_settings.backend_retry_timeout
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    if not isinstance(seconds, bool) and isinstance(seconds, (int, float)) and seconds > 0:
+        return []
+    return [
+        Error(
+            # Translators: "value" is the setting's value as Python writes it.
+            _("CELERY_SA_BACKEND_RETRY_TIMEOUT is %(value)s: it must be a positive duration.")
+            % {"value": repr(timeout)},
+            hint=_("Give a number of seconds (120) or a timedelta(minutes=2)."),
+            id="celery_sa.E014",
+        )
+    ]
 
 
 def _check_table_settings() -> list[CheckMessage]:

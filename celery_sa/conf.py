@@ -94,6 +94,13 @@ class AppSettings:
         return value if isinstance(value, timedelta) and value > timedelta(0) else None
 
     @property
+    def backend_retry_timeout(self) -> Any:
+        """``CELERY_SA_BACKEND_RETRY_TIMEOUT``: how long celery_sa's result backend retries
+        an operation the database fails (seconds or a timedelta; default 120). The worker
+        reads it through Celery's configuration, as ``sa_backend_retry_timeout``."""
+        return getattr(settings, "CELERY_SA_BACKEND_RETRY_TIMEOUT", 120)
+
+    @property
     def decode_limit(self) -> Any:
         """``CELERY_SA_DECODE_LIMIT``: the most bytes of a stored value, or of what a
         compressed one expands to, the admin decodes (default 1 MiB); larger values are

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from functools import cached_property
+from math import inf
 from types import SimpleNamespace
 from typing import Any
 
 from celery import states
 from celery.backends.database import DatabaseBackend as CeleryDatabaseBackend
-from celery.exceptions import BackendStoreError
+from celery.exceptions import BackendStoreError, ImproperlyConfigured
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.utils.log import get_logger
 from celery.utils.time import get_exponential_backoff_interval
@@ -27,10 +29,15 @@ logger = get_logger(__name__)
 
 # Ids per ``IN (…)`` of a bulk read: well below every database's parameter limit.
 CHUNK = 900
-# Retries of a failed store when the user set none: with Celery's exponential backoff
-# (full jitter, 10 ms doubling up to 10 s) about 10 s in all, enough for a database
-# restart or failover. Celery's own database backend retries 3 times (under 0.2 s).
-DEFAULT_MAX_RETRIES = 10
+# How long an operation the database fails is retried (Celery's configuration key
+# ``sa_backend_retry_timeout``, Django's CELERY_SA_BACKEND_RETRY_TIMEOUT): long enough for a
+# managed database's failover (30 to 120 s), not a count of tries that a quick backoff
+# spends in two seconds. Celery's result_backend_max_retries still applies when it is set.
+DEFAULT_RETRY_TIMEOUT = 120.0
+# The longest wait between two tries when result_backend_max_sleep_between_retries_ms is
+# not set (Celery's default: 10 s): the backend stores again within a second of the
+# database answering.
+DEFAULT_MAX_SLEEP_MS = 1000
 # What a retry may cure (a restart, a failover, a dropped connection): Celery 5.7's list.
 RETRYABLE = (DatabaseError, InterfaceError, InvalidRequestError, StaleDataError)
 
@@ -64,16 +71,30 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         # database backend retries by default from 5.7 on).
         if not conf.value_set_for("result_backend_always_retry"):
             self.always_retry = True
-        if not conf.value_set_for("result_backend_max_retries"):
-            self.max_retries = DEFAULT_MAX_RETRIES
+        if not conf.value_set_for("result_backend_max_sleep_between_retries_ms"):
+            self.max_sleep_between_retries_ms = DEFAULT_MAX_SLEEP_MS
+        self.retry_timeout = _seconds(
+            conf.get("sa_backend_retry_timeout", DEFAULT_RETRY_TIMEOUT), "sa_backend_retry_timeout"
+        )
+        # The tries :meth:`retrying` makes: the user's count, else as many as the time allows.
+        self.retry_limit: float = (
+            conf.result_backend_max_retries
+            if conf.value_set_for("result_backend_max_retries")
+            else inf
+        )
+        # Celery's own loops around these methods (get_task_meta in 5.7) retry no more.
+        self.max_retries = 0
 
     def exception_safe_to_retry(self, exc: BaseException) -> bool:
         return isinstance(exc, RETRYABLE)
 
     def retrying(self, function: Any, *args: Any, **kwargs: Any) -> Any:
-        """``function(*args, **kwargs)`` under the backend's retry policy, as Celery 5.7
-        retries a store: only what :meth:`exception_safe_to_retry` accepts, backing off
-        exponentially, each retry logged as a warning (Celery 5.5 and 5.6 retry silently)."""
+        """``function(*args, **kwargs)``, retried on what :meth:`exception_safe_to_retry`
+        accepts for up to :attr:`retry_timeout` seconds (and ``result_backend_max_retries``
+        tries, when set), backing off exponentially with full jitter up to
+        ``result_backend_max_sleep_between_retries_ms``; each wait is logged as a warning."""
+        name = getattr(function, "__name__", repr(function))
+        deadline = time.monotonic() + self.retry_timeout
         retries = 0
         while True:
             try:
@@ -81,24 +102,28 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
             except Exception as exc:
                 if not (self.always_retry and self.exception_safe_to_retry(exc)):
                     raise
-                if retries >= self.max_retries:
+                left = deadline - time.monotonic()
+                if retries >= self.retry_limit or left <= 0:
                     raise
                 retries += 1
+                wait = min(self._backoff(retries), left)
                 logger.warning(
-                    "Failed operation %s. Retrying %s more times.",
-                    getattr(function, "__name__", repr(function)),
-                    self.max_retries - retries,
-                    exc_info=True,
+                    "Failed operation %s. Retrying in %.2f s (retry %d, %.0f s left): %s",
+                    name,
+                    wait,
+                    retries,
+                    left,
+                    _one_line(exc),
+                    exc_info=retries == 1,  # the traceback once, not at every wait
                 )
-                time.sleep(
-                    get_exponential_backoff_interval(
-                        self.base_sleep_between_retries_ms,
-                        retries,
-                        self.max_sleep_between_retries_ms,
-                        True,
-                    )
-                    / 1000
-                )
+                time.sleep(wait)
+
+    def _backoff(self, retries: int) -> float:
+        """Seconds to wait before retry number ``retries``: Celery's full-jitter backoff."""
+        interval = get_exponential_backoff_interval(
+            self.base_sleep_between_retries_ms, retries, self.max_sleep_between_retries_ms, True
+        )
+        return float(interval) / 1000
 
     def store_result(self, task_id: str, result: Any, state: str, *args: Any, **kwargs: Any) -> Any:
         """Celery's ``store_result`` (``traceback``, ``request`` and the rest passed on),
@@ -162,6 +187,20 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         with store.engine.begin() as connection:
             connection.execute(store.upsert(frozenset(values)), values)
 
+    # -- groups: Celery's, under the same retries ---------------------------------------
+
+    def _save_group(self, group_id: str, result: Any) -> Any:
+        return self.retrying(super()._save_group, group_id, result)
+
+    def _restore_group(self, group_id: str) -> Any:
+        return self.retrying(super()._restore_group, group_id)
+
+    def _delete_group(self, group_id: str) -> Any:
+        return self.retrying(super()._delete_group, group_id)
+
+    def _forget(self, task_id: str) -> Any:
+        return self.retrying(super()._forget, task_id)
+
     # -- reading ----------------------------------------------------------------------
 
     def _tasks(self, session: Session, *conditions: Any) -> list[Any]:
@@ -176,6 +215,10 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         return tasks
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
+        meta: dict[str, Any] = self.retrying(self._read_task_meta, task_id)
+        return meta
+
+    def _read_task_meta(self, task_id: str) -> dict[str, Any]:
         with self.ResultSession() as session:
             found = self._tasks(session, self.task_cls.task_id == task_id)
             if found:
@@ -293,5 +336,19 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
     # -- housekeeping -----------------------------------------------------------------
 
     def cleanup(self) -> None:
-        super().cleanup()
+        self.retrying(super().cleanup)
         self.retrying(chords.cleanup, self.store, self.expires)
+
+
+def _seconds(value: Any, key: str) -> float:
+    """A configured duration in seconds (a number or a timedelta), positive."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        raise ImproperlyConfigured(f"{key} must be a positive number of seconds, not {value!r}")
+    return float(seconds)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line (a driver's message may run over several)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}"

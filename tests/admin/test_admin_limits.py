@@ -387,6 +387,8 @@ def test_rerun_needs_its_permission(embedded_result_db: ResultDB, viewer: Client
         ({"CELERY_SA_DECODE_LIMIT": 1.5}, "celery_sa.E012"),
         ({"CELERY_SA_ACTION_MAX_ROWS": "100"}, "celery_sa.E012"),
         ({"CELERY_SA_RERUN_TASKS": "billing.*"}, "celery_sa.E013"),
+        ({"CELERY_SA_BACKEND_RETRY_TIMEOUT": 0}, "celery_sa.E014"),
+        ({"CELERY_SA_BACKEND_RETRY_TIMEOUT": "2 minutes"}, "celery_sa.E014"),
         ({"CELERY_SA_RERUN_TASKS": ["billing.*", 3]}, "celery_sa.E013"),
     ],
 )

@@ -5,6 +5,7 @@ groups, chains and native chords."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import signal
@@ -15,14 +16,21 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import redis
 from celery import Celery, chain, chord, current_app, group
 from celery.app.task import Context
-from celery.exceptions import BackendStoreError, ChordError
+from celery.exceptions import (
+    BackendGetMetaError,
+    BackendStoreError,
+    ChordError,
+    ImproperlyConfigured,
+)
 from django.test import Client
 from django.urls import reverse
 from sqlalchemy import create_engine, event, func, insert, select
@@ -499,6 +507,56 @@ def test_tables_celery_4_made_work_before_any_upgrade(setup: Setup) -> None:
     assert chord_rows() == (0, 0)
 
 
+def test_retries_last_as_long_as_the_retry_timeout_not_a_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failover takes 30 to 120 s: the backend retries for sa_backend_retry_timeout
+    (CELERY_SA_BACKEND_RETRY_TIMEOUT) seconds, however many tries that takes, the last wait
+    cut to the time left; waits are capped at 1 s unless Celery's own cap is set."""
+    app = Celery(set_as_current=False)
+    app.conf.result_backend = f"celery_sa+sqlite:///{tmp_path}/no/such/dir/results.sqlite"
+    app.conf.database_create_tables_at_setup = False
+    try:
+        backend = app.backend
+        assert (backend.retry_timeout, backend.retry_limit) == (120.0, math.inf)
+        assert backend.max_sleep_between_retries_ms == 1000
+        app.conf.sa_backend_retry_timeout = 1.5
+        app.conf.result_backend_max_sleep_between_retries_ms = 200
+        backend = DatabaseBackend(app=app, url=backend.url)
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="celery_sa.backend.backend"):
+            with pytest.raises(BackendStoreError):
+                backend.store_result("t1", 1, "SUCCESS")
+        elapsed = time.monotonic() - started
+        assert 1.5 <= elapsed < 2.5, elapsed
+        assert len(caplog.records) > 7  # waits of at most 0.2 s over 1.5 s
+        with caplog.at_level(logging.WARNING, logger="celery_sa.backend.backend"):
+            with pytest.raises(BackendGetMetaError):
+                backend.get_task_meta("t2")
+        app.conf.sa_backend_retry_timeout = "soon"
+        with pytest.raises(ImproperlyConfigured, match="sa_backend_retry_timeout must be"):
+            DatabaseBackend(app=app, url=backend.url)
+    finally:
+        app.close()
+        dispose_stores()
+
+
+def test_django_settings_name_the_retry_timeout_celery_sa_backend_retry_timeout(
+    tmp_path: Path,
+) -> None:
+    settings = SimpleNamespace(
+        CELERY_RESULT_BACKEND=f"celery_sa+sqlite:///{tmp_path}/results.sqlite",
+        CELERY_SA_BACKEND_RETRY_TIMEOUT=timedelta(minutes=3),
+    )
+    app = Celery(set_as_current=False)
+    app.config_from_object(settings, namespace="CELERY")  # as a Django project's app does
+    try:
+        assert app.backend.retry_timeout == 180.0
+    finally:
+        app.close()
+        dispose_stores()
+
+
 def test_a_store_the_database_refuses_is_retried_with_a_warning_each_time_then_fails(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -516,10 +574,18 @@ def test_a_store_the_database_refuses_is_retried_with_a_warning_each_time_then_f
                 app.backend.store_result("t1", 1, "SUCCESS")
         assert (raised.value.task_id, raised.value.state) == ("t1", "SUCCESS")
         assert isinstance(raised.value.__cause__, OperationalError)
-        assert [record.getMessage() for record in caplog.records] == [
-            "Failed operation _store_result. Retrying 1 more times.",
-            "Failed operation _store_result. Retrying 0 more times.",
-        ]
+        # The user's result_backend_max_retries: two retries, each wait logged, the
+        # traceback with the first only.
+        waits = [record.getMessage() for record in caplog.records]
+        assert len(waits) == 2, waits
+        for number, wait in enumerate(waits, 1):
+            assert re.fullmatch(
+                rf"Failed operation _store_result\. Retrying in 0\.0\d s \(retry {number}, "
+                r"1[12]\d s left\): OperationalError: \(sqlite3\.OperationalError\) unable to "
+                r"open database file .*",
+                wait,
+            ), wait
+        assert [bool(record.exc_info) for record in caplog.records] == [True, False]
         caplog.clear()
         app.conf.result_backend_always_retry = False
         with pytest.raises(OperationalError, match="unable to open database file"):
