@@ -98,6 +98,9 @@ for _name, _cast in {
     "CELERY_WORKER_PREFETCH_MULTIPLIER": env.int,
     "CELERY_RESULT_BACKEND_ALWAYS_RETRY": env.bool,
     "CELERY_RESULT_BACKEND_MAX_RETRIES": env.int,
+    "CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS": env.int,
+    "CELERY_SA_BACKEND_RETRY_TIMEOUT": env.float,
+    "CELERY_SA_CHORD_SWEEP_INTERVAL": env.float,
     # What the result backend passes to create_engine (JSON); it replaces Celery's default
     # {"pool_pre_ping": true, "pool_recycle": 3600}.
     "CELERY_DATABASE_ENGINE_OPTIONS": env.json,

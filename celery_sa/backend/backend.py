@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import states
 from celery.backends.database import DatabaseBackend as CeleryDatabaseBackend
-from celery.exceptions import BackendStoreError, ImproperlyConfigured
+from celery.exceptions import BackendStoreError, ImproperlyConfigured, Reject
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.utils.log import get_logger
 from celery.utils.time import get_exponential_backoff_interval
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from celery_sa.backend import chords
+from celery_sa.backend import chords, requeue, sweep
 from celery_sa.backend.store import ResultStore, StoreConfig, result_store
 
 logger = get_logger(__name__)
@@ -84,6 +84,11 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         )
         # Celery's own loops around these methods (get_task_meta in 5.7) retry no more.
         self.max_retries = 0
+        interval = conf.get("sa_chord_sweep_interval", sweep.DEFAULT_INTERVAL)
+        # 0 turns the chord sweep off (celery_sa.backend.sweep).
+        self.chord_sweep_interval = (
+            0.0 if interval == 0 else _seconds(interval, "sa_chord_sweep_interval")
+        )
 
     def exception_safe_to_retry(self, exc: BaseException) -> bool:
         return isinstance(exc, RETRYABLE)
@@ -125,19 +130,61 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         )
         return float(interval) / 1000
 
-    def store_result(self, task_id: str, result: Any, state: str, *args: Any, **kwargs: Any) -> Any:
-        """Celery's ``store_result`` (``traceback``, ``request`` and the rest passed on),
-        retried by :meth:`retrying` on every Celery version."""
+    def store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Celery's ``store_result``, retried by :meth:`retrying` on every Celery version.
+
+        When the budget runs out in a worker running the task with late acks, it raises
+        :class:`~celery.exceptions.Reject` with ``requeue=True``: the worker gives the
+        message back to the broker instead of acking a task whose result is lost, and the
+        task runs again."""
         result = self.encode_result(result, state)
         try:
-            self.retrying(self._store_result, task_id, result, state, *args, **kwargs)
+            self.retrying(self._store_result, task_id, result, state, traceback, request, **kwargs)
         except RETRYABLE as exc:
             if not self.always_retry:
                 raise
-            raise BackendStoreError(
+            error = BackendStoreError(
                 "failed to store result on the backend", task_id=task_id, state=state
-            ) from exc
+            )
+            raise self._requeue_or(request, error) from exc
         return result
+
+    def _requeue_or(self, request: Any, error: Exception) -> Exception:
+        """What to raise when the budget ran out for ``request``'s task: ``error``; but
+        under late acks its message goes back to the broker first (see
+        :mod:`celery_sa.backend.requeue`), and nothing of the run is recorded."""
+        if not requeue.requeueable(self.app, request):
+            return error
+        logger.error(
+            "Task %s[%s]: %s; its message goes back to the broker to run again",
+            getattr(request, "task", None),
+            getattr(request, "id", None),
+            error,
+        )
+        # Celery goes on to mark the task as failed: mark_as_failure then does nothing
+        # (no result stored, no chord part counted, no errback called).
+        request.celery_sa_requeued = True
+        if requeue.give_back(request):
+            return error
+        rejected: Exception = Reject(error, requeue=True)
+        return rejected
+
+    def mark_as_failure(self, task_id: str, exc: Any, *args: Any, **kwargs: Any) -> Any:
+        request = kwargs.get("request", args[1] if len(args) > 1 else None)
+        if not getattr(request, "celery_sa_requeued", False):
+            return super().mark_as_failure(task_id, exc, *args, **kwargs)
+        if requeue.in_pool_child():
+            # Celery before 5.7, in a prefork child: the worker requeues on this Reject.
+            raise Reject(exc, requeue=True)
+        return None  # rejected already
 
     # -- the store -----------------------------------------------------------------------
 
@@ -322,7 +369,7 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
     def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
         """Register the chord's counter instead of sending ``celery.chord_unlock``."""
         self.ensure_chords_allowed()
-        self.retrying(chords.register, self, header_result_args)
+        self.retrying(chords.register, self, header_result_args, body)
 
     def set_chord_size(self, group_id: str, chord_size: int) -> None:
         self.retrying(chords.set_size, self.store, group_id, chord_size)
@@ -331,7 +378,12 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         self.retrying(chords.add_part, self.store, chord_id)
 
     def on_chord_part_return(self, request: Any, state: str, result: Any, **kwargs: Any) -> None:
-        chords.part_returned(self, request)
+        try:
+            chords.part_returned(self, request)
+        except RETRYABLE as exc:
+            # Its result is stored, but not counted: run it again (its part and the claim
+            # are idempotent), or leave the chord to the sweep and the stuck-chord report.
+            raise self._requeue_or(request, exc) from exc
 
     # -- housekeeping -----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ for the redelivered task to finish. Then the chord's rows are deleted.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -20,7 +21,7 @@ from celery import states
 from celery.exceptions import ChordError
 from celery.result import GroupResult, allow_join_result
 from celery.utils.functional import _regen
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy import delete as sql_delete
 
 from celery_sa.backend.store import ResultStore
@@ -40,30 +41,34 @@ class ChordBackend(Protocol):
     def restore_group(self, group_id: str, cache: bool = True) -> Any: ...
     def exception_to_python(self, exc: Any) -> Any: ...
     def chord_error_from_stack(self, callback: Any, exc: Any = None) -> Any: ...
+    def encode(self, data: Any) -> Any: ...
+    def decode(self, payload: Any) -> Any: ...
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
     """The chord tables' times: naive UTC."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def register(backend: ChordBackend, header_result_args: Any) -> None:
-    """Start counting the chord whose header is about to be sent."""
+def register(backend: ChordBackend, header_result_args: Any, body: Any) -> None:
+    """Start counting the chord whose header is about to be sent, keeping its callback
+    (``body``) for the sweep."""
     group_id, results = header_result_args[0], header_result_args[1]
     # As the Redis backend: a header with groups in it is saved, so the callback gets
     # their results nested as they were.
     if not isinstance(results, _regen) and any(isinstance(r, GroupResult) for r in results):
         backend.app.GroupResult(*header_result_args).save(backend=backend)
     store = backend.store
-    row = {"group_id": group_id, "chord_size": None, "date_created": _now()}
+    row = {"group_id": group_id, "date_created": utcnow(), "callback": _encoded(backend, body)}
     with store.engine.begin() as connection:
-        connection.execute(store.vendor.writes.insert_missing(store.tables.chord, row))
+        # An upsert: set_size may have made the row (it keeps its size).
+        connection.execute(store.vendor.writes.upsert(store.tables.chord, row, "group_id"))
 
 
 def set_size(store: ResultStore, group_id: str, chord_size: int) -> None:
     """Record the header's size (Celery knows it once it has sent all but the last task)."""
     chord = store.tables.chord
-    row = {"group_id": group_id, "chord_size": chord_size, "date_created": _now()}
+    row = {"group_id": group_id, "chord_size": chord_size, "date_created": utcnow()}
     with store.engine.begin() as connection:
         connection.execute(store.vendor.writes.upsert(chord, row, "group_id"))
 
@@ -89,7 +94,7 @@ def part_returned(backend: ChordBackend, request: Any) -> None:
         "group_id": group_id,
         "task_id": task_id,
         "group_index": request.group_index,
-        "date_done": _now(),
+        "date_done": utcnow(),
     }
 
     def record() -> None:
@@ -97,74 +102,117 @@ def part_returned(backend: ChordBackend, request: Any) -> None:
             connection.execute(store.vendor.writes.insert_missing(store.tables.part, part))
 
     backend.retrying(record)
-    if backend.retrying(_claim_and_fire, backend, request):
-        backend.retrying(_forget_chord, store, group_id)
+    claim = Claim(group_id, claimant=task_id)
+    if backend.retrying(claim.take, backend, late_part=task_id):
+        fire(backend, claim, backend.app.signature(request.chord))
 
 
-def _claim_and_fire(backend: ChordBackend, request: Any) -> bool:
-    """Send the callback if the chord is complete and nobody has claimed it."""
-    store = backend.store
-    chord, part = store.tables.chord, store.tables.part
-    group_id = request.group
-    with store.engine.begin() as connection:
-        row = connection.execute(
-            select(chord.c.chord_size, chord.c.date_fired).where(chord.c.group_id == group_id)
-        ).first()
-        if row is None:
-            # Registered before its header was sent, so: done already (a late redelivery),
-            # or a chord Celery's backend runs with chord_unlock. Nothing to count.
-            connection.execute(
-                sql_delete(part).where(part.c.group_id == group_id, part.c.task_id == request.id)
-            )
+@dataclass
+class Claim:
+    """One attempt to claim a complete chord: ``UPDATE … SET date_fired, claimed_by WHERE
+    date_fired IS NULL`` commits before the callback is sent, so only one sender wins. A
+    commit that failed may have happened: taken again, the claim is recognised as this
+    attempt's own by ``claimed_by``, and sent once."""
+
+    group_id: str
+    claimant: str
+    tried: bool = False
+    values: list[Any] | None = None
+    error: ChordError | None = None
+
+    def take(self, backend: ChordBackend, late_part: str | None = None) -> bool:
+        """Whether this attempt holds the claim of a complete chord, with the header's
+        values (or the error to fail the callback with) read."""
+        store = backend.store
+        chord, part = store.tables.chord, store.tables.part
+        with store.engine.connect() as connection:
+            row = connection.execute(
+                select(chord.c.chord_size, chord.c.date_fired, chord.c.claimed_by).where(
+                    chord.c.group_id == self.group_id
+                )
+            ).first()
+            if row is None:
+                if late_part is not None:
+                    # Registered before its header was sent, so: done already (a late
+                    # redelivery), or a chord Celery's backend runs with chord_unlock.
+                    connection.execute(
+                        sql_delete(part).where(
+                            part.c.group_id == self.group_id, part.c.task_id == late_part
+                        )
+                    )
+                    connection.commit()
+                return False
+            if row.date_fired is not None:
+                mine = self.tried and row.claimed_by == self.claimant
+                if not mine and row.claimed_by == self.claimant:
+                    logger.warning(
+                        "Chord %r was claimed by an earlier run of %s: not sent again",
+                        self.group_id,
+                        self.claimant,
+                    )
+                if not mine:
+                    return False
+            elif row.chord_size is None or _parts(connection, part, self.group_id) < row.chord_size:
+                return False
+            self._read_header(backend, connection)
+        if row.date_fired is None and not self._claimed(store):
             return False
-        size = row.chord_size
-        if size is None or row.date_fired is not None:  # being sent, or already sent
-            return False
-        done = connection.execute(
-            select(func.count()).select_from(part).where(part.c.group_id == group_id)
-        ).scalar_one()
-        if done < size:
-            return False
-        claimed = connection.execute(
-            update(chord)
-            .where(chord.c.group_id == group_id, chord.c.date_fired.is_(None))
-            .values(date_fired=_now())
-        ).rowcount
-        if claimed != 1:
-            return False
-        callback = backend.app.signature(request.chord)
-        error = _fire(backend, callback, group_id, connection)
+        return True
+
+    def _read_header(self, backend: ChordBackend, connection: Connection) -> None:
+        """Join the header's results (one query), or keep the
+        :class:`~celery.exceptions.ChordError` naming the header task that failed."""
+        header = backend.restore_group(self.group_id, cache=False)
+        try:
+            if header is None:
+                self.values = _header_values(backend, self.group_id, connection)
+            else:
+                self.values = _joined(backend, header)
+        except ChordError as error:
+            self.error = error
+
+    def _claimed(self, store: ResultStore) -> bool:
+        chord = store.tables.chord
+        self.tried = True
+        with store.engine.begin() as connection:
+            claimed = connection.execute(
+                update(chord)
+                .where(chord.c.group_id == self.group_id, chord.c.date_fired.is_(None))
+                .values(date_fired=utcnow(), claimed_by=self.claimant)
+            ).rowcount
+        return bool(claimed == 1)
+
+
+def fire(backend: ChordBackend, claim: Claim, callback: Any) -> None:
+    """Send the callback of a chord ``claim`` holds (or fail it with the header's error),
+    then forget the chord."""
+    error = claim.error
+    if error is None:
+        try:
+            callback.delay(claim.values)
+        except Exception as exc:
+            logger.exception("Chord %r: sending its callback failed", claim.group_id)
+            error = ChordError(f"Callback error: {exc!r}")
     if error is not None:
-        # After the commit: failing the callback stores a result, which on SQLite would
-        # wait for this transaction's lock.
-        logger.error("Chord %r raised: %s", group_id, error)
+        logger.error("Chord %r raised: %s", claim.group_id, error)
         try:
             raise error  # Celery stores the failure with the traceback being handled
         except ChordError:
             backend.chord_error_from_stack(callback, error)
-    return True
+    backend.retrying(forget, backend.store, claim.group_id)
 
 
-def _fire(
-    backend: ChordBackend, callback: Any, group_id: str, connection: Connection
-) -> ChordError | None:
-    """Join the header's results (one query) and send the callback; or return the
-    :class:`~celery.exceptions.ChordError` to fail it with, naming the header task that
-    failed."""
-    header = backend.restore_group(group_id, cache=False)
-    try:
-        if header is None:
-            values = _header_values(backend, group_id, connection)
-        else:
-            values = _joined(backend, header)
-    except ChordError as error:
-        return error
-    try:
-        callback.delay(values)
-    except Exception as exc:
-        logger.exception("Chord %r: sending its callback failed", group_id)
-        return ChordError(f"Callback error: {exc!r}")
-    return None
+def _parts(connection: Connection, part: Table, group_id: str) -> int:
+    return int(
+        connection.execute(
+            select(func.count()).select_from(part).where(part.c.group_id == group_id)
+        ).scalar_one()
+    )
+
+
+def _encoded(backend: ChordBackend, value: Any) -> bytes:
+    encoded = backend.encode(value)
+    return encoded if isinstance(encoded, bytes) else str(encoded).encode()
 
 
 def _header_values(backend: ChordBackend, group_id: str, connection: Connection) -> list[Any]:
@@ -204,7 +252,7 @@ def _joined(backend: ChordBackend, header: GroupResult) -> list[Any]:
         raise error from exc
 
 
-def _forget_chord(store: ResultStore, group_id: str) -> None:
+def forget(store: ResultStore, group_id: str) -> None:
     chord, part = store.tables.chord, store.tables.part
     with store.engine.begin() as connection:
         connection.execute(sql_delete(part).where(part.c.group_id == group_id))
@@ -215,4 +263,4 @@ def cleanup(store: ResultStore, expires: timedelta) -> int:
     """Delete the counters of chords started more than ``expires`` ago (a header task
     lost for good) and parts recorded after their chord was done."""
     with store.engine.begin() as connection:
-        return expired(connection, store.tables, _now() - expires, delete=True)
+        return expired(connection, store.tables, utcnow() - expires, delete=True)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
 from celery_sa.sql import vendors
+from celery_sa.sql.chords import add_chord_columns, missing_chord_columns
 from celery_sa.sql.process_engines import ProcessEngines
 from celery_sa.sql.schema import PRECISE_TIME, ResultTables, result_tables
 from celery_sa.sql.vendors import Vendor
@@ -176,6 +177,7 @@ def _prepare(engine: Engine, tables: ResultTables) -> tuple[set[str], bool]:
         except SQLAlchemyError:
             # Another process created them in the meantime; anything else shows below.
             logger.info("creating %s failed; checking again", [t.name for t in missing])
+    _add_chord_columns(engine, tables)
     task = tables.task
     with engine.connect() as connection:
         inspector = inspect(connection)
@@ -187,3 +189,28 @@ def _prepare(engine: Engine, tables: ResultTables) -> tuple[set[str], bool]:
             and inspector.has_sequence(sequence.name, schema=sequence.schema)
         )
     return {column["name"] for column in columns}, has_sequence
+
+
+def _add_chord_columns(engine: Engine, tables: ResultTables) -> None:
+    """Add the chord table's columns of celery_sa 0.4 (nullable: instant on every database)
+    where a 0.2 or 0.3 table lacks them, as missing tables are created."""
+    with engine.connect() as connection:
+        missing = missing_chord_columns(connection, tables)
+    if not missing:
+        return
+    try:
+        with engine.begin() as connection:
+            add_chord_columns(connection, tables, missing)
+    except SQLAlchemyError as exc:
+        with engine.connect() as connection:
+            missing = missing_chord_columns(connection, tables)  # another process's, maybe
+        if missing:
+            logger.error(
+                "%s lacks the columns %s, which could not be added (%s): chords fail until "
+                "`manage.py celery_sa_tables upgrade` adds them.",
+                tables.chord.fullname,
+                ", ".join(missing),
+                type(exc).__name__,
+            )
+        return
+    logger.warning("Added the columns %s to %s.", ", ".join(missing), tables.chord.fullname)

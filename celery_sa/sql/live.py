@@ -20,13 +20,13 @@ def read_state(connection: Connection, tables: ResultTables) -> DatabaseState:
     state = DatabaseState(connection.dialect)
     vendor = vendors.get(connection.dialect.name)
     inspector = inspect(connection)
-    for table in tables.by_key().values():
+    for table in (*tables.by_key().values(), tables.chord):
         if inspector.has_table(table.name, schema=table.schema):
             state.tables[table.fullname] = _read_table(connection, inspector, vendor, table)
-    # The chord tables are celery_sa's own and only ever made whole: present is all there is.
-    for table in (tables.chord, tables.part):
-        if inspector.has_table(table.name, schema=table.schema):
-            state.tables[table.fullname] = TableState(columns={})
+    # The chord parts are celery_sa's own and only ever made whole: present is all there is.
+    part = tables.part
+    if inspector.has_table(part.name, schema=part.schema):
+        state.tables[part.fullname] = TableState(columns={})
     if not connection.dialect.supports_sequences:
         return state
     for table in tables.by_key().values():

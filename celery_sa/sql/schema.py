@@ -173,9 +173,10 @@ def _table(
 
 
 def _chord_tables(metadata: MetaData, schema: str | None) -> tuple[Table, Table]:
-    # One row per unfinished chord (its size, once the header is sent, and when its
-    # callback was claimed), and one per header task that has returned: a redelivered
-    # or twice-stored part is the same row, so it is never counted twice.
+    # One row per unfinished chord (its size, once the header is sent, its callback, and
+    # when and by which header task the callback was claimed), and one per header task
+    # that has returned: a redelivered or twice-stored part is the same row, so it is
+    # never counted twice.
     chord = Table(
         CHORD_TABLES["chord"],
         metadata,
@@ -183,6 +184,11 @@ def _chord_tables(metadata: MetaData, schema: str | None) -> tuple[Table, Table]
         Column("chord_size", Integer, nullable=True),
         Column("date_created", DateTime, nullable=False),
         Column("date_fired", DateTime, nullable=True),
+        # celery_sa 0.4: the claim's owner (a claim whose commit failed is known to be
+        # one's own or not) and the callback (the sweep fires a chord whose last part's
+        # claim was lost). Nullable: older workers and rows leave them empty.
+        Column("claimed_by", String(155), nullable=True),
+        Column("callback", LONG_BLOB, nullable=True),
         schema=schema,
     )
     Index(f"ix_{chord.name}_date_created", chord.c.date_created)

@@ -28,6 +28,8 @@ from celery_sa.sql.vendors.base import DDLRules
 CORE_COLUMNS = {
     "task": ("id", "task_id", "status", "result", "date_done", "traceback"),
     "group": ("id", "taskset_id", "result", "date_done"),
+    # celery_sa 0.2's chord table; later columns are added to it.
+    "chord": ("group_id", "chord_size", "date_created", "date_fired"),
 }
 
 
@@ -58,7 +60,8 @@ class TablePlan:
 
 
 def plan_upgrade(state: DatabaseState, tables: ResultTables) -> list[TablePlan]:
-    """Plan both tables against ``state``: what is there now."""
+    """Plan every table against ``state``: what is there now."""
+    planned = {**tables.by_key(), "chord": tables.chord}
     plans = [
         _plan_table(
             state,
@@ -66,13 +69,11 @@ def plan_upgrade(state: DatabaseState, tables: ResultTables) -> list[TablePlan]:
             key,
             [old for old in tables.superseded if old.by.table is table],
         )
-        for key, table in tables.by_key().items()
+        for key, table in planned.items()
     ]
-    # The chord tables are celery_sa's own and only ever made whole: present or missing.
-    plans += [
-        TablePlan(table=table, key=key, exists=state.table(table) is not None)
-        for key, table in (("chord", tables.chord), ("part", tables.part))
-    ]
+    # The chord parts are celery_sa's own and only ever made whole: present or missing.
+    part = tables.part
+    plans.append(TablePlan(table=part, key="part", exists=state.table(part) is not None))
     return plans
 
 
@@ -85,6 +86,7 @@ def _plan_table(
     vendor = vendors.get(state.dialect.name)
     rules = vendor.ddl
     live = found.columns
+    identifier = live.get("id")  # the chord table has none
     plan = TablePlan(table=table, key=key, exists=True, rows=found.rows)
     missing_core = [name for name in CORE_COLUMNS[key] if name not in live]
     if missing_core:
@@ -110,8 +112,8 @@ def _plan_table(
             add=add,
             widen=widen,
             indexes=indexes,
-            keep_auto_increment=live["id"].auto_increment,
-            identity=live["id"].identity,
+            keep_auto_increment=identifier is not None and identifier.auto_increment,
+            identity=identifier is not None and identifier.identity,
         )
     )
     # Only now: until the wider index is built, queries still have the old one.

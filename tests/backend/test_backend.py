@@ -33,16 +33,15 @@ from celery.exceptions import (
 )
 from django.test import Client
 from django.urls import reverse
-from sqlalchemy import create_engine, event, func, insert, select
+from sqlalchemy import event, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
 from celery_sa.backend import DatabaseBackend
 from celery_sa.backend.store import dispose_stores
 from celery_sa.conf import configured_tables
-from celery_sa.db import result_database
 from celery_sa.models import TaskResult
+from tests.support.chords import chord_request, chord_rows
 from tests.support.databases import RESULT_DBS, ResultDB, fresh_result_db
 from tests.support.rows import ago
 from tests.support.services import service_url
@@ -284,20 +283,6 @@ def assert_chord_error(result: Any, worker: Worker) -> None:
         pytest.fail("no ChordError")
 
 
-def chord_rows() -> tuple[int, int]:
-    """Rows in the chord counter's two tables."""
-    tables = configured_tables()
-    engine = create_engine(result_database().url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            return tuple(  # type: ignore[return-value]
-                connection.execute(select(func.count()).select_from(t)).scalar_one()
-                for t in (tables.chord, tables.part)
-            )
-    finally:
-        engine.dispose()
-
-
 def test_cleanup_deletes_expired_results_and_stale_chord_counters(setup: Setup) -> None:
     app = producer(setup.broker, setup.url)
     app.conf.result_expires = 3600
@@ -410,10 +395,6 @@ def test_a_worker_without_django_needs_only_the_backend_url(setup: Setup) -> Non
 
 
 # --- exactly once --------------------------------------------------------------------
-
-
-def chord_request(group_id: str, index: int, body: Any) -> Context:
-    return Context(id=f"{group_id}-{index}", group=group_id, group_index=index, chord=dict(body))
 
 
 def test_the_callback_is_sent_once_when_parts_return_together_and_twice(setup: Setup) -> None:

@@ -1,30 +1,26 @@
-"""A MariaDB server of a test's own (own data directory and port), to stop and start at will
-while the machine's service stays untouched."""
+"""A MariaDB server of a test's own (own data directory and port), to stop, start and kill at
+will while the machine's service stays untouched."""
 
 from __future__ import annotations
 
 import shutil
-import socket
+import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from tests.support.services import REQUIRE_SERVICES
+from tests.support.server_process import (
+    START_TIMEOUT,
+    free_port,
+    run_setup,
+    unavailable,
+    wait_until_answering,
+)
 
 BINARIES = ("mariadb-install-db", "mariadbd")
-START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -41,11 +37,8 @@ class PrivateMariaDB:
     def install(self) -> None:
         missing = [name for name in BINARIES if shutil.which(name) is None]
         if missing:
-            message = f"a private MariaDB needs {', '.join(missing)} (Debian: mariadb-server)"
-            if REQUIRE_SERVICES:
-                pytest.fail(message)
-            pytest.skip(message)
-        subprocess.run(
+            unavailable(f"a private MariaDB needs {', '.join(missing)} (Debian: mariadb-server)")
+        run_setup(
             [
                 "mariadb-install-db",
                 "--no-defaults",
@@ -53,9 +46,7 @@ class PrivateMariaDB:
                 "--user=root",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
-            ],
-            check=True,
-            capture_output=True,
+            ]
         )
 
     def start(self) -> None:
@@ -75,23 +66,28 @@ class PrivateMariaDB:
                 "--max-connections=200",
             ]
         )
-        deadline = time.monotonic() + START_TIMEOUT
+        wait_until_answering(
+            self.process, self.create_app_database, self.directory / "error.log", "MariaDB"
+        )
+
+    def create_app_database(self) -> None:
         engine = create_engine(f"mysql://root@127.0.0.1:{self.port}", poolclass=NullPool)
-        while True:
-            try:
-                with engine.connect() as connection:
-                    connection.execute(text("CREATE DATABASE IF NOT EXISTS app"))
-                break
-            except OperationalError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.directory / "error.log").read_text(errors="replace")
-                    pytest.fail(f"the private MariaDB did not start:\n{log[-3000:]}")
-                time.sleep(0.2)
-        engine.dispose()
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("CREATE DATABASE IF NOT EXISTS app"))
+        finally:
+            engine.dispose()
 
     def stop(self) -> None:
         """A clean shutdown (SIGTERM), as a service restart does."""
+        self.end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash does: ``start()`` then recovers from InnoDB's redo log."""
+        self.end(signal.SIGKILL)
+
+    def end(self, signal_number: signal.Signals) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal_number)
             self.process.wait(START_TIMEOUT)
         self.process = None

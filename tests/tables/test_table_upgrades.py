@@ -82,7 +82,7 @@ def test_upgrade_brings_old_tables_up_to_date_and_keeps_every_row(
         0,
         f"{configured_tables().task.name} (about 3 rows): up to date\n"
         f"{configured_tables().group.name} (about 0 rows): up to date\n"
-        "celery_sa_chord: up to date\n"
+        "celery_sa_chord (about 0 rows): up to date\n"
         "celery_sa_chord_part: up to date\n"
         "The result tables are up to date.\n",
     )

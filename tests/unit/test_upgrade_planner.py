@@ -46,16 +46,16 @@ def as_created(dialect: str) -> DatabaseState:
     """The tables exactly as ``celery_sa_tables create`` makes them, the sequences' positions
     not known."""
     state = DatabaseState(offline_dialect(dialect))
-    for key, table in TABLES.by_key().items():
+    for key, table in {**TABLES.by_key(), "chord": TABLES.chord}.items():
         columns = {c.name: ColumnState(c.type, nullable=bool(c.nullable)) for c in table.columns}
         indexes = [IndexState(i.name, tuple(i.columns.keys())) for i in table.indexes]
-        unique = "task_id" if key == "task" else "taskset_id"
-        indexes.append(IndexState(None, (unique,), unique=True))
+        if key in SEQUENCES:
+            unique = "task_id" if key == "task" else "taskset_id"
+            indexes.append(IndexState(None, (unique,), unique=True))
         state.tables[table.fullname] = TableState(columns=columns, indexes=tuple(indexes))
-        if state.dialect.supports_sequences:
+        if key in SEQUENCES and state.dialect.supports_sequences:
             state.sequences[(None, SEQUENCES[key])] = SequenceState()
-    for table in (TABLES.chord, TABLES.part):
-        state.tables[table.fullname] = TableState(columns={})
+    state.tables[TABLES.part.fullname] = TableState(columns={})
     return state
 
 
@@ -219,6 +219,18 @@ def test_a_table_without_celerys_columns_is_named_and_left_alone() -> None:
         "celery_taskmeta exists but is not a Celery result table (no column status, traceback)."
     )
     assert (task.problems, task.statements) == ([], [])
+
+
+def test_a_chord_table_without_the_columns_of_celery_sa_02_is_named_and_left_alone() -> None:
+    state = as_created("postgresql")
+    found = state.tables[TABLES.chord.fullname]
+    columns = {name: column for name, column in found.columns.items() if name != "chord_size"}
+    state.tables[TABLES.chord.fullname] = replace(found, columns=columns)
+    chord = plans(state)["chord"]
+    assert chord.error == (
+        "celery_sa_chord exists but is not a Celery result table (no column chord_size)."
+    )
+    assert (chord.problems, chord.statements) == ([], [])
 
 
 def test_the_old_index_is_dropped_only_after_the_wider_one_is_built() -> None:

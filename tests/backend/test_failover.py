@@ -1,0 +1,266 @@
+"""When the result database fails for longer than a write takes: nothing acked that was not
+stored (a requeue under late acks, on every pool), and chords that cannot get stuck (a
+claim whose commit failed, a complete chord nobody claimed, a claimant lost)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery, chord
+from sqlalchemy import MetaData, Table, insert, update
+from sqlalchemy.exc import OperationalError
+
+from celery_sa.backend import chords
+from celery_sa.backend.store import dispose_stores
+from celery_sa.backend.sweep import STALE, sweep
+from tests.support.chords import chord_request, chord_rows
+from tests.support.databases import RESULT_DBS, fresh_result_db
+from tests.support.services import service_url
+from tests.support.workers import producer, running_worker
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+TASKS = "tests.support.backend_tasks"
+NEW_COLUMNS = ("claimed_by", "callback")  # celery_sa 0.4's
+DATABASES = [
+    pytest.param(name, marks=pytest.mark.services(*filter(None, [RESULT_DBS[name][0]]), "redis"))
+    for name in ("sqlite", "mysqlclient", "postgresql")
+]
+
+
+@pytest.fixture(params=DATABASES)
+def app(request: pytest.FixtureRequest) -> Iterator[Celery]:
+    """A client of celery_sa's backend on a fresh result database."""
+    with fresh_result_db(request.param) as results:
+        client = producer(service_url("redis"), "celery_sa+" + results.url.removeprefix("db+"))
+        try:
+            yield client
+        finally:
+            client.close()
+            dispose_stores()
+
+
+@pytest.fixture
+def callbacks() -> Iterator[tuple[str, redis.Redis[bytes]]]:
+    """A queue no worker consumes: the callbacks sent to it are counted there."""
+    queue = f"callbacks-{uuid.uuid4().hex[:8]}"
+    broker = redis.Redis.from_url(service_url("redis"))
+    try:
+        yield queue, broker
+    finally:
+        broker.delete(queue)
+        broker.close()
+
+
+def started_chord(app: Celery, queue: str, size: int) -> tuple[str, Any, list[Any]]:
+    """A chord registered and sized as Celery does before sending its header; its header
+    tasks' requests, each with its result stored."""
+    group_id = str(uuid.uuid4())
+    body = app.signature(f"{TASKS}.collect", queue=queue)
+    body.freeze()
+    header = [app.AsyncResult(f"{group_id}-{i}") for i in range(size)]
+    app.backend.apply_chord((group_id, header), body)
+    app.backend.set_chord_size(group_id, size)
+    requests = [chord_request(group_id, i, body) for i in range(size)]
+    for request in requests:
+        app.backend.store_result(request.id, request.group_index, "SUCCESS", request=request)
+    return group_id, body, requests
+
+
+def record_parts(app: Celery, group_id: str, requests: list[Any]) -> None:
+    """Every part recorded, none claimed: as when the last part's process dies between."""
+    store = app.backend.store
+    with store.engine.begin() as connection:
+        connection.execute(
+            insert(store.tables.part),
+            [
+                {
+                    "group_id": group_id,
+                    "task_id": r.id,
+                    "group_index": r.group_index,
+                    "date_done": chords.utcnow(),
+                }
+                for r in requests
+            ],
+        )
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["committed", "rolled-back"])
+def test_a_claim_whose_commit_failed_is_retried_and_the_callback_sent_once(
+    app: Celery,
+    callbacks: tuple[str, redis.Redis[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    committed: bool,
+) -> None:
+    """The connection lost at the claim's commit: it may have happened or not. The retry
+    finds the claim its own (``claimed_by``) or takes it: one callback either way."""
+    queue, broker = callbacks
+    app.conf.sa_backend_retry_timeout = 10
+    group_id, body, requests = started_chord(app, queue, 3)
+    claimed = chords.Claim._claimed
+    failures = []
+
+    def lost_at_commit(self: chords.Claim, store: Any) -> bool:
+        if not failures:
+            failures.append(self.group_id)
+            if committed:
+                claimed(self, store)
+            raise OperationalError("COMMIT", {}, Exception("Lost connection to server"))
+        return claimed(self, store)
+
+    monkeypatch.setattr(chords.Claim, "_claimed", lost_at_commit)
+    for request in requests:
+        app.backend.mark_as_done(request.id, request.group_index, request=request)
+    assert failures == [group_id]
+    assert broker.llen(queue) == 1
+    assert chord_rows() == (0, 0)
+    assert app.AsyncResult(body.id).state == "PENDING"  # sent, not run: no worker there
+
+
+def test_the_sweep_sends_a_complete_chord_nobody_claimed_once(
+    app: Celery, callbacks: tuple[str, redis.Redis[bytes]]
+) -> None:
+    """Three workers sweep at the same instant while the last part returns: one sends."""
+    queue, broker = callbacks
+    group_id, _, requests = started_chord(app, queue, 4)
+    record_parts(app, group_id, requests)
+    barrier = threading.Barrier(4)
+    swept: list[int] = []
+
+    def sweeping() -> None:
+        barrier.wait()
+        swept.append(sweep(app.backend).fired)
+
+    def returning() -> None:
+        barrier.wait()
+        app.backend.on_chord_part_return(requests[-1], "SUCCESS", 3)
+
+    threads = [threading.Thread(target=sweeping) for _ in range(3)]
+    threads.append(threading.Thread(target=returning))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert broker.llen(queue) == 1
+    assert sum(swept) <= 1
+    assert chord_rows() == (0, 0)
+    assert sweep(app.backend).fired == 0  # nothing left to send
+
+
+def test_the_sweep_forgets_a_claimed_chord_whose_callback_ran_and_reports_one_that_did_not(
+    app: Celery, callbacks: tuple[str, redis.Redis[bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Claimants lost after their claim: one had sent the callback (it has a result), the
+    other may not have. Neither is sent again."""
+    queue, broker = callbacks
+    store = app.backend.store
+    sent_id, sent_body, sent = started_chord(app, queue, 2)
+    lost_id, lost_body, lost = started_chord(app, queue, 2)
+    for group_id, requests in ((sent_id, sent), (lost_id, lost)):
+        record_parts(app, group_id, requests)
+        with store.engine.begin() as connection:
+            connection.execute(
+                update(store.tables.chord)
+                .where(store.tables.chord.c.group_id == group_id)
+                .values(
+                    date_fired=chords.utcnow() - STALE - timedelta(seconds=1),
+                    claimed_by=requests[-1].id,
+                )
+            )
+    app.backend.store_result(sent_body.id, [0, 1], "SUCCESS")
+    with caplog.at_level(logging.ERROR, logger="celery_sa.backend.sweep"):
+        swept = sweep(app.backend)
+    assert (swept.fired, swept.forgotten, swept.unsent) == (0, 1, 1)
+    assert broker.llen(queue) == 0
+    [report] = [r.getMessage() for r in caplog.records]
+    assert report.startswith(f"Chord {lost_id!r}: its callback {TASKS}.collect[{lost_body.id}]")
+    assert report.endswith(
+        f"by {lost[-1].id}, has no result: that process may have been lost before sending it"
+    )
+    assert chord_rows() == (1, 2)  # the reported chord stays, for the operator
+
+
+# --- nothing acked that was not stored: a real worker, the store failing past its budget ---
+
+
+@pytest.mark.services("redis")
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_a_result_the_database_refuses_past_the_budget_is_requeued_not_lost(
+    tmp_path: Path, pool: str
+) -> None:
+    """Late acks, a 1 s budget, the SQLite result file locked for 3 s by another process
+    right after a chord's header task returns: its message goes back to the broker, the
+    task runs again, its result is stored and the callback runs once."""
+    database = tmp_path / "results.sqlite3"
+    url = f"celery_sa+sqlite:///{database}"
+    broker = service_url("redis")
+    runs = tmp_path / "runs.log"
+    with running_worker(
+        tmp_path,
+        result_url=url,
+        broker_url=broker,
+        pool=pool,
+        concurrency=2,
+        CELERY_IMPORTS=TASKS,
+        CELERY_SA_TEST_RUNS_FILE=str(runs),
+        CELERY_TASK_ACKS_LATE="true",
+        CELERY_WORKER_PREFETCH_MULTIPLIER="1",
+        CELERY_SA_BACKEND_RETRY_TIMEOUT="1",
+        CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS="200",
+        CELERY_DATABASE_ENGINE_OPTIONS='{"connect_args": {"timeout": 0.2}}',
+    ) as worker:
+        app = producer(broker, url)
+        app.conf.task_default_queue = worker.queue
+        app.conf.sa_backend_retry_timeout = 60  # the test's reads wait the lock out
+        try:
+            header = [app.signature(f"{TASKS}.add", (i, 0)) for i in range(3)]
+            locker = app.signature(
+                f"{TASKS}.lock_results_once", (3, str(tmp_path), str(database), 3.0)
+            )
+            result = chord([*header, locker], app.signature(f"{TASKS}.collect")).delay()
+            assert result.get(timeout=60) == [0, 1, 2, 3]
+            locker_id = result.parent.results[-1].id
+            assert app.AsyncResult(locker_id).state == "SUCCESS"
+        finally:
+            app.close()
+        output = worker.output
+    assert f"lock_results_once[{locker_id}]: failed to store result on the backend; " in output
+    assert "its message goes back to the broker to run again" in output
+    started = runs.read_text().split()
+    assert started.count(locker_id) >= 2  # it ran again
+    assert started.count(result.id) == 1  # the callback once
+    assert "Unrecoverable error" not in output
+
+
+def test_a_chord_table_of_celery_sa_0_3_gains_its_new_columns_when_a_backend_first_uses_it(
+    app: Celery, callbacks: tuple[str, redis.Redis[bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    queue, broker = callbacks
+    store = app.backend.store
+    chord_table = store.tables.chord
+    old = Table(
+        chord_table.name,
+        MetaData(),
+        *(column._copy() for column in chord_table.columns if column.name not in NEW_COLUMNS),
+        schema=chord_table.schema,
+    )
+    with store.engine.begin() as connection:
+        chord_table.drop(connection)
+        old.create(connection)
+    dispose_stores()
+    app.backend.__dict__.pop("store")  # the backend's store, made again
+    with caplog.at_level(logging.WARNING, logger="celery_sa.backend.store"):
+        _, _, requests = started_chord(app, queue, 2)
+    assert f"Added the columns claimed_by, callback to {chord_table.fullname}." in caplog.messages
+    for request in requests:
+        app.backend.mark_as_done(request.id, request.group_index, request=request)
+    assert broker.llen(queue) == 1
+    assert chord_rows() == (0, 0)
