@@ -79,6 +79,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_check_metrics_window(),
         *_check_admin_limits(),
         *_check_backend_retry_timeout(),
+        *_check_chord_sweep_interval(),
     ]
     try:
         driver = celery_driver(parse_result_backend(app_settings.result_backend))
@@ -306,6 +307,22 @@ def _check_backend_retry_timeout() -> list[CheckMessage]:
             % {"value": repr(timeout)},
             hint=_("Give a number of seconds (120) or a timedelta(minutes=2)."),
             id="celery_sa.E014",
+        )
+    ]
+
+
+def _check_chord_sweep_interval() -> list[CheckMessage]:
+    interval = app_settings.chord_sweep_interval
+    seconds = interval.total_seconds() if isinstance(interval, timedelta) else interval
+    if not isinstance(seconds, bool) and isinstance(seconds, (int, float)) and seconds >= 0:
+        return []
+    return [
+        Error(
+            # Translators: "value" is the setting's value as Python writes it.
+            _("CELERY_SA_CHORD_SWEEP_INTERVAL is %(value)s: it must be a duration, or 0.")
+            % {"value": repr(interval)},
+            hint=_("Give a number of seconds (60), a timedelta, or 0 to turn the sweep off."),
+            id="celery_sa.E015",
         )
     ]
 

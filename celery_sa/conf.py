@@ -101,6 +101,13 @@ class AppSettings:
         return getattr(settings, "CELERY_SA_BACKEND_RETRY_TIMEOUT", 120)
 
     @property
+    def chord_sweep_interval(self) -> Any:
+        """``CELERY_SA_CHORD_SWEEP_INTERVAL``: how often each worker on celery_sa's backend
+        sweeps for chords no returning task will finish (seconds or a timedelta; default 60;
+        0 turns the sweep off). The worker reads it as ``sa_chord_sweep_interval``."""
+        return getattr(settings, "CELERY_SA_CHORD_SWEEP_INTERVAL", 60)
+
+    @property
     def decode_limit(self) -> Any:
         """``CELERY_SA_DECODE_LIMIT``: the most bytes of a stored value, or of what a
         compressed one expands to, the admin decodes (default 1 MiB); larger values are

@@ -57,6 +57,17 @@ def cannot_connect(url: URL, exc: BaseException) -> str:
     }
 
 
+def not_answering(exc: BaseException, password: str = "") -> str:
+    """The result database did not answer (refused or lost the connection): nothing to fix
+    but to wait for it, or for the failover to end. ``password`` is kept out of the message
+    should the driver quote it."""
+    error = one_line(exc)[:200]
+    if password:
+        error = error.replace(password, "***")
+    # Translators: error is the database driver's message.
+    return _("The result database is not answering: %(error)s") % {"error": error}
+
+
 def unreadable_table(table: str, exc: BaseException) -> str:
     """Why the result table ``table`` could not be read, and the command that fixes it."""
     return _(

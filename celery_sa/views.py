@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from celery_sa.conf import app_settings
-from celery_sa.errors import unreadable_table
+from celery_sa.db.outage import read_failure
 from celery_sa.models import TaskResult
 from celery_sa.reports.metrics import TaskResultsCollector
 
@@ -55,6 +55,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     try:
         body = generate_latest(registry)
     except DatabaseError as exc:
-        message = unreadable_table(TaskResult._meta.db_table, exc)
-        return HttpResponse(f"{message}\n", status=503, content_type="text/plain")
+        # Either way a scrape gets no figures: 503, and the reason as the body.
+        failure = read_failure(TaskResult._meta.db_table, exc)
+        return HttpResponse(f"{failure.message}\n", status=503, content_type="text/plain")
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -19,6 +19,8 @@ from django.test import override_settings
 
 from tests.settings import TEST_DIR
 from tests.support.databases import RESULT_DBS, ResultDB, fresh_result_db, result_db_param
+from tests.support.mariadb import PrivateMariaDB
+from tests.support.private_servers import private_server
 from tests.support.services import (
     REQUIRE_SERVICES,
     SERVICES,
@@ -118,3 +120,11 @@ def embedded_result_db(table_names: dict[str, str] | None) -> Iterator[ResultDB]
 def sqla_broker(tmp_path: Path) -> str:
     """kombu's SQLAlchemy transport on a SQLite file: the embedded default broker."""
     return f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
+
+
+@pytest.fixture
+def private_mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
+    """A MariaDB server of the test's own (tests/support/mariadb.py), to stop and start."""
+    with private_server("mysql", tmp_path / "mariadb") as server:
+        assert isinstance(server, PrivateMariaDB)
+        yield server

@@ -1,5 +1,6 @@
 """What every result admin shares: read-only, paged by keys, counted by estimate, and a
-clear message instead of an error page when the table cannot be read."""
+clear message instead of an error page when the table cannot be read or the database does
+not answer."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from django.contrib.admin.views.main import PAGE_VAR
 from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.text import capfirst
 
 from celery_sa.admin.pagination import (
     ANCHOR_VAR,
@@ -20,7 +23,7 @@ from celery_sa.admin.pagination import (
     EstimatedCountPaginator,
     is_number,
 )
-from celery_sa.errors import unreadable_table
+from celery_sa.db.outage import read_failure
 
 
 class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -106,8 +109,19 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return self.table_problem(request, exc)
 
     def table_problem(self, request: HttpRequest, exc: DatabaseError) -> HttpResponse:
-        """The table is missing or unreadable: say which command fixes it, not a 500."""
-        self.message_user(
-            request, unreadable_table(self.model._meta.db_table, exc), level=messages.ERROR
-        )
+        """Not a 500: when the database does not answer, a 503 page that says so (the next
+        request after it is back works); when the table is missing or unreadable, the
+        command that fixes it, on the admin's index."""
+        failure = read_failure(self.model._meta.db_table, exc)
+        if failure.outage:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": capfirst(self.opts.verbose_name_plural),
+                "opts": self.opts,
+                "message": failure.message,
+            }
+            return TemplateResponse(
+                request, "admin/celery_sa/unavailable.html", context, status=503
+            )
+        self.message_user(request, failure.message, level=messages.ERROR)
         return HttpResponseRedirect(reverse("admin:index"))

@@ -1,13 +1,16 @@
 """Native chords: a counter in the database instead of ``celery.chord_unlock`` polling.
 
-``celery_sa_chord`` has a row per unfinished chord (its size once the header is sent, and
-when its callback was claimed); ``celery_sa_chord_part`` a row per header task that has
-returned, keyed by the task id, so a redelivered or twice-stored task is counted once.
-Each returning part records itself and commits, then counts in a new transaction: the
-last part to commit always sees every part. Of the parts that see the chord complete, one
-claims it (an ``UPDATE … WHERE date_fired IS NULL`` only one can win) and sends the
-callback before its claim commits: a process killed in between leaves the chord unclaimed
-for the redelivered task to finish. Then the chord's rows are deleted.
+``celery_sa_chord`` has a row per unfinished chord (its size once the header is sent, its
+callback, and when and by whom the callback was claimed); ``celery_sa_chord_part`` a row
+per header task that has returned, keyed by the task id, so a redelivered or twice-stored
+task is counted once. Each returning part records itself and commits, then counts in a new
+transaction: the last part to commit always sees every part. Of the parts that see the
+chord complete, one claims it (an ``UPDATE … WHERE date_fired IS NULL`` only one can win,
+committed before the callback is sent) and sends the callback; then the chord's rows are
+deleted. Every step is retried under the backend's budget and is idempotent: a claim whose
+commit failed is recognised as one's own by ``claimed_by``. What no returning part will
+finish (a complete chord nobody claimed, a claimant lost) is the sweep's
+(:mod:`celery_sa.backend.sweep`).
 """
 
 from __future__ import annotations

@@ -33,6 +33,23 @@ class SessionTask(Task):  # type: ignore[misc]
     if the task raises anything (``Retry``, ``Ignore`` and ``Reject`` included) and always
     closes it before Celery stores the result. Commit stays explicit unless
     :attr:`commit_on_success` is set.
+
+    When the database goes away (a restart, a failover), an execution that uses it fails
+    with the driver's error as :class:`sqlalchemy.exc.OperationalError`: at once when the
+    server refuses connections; when it hangs (a frozen primary), after the driver's
+    timeouts, which by default let MySQL's drivers wait for ever (set them in the URL:
+    ``?connect_timeout=10&read_timeout=60``). Its transaction is lost and its connection
+    returned. The first execution after the database is back works, in the same
+    worker: the engine pings a pooled connection before lending it (``pool_pre_ping``, see
+    :mod:`celery_sa.sessions.engines`), and SQLAlchemy drops the whole pool once it finds a
+    connection dead. To ride out the outage, let Celery retry the task, if running it twice
+    does no harm (a commit whose answer was lost may have happened)::
+
+        from sqlalchemy.exc import OperationalError
+
+        @app.task(bind=True, base=SessionTask, autoretry_for=(OperationalError,),
+                  retry_backoff=True, retry_backoff_max=60, max_retries=10)
+        def rename_book(self, book_id, title): ...
     """
 
     #: The celery_sa database the session is bound to (see :mod:`celery_sa.sessions.engines`).

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery, chord
+from celery.exceptions import ImproperlyConfigured
 from sqlalchemy import MetaData, Table, insert, update
 from sqlalchemy.exc import OperationalError
 
@@ -264,3 +265,49 @@ def test_a_chord_table_of_celery_sa_0_3_gains_its_new_columns_when_a_backend_fir
         app.backend.mark_as_done(request.id, request.group_index, request=request)
     assert broker.llen(queue) == 1
     assert chord_rows() == (0, 0)
+
+
+@pytest.mark.parametrize("database", ["sqlite"])
+def test_a_workers_sweep_sends_a_chord_its_last_part_never_claimed(
+    database: str, tmp_path: Path
+) -> None:
+    """The sweep as it runs: a thread of a real worker's main process, every second here."""
+    broker = service_url("redis")
+    runs = tmp_path / "runs.log"
+    with fresh_result_db(database) as results:
+        url = "celery_sa+" + results.url.removeprefix("db+")
+        with running_worker(
+            tmp_path,
+            result_url=url,
+            broker_url=broker,
+            CELERY_IMPORTS=TASKS,
+            CELERY_SA_TEST_RUNS_FILE=str(runs),
+            CELERY_SA_CHORD_SWEEP_INTERVAL="1",
+        ) as worker:
+            app = producer(broker, url)
+            try:
+                group_id, body, requests = started_chord(app, worker.queue, 3)
+                record_parts(app, group_id, requests)
+                assert app.AsyncResult(body.id).get(timeout=30) == [0, 1, 2]
+            finally:
+                app.close()
+                dispose_stores()
+            output = worker.output
+    assert f"Chord {group_id!r} was complete but unclaimed: the sweep sends it" in output
+    assert runs.read_text().split().count(body.id) == 1
+
+
+@pytest.mark.parametrize(
+    ("interval", "expected"), [(0, 0.0), (timedelta(seconds=30), 30.0), (None, 60.0)]
+)
+def test_the_sweep_interval_is_read_from_celerys_configuration(
+    interval: Any, expected: float
+) -> None:
+    app = Celery("sweep", backend="celery_sa+sqlite://", set_as_current=False)
+    if interval is not None:
+        app.conf.sa_chord_sweep_interval = interval
+    assert app.backend.chord_sweep_interval == expected
+    bad = Celery("bad", backend="celery_sa+sqlite://", set_as_current=False)
+    bad.conf.sa_chord_sweep_interval = -1
+    with pytest.raises(ImproperlyConfigured, match="sa_chord_sweep_interval must be a positive"):
+        bad.backend  # noqa: B018

@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from celery_sa.db.outage import read_failure
 from celery_sa.durations import describe_age
-from celery_sa.errors import unreadable_table
 from celery_sa.housekeeping.purge import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
@@ -142,7 +142,7 @@ class Command(TranslatedCommand):
                 return
             result = self.run_purge(purge_options, verbose=verbose)
         except DatabaseError as exc:
-            raise CommandError(unreadable_table(TaskResult._meta.db_table, exc)) from exc
+            raise CommandError(read_failure(TaskResult._meta.db_table, exc).message) from exc
         self.report(purge_options, result, dry_run=False)
         if verbose:
             timing = ngettext(

@@ -13,8 +13,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from celery_sa.db.outage import read_failure
 from celery_sa.durations import describe_age, parse_age
-from celery_sa.errors import unreadable_table
 from celery_sa.management.base import TranslatedCommand
 from celery_sa.management.output import escape_controls
 from celery_sa.models import TaskResult
@@ -42,7 +42,7 @@ class Command(TranslatedCommand):
         try:
             stats = collect_stats(now - window, now)
         except DatabaseError as exc:
-            raise CommandError(unreadable_table(TaskResult._meta.db_table, exc)) from exc
+            raise CommandError(read_failure(TaskResult._meta.db_table, exc).message) from exc
         if options["json"]:
             self.stdout.write(json.dumps(stats.as_dict(), indent=2))
             return

@@ -1,0 +1,186 @@
+"""A failover under load, as an operator lives it: a private MariaDB or PostgreSQL behind
+celery_sa's backend (its defaults: a 120 s budget), a prefork worker and a threads worker
+with the production settings, hundreds of chords, while the database is stopped for 5, 30
+and 90 seconds, then killed with SIGKILL, and two pool children are killed. Every result is
+stored, every callback runs exactly once, and the backend stores again soon after the
+database answers (measured; the figures go to test-artifacts/failover.json).
+
+Marked ``outage`` (about 3 minutes per database): the README's test command leaves them out,
+``bash project/run test -m outage`` runs them, and CI runs them in a lane of their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import chord
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from tests.support.commands import BASE_DIR
+from tests.support.private_servers import PrivateServer, private_server
+from tests.support.services import service_url
+from tests.support.workers import Worker, producer, running_worker
+
+pytestmark = pytest.mark.outage
+
+TASKS = "tests.support.backend_tasks"
+ARTIFACT = BASE_DIR / "test-artifacts" / "failover.json"
+CHORDS, SIZE = 300, 5
+# The settings README "Production settings" gives; the backend's retry budget is its default.
+PRODUCTION = {
+    "CELERY_TASK_ACKS_LATE": "true",
+    "CELERY_TASK_REJECT_ON_WORKER_LOST": "true",
+    "CELERY_WORKER_PREFETCH_MULTIPLIER": "1",
+    "CELERY_IMPORTS": TASKS,
+}
+POOLS = (("prefork", 2), ("threads", 4))
+
+
+class Load:
+    """The chords sent, and what the database holds of them."""
+
+    def __init__(self, url: str, runs: Path) -> None:
+        self.engine: Engine = create_engine(url, poolclass=NullPool)
+        self.runs = runs
+
+    def stored(self) -> int | None:
+        """Results stored (None while the database does not answer)."""
+        try:
+            with self.engine.connect() as connection:
+                count = connection.execute(
+                    text("SELECT COUNT(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
+                ).scalar_one()
+        except SQLAlchemyError:
+            return None
+        return int(count)
+
+    def started(self) -> Counter[str]:
+        """How often each task id started, over both workers."""
+        return Counter(line.split()[0] for line in self.runs.read_text().splitlines())
+
+
+def wait_for(
+    condition: Callable[[], bool], workers: list[Worker], timeout: float, what: str
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        stopped = [w for w in workers if w.process.poll() is not None]
+        if stopped or time.monotonic() > deadline:
+            output = "\n".join(w.output[-4000:] for w in workers)
+            pytest.fail(f"timed out waiting for {what}; workers' output:\n{output}")
+        time.sleep(0.05)
+
+
+def recovery(load: Load, workers: list[Worker]) -> float:
+    """Seconds from the database answering again (now) to the first result stored after
+    its first count (an upper bound: a result stored before that count is not seen)."""
+    answered = time.monotonic()
+    before = load.stored()
+    assert before is not None, "the database answers"
+    wait_for(lambda: (load.stored() or 0) > before, workers, 60, "a result stored after the outage")
+    return round(time.monotonic() - answered, 2)
+
+
+def pool_children(worker: Worker) -> list[int]:
+    pid = worker.process.pid
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PrivateServer]:
+    with private_server(request.param, tmp_path / "database") as started:
+        yield started
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param(kind, marks=pytest.mark.services(kind, "redis"), id=kind)
+        for kind in ("mysql", "postgresql")
+    ],
+    indirect=True,
+)
+def test_a_failover_under_a_chord_load_loses_nothing_and_runs_each_callback_once(
+    server: PrivateServer, tmp_path: Path
+) -> None:
+    url = server.url
+    broker = service_url("redis")
+    load = Load(url, tmp_path / "runs.log")
+    figures: dict[str, Any] = {"chords": CHORDS, "header tasks": CHORDS * SIZE}
+    with ExitStack() as stack:
+        workers = [
+            stack.enter_context(
+                running_worker(
+                    tmp_path,
+                    result_url=f"celery_sa+{url}",
+                    broker_url=broker,
+                    pool=pool,
+                    concurrency=concurrency,
+                    CELERY_SA_TEST_RUNS_FILE=str(load.runs),
+                    **PRODUCTION,
+                )
+            )
+            for pool, concurrency in POOLS
+        ]
+        app = producer(broker, f"celery_sa+{url}")
+        stack.callback(app.close)
+        results = []
+        for n in range(CHORDS):
+            queue = workers[n % len(workers)].queue
+            header = [
+                app.signature(f"{TASKS}.nap", (0.02, n * SIZE + i), queue=queue)
+                for i in range(SIZE)
+            ]
+            results.append(chord(header, app.signature(f"{TASKS}.collect", queue=queue)).delay())
+        total = CHORDS * (SIZE + 1)
+
+        def reached(share: float) -> Callable[[], bool]:
+            return lambda: (load.stored() or 0) >= share * total
+
+        for seconds, at in ((5, 0.1), (30, 0.3), (90, 0.5)):
+            wait_for(reached(at), workers, 120, f"{at:.0%} of the results")
+            server.stop()
+            time.sleep(seconds)
+            server.start()
+            figures[f"stopped {seconds} s: stored again after (s)"] = recovery(load, workers)
+        wait_for(reached(0.7), workers, 120, "70% of the results")
+        server.kill()
+        time.sleep(5)
+        server.start()
+        figures["killed, 5 s: stored again after (s)"] = recovery(load, workers)
+        for child in pool_children(workers[0])[:2]:
+            os.kill(child, signal.SIGKILL)
+        wait_for(reached(1.0), workers, 300, "every result")
+        values = [result.get(timeout=60) for result in results]
+        outputs = [w.output for w in workers]
+    assert values == [list(range(n * SIZE, (n + 1) * SIZE)) for n in range(CHORDS)]
+    started = load.started()
+    assert all(started[result.id] == 1 for result in results), "a callback ran twice"
+    figures["retries logged"] = sum(o.count("Failed operation") for o in outputs)
+    figures["header tasks run again"] = sum(started.values()) - total
+    assert load.stored() == total
+    with load.engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM celery_sa_chord")).scalar() == 0
+    load.engine.dispose()
+    assert figures["retries logged"] > 0  # the outages were felt
+    assert max(v for k, v in figures.items() if "stored again" in k) < 2.0, figures
+    record(server.url.partition(":")[0], figures)
+
+
+def record(kind: str, figures: dict[str, Any]) -> None:
+    ARTIFACT.parent.mkdir(exist_ok=True)
+    data = json.loads(ARTIFACT.read_text()) if ARTIFACT.exists() else {}
+    data[kind] = figures
+    ARTIFACT.write_text(json.dumps(data, indent=2))
