@@ -34,7 +34,12 @@ class CelerySAConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from celery_sa import checks  # noqa: F401  (registers the system checks)
+        from celery_sa import (
+            checks,  # noqa: F401  (registers the system checks)
+            lifecycle,
+        )
+
+        lifecycle.connect()  # tasks this project sends carry their sent time
 
         widen_celery_ids()
         configure()

@@ -24,23 +24,26 @@ def _celery_zone() -> str:
     return app_settings.timezone
 
 
-# A table without date_started (made by Celery, not yet upgraded) is checked again this
-# often, so `celery_sa_tables upgrade` shows start times without a restart.
+# A table without celery_sa's columns (made by Celery, or by celery_sa before 0.4: no
+# date_sent) is checked again this often, so `celery_sa_tables upgrade` shows them without a
+# restart.
 RECHECK_SECONDS = 60.0
+OWN_COLUMNS = ("date_started", "date_sent")
+"""celery_sa's columns of the task table, which Celery's own tables lack."""
 _checked: dict[tuple[str, str, str], tuple[float, bool]] = {}
 _checked_lock = threading.Lock()
 
 
-def has_date_started(using: str) -> bool:
-    """Whether the live task table has celery_sa's ``date_started`` column."""
+def has_column(using: str, name: str) -> bool:
+    """Whether the live task table has celery_sa's column ``name`` (OWN_COLUMNS)."""
     table = TaskResult._meta.db_table
-    key = (using, table, str(TaskResult._meta.get_field("date_started").column))
+    key = (using, table, name)
     now = time.monotonic()
     seen = _checked.get(key)
     if seen is not None and (seen[1] or now - seen[0] < RECHECK_SECONDS):
         return seen[1]
     probe: models.QuerySet[TaskResult, Any] = (
-        models.QuerySet(TaskResult, using=using).filter(pk=-1).values_list("date_started")
+        models.QuerySet(TaskResult, using=using).filter(pk=-1).values_list(name)
     )
     try:
         # A savepoint: on PostgreSQL a failed statement would end the caller's transaction.
@@ -54,6 +57,11 @@ def has_date_started(using: str) -> bool:
     return present
 
 
+def missing_columns(using: str) -> list[str]:
+    """celery_sa's columns the live task table lacks."""
+    return [name for name in OWN_COLUMNS if not has_column(using, name)]
+
+
 def forget_live_columns() -> None:
     """Check the live table again on next use (its columns changed, settings changed)."""
     with _checked_lock:
@@ -61,14 +69,13 @@ def forget_live_columns() -> None:
 
 
 class TaskResultManager(models.Manager["TaskResult"]):
-    """Reads ``date_started`` only where the table has it: Celery's own tables work
-    unchanged until ``celery_sa_tables upgrade`` adds it."""
+    """Reads celery_sa's columns only where the table has them: Celery's own tables work
+    unchanged until ``celery_sa_tables upgrade`` adds them."""
 
     def get_queryset(self) -> models.QuerySet[TaskResult]:
         queryset = super().get_queryset()
-        if not has_date_started(queryset.db):
-            return queryset.defer("date_started")
-        return queryset
+        missing = missing_columns(queryset.db)
+        return queryset.defer(*missing) if missing else queryset
 
 
 class TaskResult(models.Model):
@@ -91,8 +98,10 @@ class TaskResult(models.Model):
     retries = models.IntegerField(_("retries"), null=True)
     queue = models.CharField(_("queue"), max_length=155, null=True)
     stamps = models.BinaryField(_("stamps"), null=True)
-    # Written by celery_sa's result backend under task_track_started; NULL otherwise.
+    # Written by celery_sa's result backend (the start of the last execution, the first
+    # send); NULL in rows of Celery's backend and of publishers without celery_sa.
     date_started = NaiveZonedDateTimeField(_("date started"), null=True, zone=_celery_zone)
+    date_sent = NaiveZonedDateTimeField(_("date sent"), null=True, zone=_celery_zone)
 
     objects = TaskResultManager()
 
@@ -112,10 +121,27 @@ class TaskResult(models.Model):
     @property
     def started(self) -> datetime | None:
         """``date_started``, or None where it is not recorded (or the table lacks it)."""
-        if "date_started" in self.get_deferred_fields():
+        return self._own("date_started")
+
+    @property
+    def sent(self) -> datetime | None:
+        """``date_sent``, or None where it is not recorded (or the table lacks it)."""
+        return self._own("date_sent")
+
+    @property
+    def queue_wait(self) -> float | None:
+        """Seconds from the first send to the start of the first execution: only for a task
+        that ran once (a retried task's last start is not its first)."""
+        sent, started = self.sent, self.started
+        if sent is None or started is None or self.retries:
             return None
-        started: datetime | None = self.date_started
-        return started
+        return (started - sent).total_seconds()
+
+    def _own(self, name: str) -> datetime | None:
+        if name in self.get_deferred_fields():
+            return None
+        value: datetime | None = getattr(self, name)
+        return value
 
 
 class GroupResult(models.Model):

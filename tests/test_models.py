@@ -48,9 +48,14 @@ def test_the_models_and_the_tables_declare_the_same_columns() -> None:
     assert django_columns(GroupResult) == sqlalchemy_columns(tables.group)
 
 
-def test_the_models_read_only_columns_celerys_own_models_have_and_date_started() -> None:
-    # date_started is celery_sa's own (its backend writes it; Celery's ignores it); children
+def test_the_models_read_only_columns_celerys_own_models_have_and_celery_sas() -> None:
+    # date_started and date_sent are celery_sa's own (its backend writes them); children
     # and stamps came with Celery 5.7, and celery_sa's tables have them whatever Celery writes.
     celerys = {c.name for c in CeleryTask.__table__.c}
-    assert set(django_columns(TaskResult)) == celerys | {"date_started", "children", "stamps"}
+    assert set(django_columns(TaskResult)) == celerys | {
+        "date_started",
+        "date_sent",
+        "children",
+        "stamps",
+    }
     assert set(django_columns(GroupResult)) == {c.name for c in CeleryTaskSet.__table__.c}

@@ -25,6 +25,7 @@ LIST_COLUMNS = (
     "task_id",
     "name",
     "status",
+    "date_sent",
     "date_started",
     "date_done",
     "worker",

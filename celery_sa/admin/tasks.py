@@ -37,7 +37,7 @@ from celery_sa.admin.filters import (
 )
 from celery_sa.admin.groups import groups_listing
 from celery_sa.conf import app_settings
-from celery_sa.models import TaskResult, has_date_started
+from celery_sa.models import TaskResult, missing_columns
 
 
 @admin.register(TaskResult)
@@ -47,6 +47,7 @@ class TaskResultAdmin(ResultAdmin):
         "name",
         "status_badge",
         "date_done",
+        "queue_wait",
         "runtime",
         "worker",
         "queue",
@@ -73,6 +74,8 @@ class TaskResultAdmin(ResultAdmin):
                     "task_id",
                     "name",
                     "status_badge",
+                    "sent",
+                    "queue_wait",
                     "started",
                     "date_done",
                     "runtime",
@@ -93,9 +96,8 @@ class TaskResultAdmin(ResultAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskResult]:
         queryset = super().get_queryset(request)
         if self.is_list(request):
-            if has_date_started(queryset.db):
-                return queryset.only(*LIST_COLUMNS)
-            return queryset.only(*(c for c in LIST_COLUMNS if c != "date_started"))
+            missing = missing_columns(queryset.db)
+            return queryset.only(*(c for c in LIST_COLUMNS if c not in missing))
         return with_value_heads(queryset.defer(*BLOB_COLUMNS))
 
     def get_search_results(
@@ -117,9 +119,15 @@ class TaskResultAdmin(ResultAdmin):
     def status_badge(self, obj: TaskResult) -> SafeString:
         return state_badge(obj.status)
 
+    @admin.display(description=_("queue wait"))
+    def queue_wait(self, obj: TaskResult) -> str:
+        """From the first send to the start (for a task that ran once)."""
+        wait = obj.queue_wait
+        return "—" if wait is None else format_runtime(max(0.0, wait))
+
     @admin.display(description=_("runtime"))
     def runtime(self, obj: TaskResult) -> str:
-        """From the start (kept by celery_sa's backend under task_track_started) to done."""
+        """From the start of the last execution (kept by celery_sa's backend) to done."""
         if obj.started is None or obj.date_done is None:
             return "—"
         return format_runtime((obj.date_done - obj.started).total_seconds())
@@ -127,6 +135,10 @@ class TaskResultAdmin(ResultAdmin):
     @admin.display(description=_("date started"))
     def started(self, obj: TaskResult) -> datetime | None:
         return obj.started
+
+    @admin.display(description=_("date sent"))
+    def sent(self, obj: TaskResult) -> datetime | None:
+        return obj.sent
 
     result_view = value_view("result", _("result"))
     args_view = value_view("args", _("args"))

@@ -22,10 +22,12 @@ from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from celery_sa import lifecycle
 from celery_sa.backend import chords, requeue, sweep
 from celery_sa.backend.store import ResultStore, StoreConfig, result_store
 
 logger = get_logger(__name__)
+lifecycle.connect()
 
 # Ids per ``IN (…)`` of a bulk read: well below every database's parameter limit.
 CHUNK = 900
@@ -59,7 +61,8 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
       query (Celery: one query per task);
     - chords count their finished header tasks in a table, and the last one sends the
       callback: no ``celery.chord_unlock`` polling;
-    - with ``task_track_started``, the start time is kept in ``date_started``.
+    - each execution's start is kept in ``date_started`` and the time the task was first
+      sent in ``date_sent``, written with its result (:mod:`celery_sa.lifecycle`).
     """
 
     supports_native_join = True
@@ -229,8 +232,15 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
             row.date_done = self.app.now()
         values = {name: getattr(row, name) for name in store.task.c.keys() if hasattr(row, name)}
         values["task_id"] = task_id
-        if state == states.STARTED and store.tracks_start:
-            values["date_started"] = self.app.now()
+        if store.keeps("date_started"):
+            started = lifecycle.start_time(request)
+            if started is None and state == states.STARTED:
+                started = self.app.now()
+            if started is not None:
+                values["date_started"] = started
+        sent = lifecycle.sent_time(request, self.app.timezone)
+        if sent is not None and store.keeps("date_sent"):
+            values["date_sent"] = sent
         with store.engine.begin() as connection:
             connection.execute(store.upsert(frozenset(values)), values)
 

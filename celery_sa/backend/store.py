@@ -38,6 +38,10 @@ from celery_sa.sql.vendors import Vendor
 
 logger = logging.getLogger(__name__)
 
+# celery_sa's own columns of the task table, which Celery's backend neither reads nor
+# writes: what each keeps.
+OWN_COLUMNS = {"date_started": "start times", "date_sent": "sent times"}
+
 _engines = ProcessEngines()
 _stores: dict[tuple[str, ...], ResultStore] = {}
 _lock = threading.Lock()
@@ -61,7 +65,7 @@ class ResultStore:
     vendor: Vendor
     task: Table
     """Celery's own task table (its column types, so rows are byte for byte Celery's),
-    with ``date_started`` where the live table has it."""
+    with celery_sa's ``date_started`` and ``date_sent`` where the live table has them."""
     tables: ResultTables
     """celery_sa's tables, for the chord counter."""
     missing: frozenset[str]
@@ -83,9 +87,9 @@ class ResultStore:
             self._upserts[columns] = statement
         return statement
 
-    @property
-    def tracks_start(self) -> bool:
-        return "date_started" in self.task.c
+    def keeps(self, column: str) -> bool:
+        """Whether the live task table has celery_sa's column ``column`` (OWN_COLUMNS)."""
+        return column in self.task.c
 
 
 @dataclass(frozen=True)
@@ -143,15 +147,19 @@ def _make_store(config: StoreConfig) -> ResultStore:
         for column in config.celery_table.columns
         if column.name in live_columns
     ]
-    if "date_started" in live_columns:
-        columns.append(Column("date_started", PRECISE_TIME, nullable=True))
+    columns += [
+        Column(name, PRECISE_TIME, nullable=True) for name in OWN_COLUMNS if name in live_columns
+    ]
     celery_table = config.celery_table
     task = Table(celery_table.name, MetaData(), *columns, schema=celery_table.schema)
-    if "date_started" not in live_columns:
+    lacking = [name for name in OWN_COLUMNS if name not in live_columns]
+    if lacking:
         logger.warning(
-            "%s has no date_started column: start times are not kept. "
-            "`manage.py celery_sa_tables upgrade` adds it.",
+            "%s lacks %s: %s are not kept. `manage.py celery_sa_tables upgrade` adds %s.",
             tables.task.fullname,
+            " and ".join(lacking),
+            " and ".join(OWN_COLUMNS[name] for name in lacking),
+            "them" if len(lacking) > 1 else "it",
         )
     return ResultStore(
         engine=engine,

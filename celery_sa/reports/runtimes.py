@@ -11,7 +11,7 @@ from celery import states
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, QuerySet
 from django.db.models.functions import Cast
 
-from celery_sa.models import TaskResult, has_date_started
+from celery_sa.models import TaskResult, has_column
 
 # Runtimes come from the newest results of the window only: reading every row's start time
 # would read the whole table (no index holds it).
@@ -55,7 +55,7 @@ def runtimes(window: QuerySet[TaskResult], sample: int = RUNTIME_SAMPLE) -> Runt
     """Runtimes of the newest ``sample`` results of ``window`` (a date range) that record a
     start (a walk down the ``date_done`` index, bounded whatever the window holds), slowest
     p95 first."""
-    if not has_date_started(window.db):
+    if not has_column(window.db, "date_started"):
         return Runtimes(recorded=False)
     # Subtracted in SQL: both columns hold wall time of the same zone, and converting
     # 20,000 datetimes in Python would cost more than the query.

@@ -119,9 +119,10 @@ def result_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]) -
         Column("retries", Integer, nullable=True),
         Column("queue", String(155), nullable=True),
         Column("stamps", LONG_BLOB, nullable=True),
-        # celery_sa's backend keeps the start time of a task_track_started task here;
-        # Celery's own backend neither reads nor writes it.
+        # celery_sa's backend keeps each execution's start here, and the time the task was
+        # first sent; Celery's own backend neither reads nor writes them.
         Column("date_started", PRECISE_TIME, nullable=True),
+        Column("date_sent", PRECISE_TIME, nullable=True),
     )
     # name last: failures per task name in a time window are read from the index alone.
     by_status = Index(

@@ -28,7 +28,7 @@ from celery_sa.admin.pagination import EstimatedCountPaginator
 from celery_sa.admin.tasks import TaskResultAdmin
 from celery_sa.db import result_alias
 from celery_sa.housekeeping import purge
-from celery_sa.models import TaskResult, forget_live_columns, has_date_started
+from celery_sa.models import TaskResult, forget_live_columns, missing_columns
 from celery_sa.reports import queries
 from celery_sa.reports.runtimes import runtimes
 
@@ -38,7 +38,8 @@ RESULT_BACKEND = (
 )
 TABLES = ("[celery_taskmeta].", "[celery_tasksetmeta].")
 LIST_COLUMNS = (
-    "[id], [task_id], [status], [date_done], [name], [worker], [retries], [queue], [date_started]"
+    "[id], [task_id], [status], [date_done], [name], [worker], [retries], [queue], [date_started], "
+    "[date_sent]"
 )
 LIST_ORDER = "ORDER BY [date_done] DESC, [id] DESC"
 IDS = list(range(1001, 1051))
@@ -166,7 +167,7 @@ def server(monkeypatch: pytest.MonkeyPatch, django_db_blocker: Any) -> Iterator[
         connection.ensure_connection()
         with connection.execute_wrapper(stand_in.record):
             forget_live_columns()
-            stand_in.run(lambda: has_date_started(alias), [])
+            stand_in.run(lambda: missing_columns(alias), [], [])
             cache.clear()  # the filters' choices
             yield stand_in
         cache.clear()
@@ -225,15 +226,17 @@ def list_paginator(rows: int | None = None, **params: str) -> EstimatedCountPagi
 # -- the admin's list -----------------------------------------------------------------
 
 
-def test_the_task_table_is_probed_for_date_started_once(server: SQLServerStandIn) -> None:
+def test_the_task_table_is_probed_for_celery_sas_columns_once(server: SQLServerStandIn) -> None:
     forget_live_columns()
-    present, sent = server.run(lambda: has_date_started(result_alias()), [])
-    assert present
+    missing, sent = server.run(lambda: missing_columns(result_alias()), [], [])
+    assert missing == []
     assert sent == [
         ("SELECT [date_started] AS [date_started] FROM [celery_taskmeta] WHERE [id] = %s", (-1,)),
         "COMMIT",
+        ("SELECT [date_sent] AS [date_sent] FROM [celery_taskmeta] WHERE [id] = %s", (-1,)),
+        "COMMIT",
     ]
-    assert server.run(lambda: has_date_started(result_alias()))[1] == []
+    assert server.run(lambda: missing_columns(result_alias()))[1] == []
 
 
 def test_the_first_page_is_read_with_top(server: SQLServerStandIn) -> None:
@@ -397,7 +400,7 @@ def test_a_task_page_reads_each_values_size_in_bytes(server: SQLServerStandIn) -
     assert sent == [
         (
             "SELECT TOP 21 [id], [task_id], [status], [date_done], [traceback], [name], "
-            f"[worker], [retries], [queue], [date_started], {heads}, {sizes} "
+            f"[worker], [retries], [queue], [date_started], [date_sent], {heads}, {sizes} "
             "FROM [celery_taskmeta] WHERE [id] = %s",
             (*(1, DECODE_LIMIT + 1) * len(values), 5000),
         )

@@ -101,3 +101,12 @@ def lock_results_once(value: Any, marker_dir: str, database: str, seconds: float
         while not os.path.exists(locked):
             time.sleep(0.01)
     return value
+
+
+@shared_task(bind=True, max_retries=5)
+def flaky(self: Any, failures: int) -> int:
+    """Fails ``failures`` times with ConnectionError (retried 0.2 s later), then returns
+    how many retries it took."""
+    if self.request.retries < failures:
+        raise self.retry(countdown=0.2, exc=ConnectionError(f"attempt {self.request.retries}"))
+    return int(self.request.retries)

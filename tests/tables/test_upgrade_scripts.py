@@ -315,7 +315,7 @@ EXTENDED = (
     "name VARCHAR(155) NULL, args VARBINARY(max) NULL, kwargs VARBINARY(max) NULL, "
     "worker VARCHAR(155) NULL, retries INTEGER NULL, queue VARCHAR(155) NULL, "
 )
-NEW_COLUMNS = "date_started DATETIME NULL"
+NEW_COLUMNS = "date_started DATETIME NULL, date_sent DATETIME NULL"
 
 
 def made_by_sqlalchemy_13(columns: str) -> list[str]:
@@ -434,6 +434,7 @@ def test_a_live_sql_server_table_gets_the_same_batches_and_its_figures_read_when
         "column children is missing",
         "column stamps is missing",
         "column date_started is missing",
+        "column date_sent is missing",
         "column id is INTEGER: ids stop at 2,147,483,647; widen it to BIGINT",
         "column result is IMAGE; make it VARBINARY(max)",
         "column traceback is VARCHAR(max); make it NVARCHAR(max)",

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "celery_sa"
 
 # Bottom to top: a module may import from its own layer and those before it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("celery_sa", "celery_sa.sql"),  # celery_sa's __init__ holds the version only
+    ("celery_sa", "celery_sa.sql", "celery_sa.lifecycle"),  # __init__: the version only
     ("celery_sa.backend",),
     ("celery_sa.errors", "celery_sa.conf", "celery_sa.db", "celery_sa.fields"),
     ("celery_sa.models", "celery_sa.routers", "celery_sa.sessions"),
@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
 )
 # What runs in a Celery worker without Django.
-DJANGO_FREE = ("celery_sa", "celery_sa.sql", "celery_sa.backend")
+DJANGO_FREE = ("celery_sa", "celery_sa.sql", "celery_sa.lifecycle", "celery_sa.backend")
 # Packages of one layer that stand side by side: none imports another.
 SIDE_BY_SIDE = ("celery_sa.tables", "celery_sa.housekeeping", "celery_sa.reports")
 

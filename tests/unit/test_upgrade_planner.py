@@ -108,6 +108,7 @@ def test_mariadb_task_table_of_celery_5_7_is_widened_in_one_copy() -> None:
     task = from_celery("mariadb", "5.7.0")["task"]
     assert problems(task) == [
         "column date_started is missing",
+        "column date_sent is missing",
         INTEGER_ID,
         BLOB_RESULT,
         # Only gains precision: done because the table is copied anyway.
@@ -120,12 +121,12 @@ def test_mariadb_task_table_of_celery_5_7_is_widened_in_one_copy() -> None:
         "column stamps is BLOB: values stop at 64 KB; widen it to LONGBLOB",
         *NEW_INDEXES,
     ]
-    assert [problem.rewrites for problem in task.problems] == [False] + [True] * 8 + [False] * 2
+    assert [problem.rewrites for problem in task.problems] == [False] * 2 + [True] * 8 + [False] * 2
     assert sql(task, "mariadb") == [
         "ALTER TABLE celery_taskmeta MODIFY id BIGINT NOT NULL, MODIFY result LONGBLOB,"
         " MODIFY date_done DATETIME(6), MODIFY traceback LONGTEXT, MODIFY children LONGBLOB,"
         " MODIFY args LONGBLOB, MODIFY kwargs LONGBLOB, MODIFY stamps LONGBLOB,"
-        " ADD COLUMN date_started DATETIME(6),"
+        " ADD COLUMN date_started DATETIME(6), ADD COLUMN date_sent DATETIME(6),"
         " ADD INDEX ix_celery_taskmeta_name_date_done (name, date_done),"
         " ADD INDEX ix_celery_taskmeta_status_date_done_name (status, date_done, name),"
         " ALGORITHM=COPY, LOCK=SHARED"
@@ -135,10 +136,15 @@ def test_mariadb_task_table_of_celery_5_7_is_widened_in_one_copy() -> None:
 def test_postgresql_tables_of_celery_5_7_get_a_column_a_bigint_and_concurrent_indexes() -> None:
     planned = from_celery("postgresql", "5.7")
     task, group = planned["task"], planned["group"]
-    assert problems(task) == ["column date_started is missing", INTEGER_ID, *NEW_INDEXES]
+    assert problems(task) == [
+        "column date_started is missing",
+        "column date_sent is missing",
+        INTEGER_ID,
+        *NEW_INDEXES,
+    ]
     assert sql(task, "postgresql") == [
         "ALTER TABLE celery_taskmeta ADD COLUMN date_started TIMESTAMP WITHOUT TIME ZONE,"
-        " ALTER COLUMN id TYPE BIGINT",
+        " ADD COLUMN date_sent TIMESTAMP WITHOUT TIME ZONE, ALTER COLUMN id TYPE BIGINT",
         "CREATE INDEX CONCURRENTLY ix_celery_taskmeta_name_date_done"
         " ON celery_taskmeta (name, date_done)",
         "CREATE INDEX CONCURRENTLY ix_celery_taskmeta_status_date_done_name"
@@ -152,7 +158,7 @@ def test_postgresql_tables_of_celery_5_7_get_a_column_a_bigint_and_concurrent_in
 
 def test_sqlite_tables_of_celery_4_get_columns_one_by_one_and_no_rewrite() -> None:
     task = from_celery("sqlite", "4.4")["task"]
-    added = ["children", "stamps", "date_started"]
+    added = ["children", "stamps", "date_started", "date_sent"]
     assert problems(task) == [f"column {name} is missing" for name in added] + [
         "index on (date_done) is missing",
         *NEW_INDEXES,
@@ -162,6 +168,7 @@ def test_sqlite_tables_of_celery_4_get_columns_one_by_one_and_no_rewrite() -> No
         "ALTER TABLE celery_taskmeta ADD COLUMN children BLOB",
         "ALTER TABLE celery_taskmeta ADD COLUMN stamps BLOB",
         "ALTER TABLE celery_taskmeta ADD COLUMN date_started DATETIME",
+        "ALTER TABLE celery_taskmeta ADD COLUMN date_sent DATETIME",
         "CREATE INDEX ix_celery_taskmeta_date_done ON celery_taskmeta (date_done)",
         "CREATE INDEX ix_celery_taskmeta_name_date_done ON celery_taskmeta (name, date_done)",
         "CREATE INDEX ix_celery_taskmeta_status_date_done_name"

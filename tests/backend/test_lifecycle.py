@@ -1,0 +1,107 @@
+"""A task's life in its row (celery_sa's backend, real workers): the time it was sent,
+stamped on its message by the publisher, and the start of its execution, noted by the
+worker, both written with its result; the queue wait and the runtime in the admin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.test import Client
+from django.urls import reverse
+
+from celery_sa.admin.display import format_runtime
+from celery_sa.backend.store import dispose_stores
+from celery_sa.lifecycle import SENT_HEADER
+from celery_sa.models import TaskResult
+from tests.support.databases import RESULT_DBS, fresh_result_db
+from tests.support.services import service_url
+from tests.support.workers import Worker, producer, running_worker
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+TASKS = "tests.support.backend_tasks"
+DATABASES = [
+    pytest.param(name, marks=pytest.mark.services(*filter(None, [RESULT_DBS[name][0]]), "redis"))
+    for name in ("sqlite", "mysqlclient", "postgresql")
+]
+
+
+@pytest.fixture(params=DATABASES)
+def worker_and_client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Worker, Celery]]:
+    """A worker on celery_sa's backend, without task_track_started, and a client app."""
+    broker = service_url("redis")
+    with fresh_result_db(request.param) as results:
+        url = "celery_sa+" + results.url.removeprefix("db+")
+        with running_worker(
+            tmp_path, result_url=url, broker_url=broker, CELERY_IMPORTS=TASKS
+        ) as worker:
+            app = producer(broker, url)
+            app.conf.task_default_queue = worker.queue
+            try:
+                yield worker, app
+            finally:
+                app.close()
+                dispose_stores()
+
+
+def test_a_task_records_when_it_was_sent_and_started_with_its_result(
+    worker_and_client: tuple[Worker, Celery], admin_client: Client
+) -> None:
+    """Two processes, three one-second tasks: the third waits about a second for a slot."""
+    _, app = worker_and_client
+    results = [app.send_task(f"{TASKS}.nap", (1.0, n)) for n in range(3)]
+    assert [r.get(timeout=30) for r in results] == [0, 1, 2]
+    rows = [TaskResult.objects.get(task_id=r.id) for r in results]
+    for row in rows:
+        assert row.sent is not None and row.started is not None and row.date_done is not None
+        assert timedelta(0) <= row.started - row.sent < timedelta(seconds=10)
+        assert row.date_done - row.started >= timedelta(seconds=1)
+    waits = sorted(row.queue_wait or 0.0 for row in rows)
+    assert waits[-1] >= 0.9  # the third waited for one of the first two
+    assert waits[0] < 0.9
+    slowest = max(rows, key=lambda row: row.queue_wait or 0.0)
+    page = admin_client.get(reverse("admin:celery_sa_taskresult_change", args=[slowest.pk]))
+    assert page.status_code == 200
+    assert_field(page.content.decode(), "Queue wait", format_runtime(slowest.queue_wait or 0.0))
+    listing = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
+    assert f'<td class="field-queue_wait">{format_runtime(slowest.queue_wait or 0.0)}</td>' in (
+        listing.content.decode()
+    )
+
+
+def assert_field(page: str, label: str, value: str) -> None:
+    """The admin page shows ``label`` with ``value`` (Django's readonly field markup)."""
+    label_at = page.index(f"<label>{label}:</label>")
+    assert f'<div class="readonly">{value}</div>' in page[label_at : label_at + 300]
+
+
+def test_a_retried_task_keeps_its_first_sent_time_and_its_last_start(
+    worker_and_client: tuple[Worker, Celery],
+) -> None:
+    _, app = worker_and_client
+    first = app.send_task(f"{TASKS}.flaky", (2,))
+    assert first.get(timeout=30) == 2
+    row = TaskResult.objects.get(task_id=first.id)
+    assert row.retries == 2
+    assert row.sent is not None and row.started is not None
+    # Two retries 0.2 s apart came before the last start.
+    assert row.started - row.sent >= timedelta(seconds=0.4)
+    assert row.queue_wait is None  # a retried task's wait is its attempts'
+
+
+def test_messages_without_celery_sa_leave_the_columns_empty(
+    worker_and_client: tuple[Worker, Celery],
+) -> None:
+    """A publisher without celery_sa (no stamp): no sent time, the start still noted."""
+    _, app = worker_and_client
+    result = app.send_task(f"{TASKS}.add", (1, 2), headers={SENT_HEADER: "not a time"})
+    assert result.get(timeout=30) == 3
+    row = TaskResult.objects.get(task_id=result.id)
+    assert row.sent is None
+    assert row.started is not None
