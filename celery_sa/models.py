@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from celery_sa.conf import app_settings
 from celery_sa.fields import NaiveZonedDateTimeField
+from celery_sa.sql.schema import ATTEMPT_TABLE
 from celery_sa.sql.vendors import Vendor
 
 
@@ -144,6 +145,31 @@ class TaskResult(models.Model):
         return value
 
 
+class TaskAttempt(models.Model):
+    """An execution of a task that ended in a retry (``celery_sa_attempt``, written by
+    celery_sa's backend): the task's timeline with its own row."""
+
+    pk = models.CompositePrimaryKey("task_id", "attempt")
+    task_id = models.CharField(_("task id"), max_length=155)
+    attempt = models.IntegerField(_("attempt"))
+    status = models.CharField(_("status"), max_length=50)
+    date_started = NaiveZonedDateTimeField(_("date started"), null=True, zone=_celery_zone)
+    date_done = NaiveZonedDateTimeField(_("date done"), zone=_celery_zone)
+    exception = models.CharField(_("exception"), max_length=155, null=True)
+    message = models.TextField(_("message"), null=True)
+    traceback = models.TextField(_("traceback"), null=True)
+
+    class Meta:
+        managed = False
+        db_table = ATTEMPT_TABLE
+        verbose_name = _("task attempt")
+        verbose_name_plural = _("task attempts")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.task_id} #{self.attempt} ({self.status})"
+
+
 class GroupResult(models.Model):
     """One row of Celery's group table (``celery_tasksetmeta`` unless renamed)."""
 
@@ -172,9 +198,19 @@ def configure_tables(vendor: Vendor) -> None:
         name = app_settings.table_name(model.table_key)
         schema = app_settings.table_schema(model.table_key)
         model._meta.db_table = vendor.quote_table(schema, name) if schema else name
-        for model_field in model._meta.concrete_fields:
-            # Field.cached_col captured the old table name for column references.
-            model_field.__dict__.pop("cached_col", None)
+        _forget_columns(model)
+    # celery_sa's own table, in the task table's schema.
+    schema = app_settings.table_schema("task")
+    TaskAttempt._meta.db_table = (
+        vendor.quote_table(schema, ATTEMPT_TABLE) if schema else ATTEMPT_TABLE
+    )
+    _forget_columns(TaskAttempt)
+
+
+def _forget_columns(model: type[models.Model]) -> None:
+    for model_field in model._meta.concrete_fields:
+        # Field.cached_col captured the old table name for column references.
+        model_field.__dict__.pop("cached_col", None)
 
 
 class Overview(TaskResult):

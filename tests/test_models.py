@@ -11,7 +11,7 @@ from django.db.models import Model
 from sqlalchemy import Table
 
 from celery_sa.conf import configured_tables
-from celery_sa.models import GroupResult, TaskResult
+from celery_sa.models import GroupResult, TaskAttempt, TaskResult
 
 
 class Column(NamedTuple):
@@ -46,6 +46,16 @@ def test_the_models_and_the_tables_declare_the_same_columns() -> None:
     tables = configured_tables()
     assert django_columns(TaskResult) == sqlalchemy_columns(tables.task)
     assert django_columns(GroupResult) == sqlalchemy_columns(tables.group)
+
+
+def test_the_attempt_model_and_table_declare_the_same_columns() -> None:
+    # The composite key's parts: each NOT NULL, unique only together.
+    columns = sqlalchemy_columns(configured_tables().attempt)
+    key = {
+        name: Column(False, False, False, columns[name].max_length)
+        for name in ("task_id", "attempt")
+    }
+    assert django_columns(TaskAttempt) == columns | key
 
 
 def test_the_models_read_only_columns_celerys_own_models_have_and_celery_sas() -> None:

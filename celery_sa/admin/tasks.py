@@ -10,6 +10,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html_join
@@ -36,6 +37,7 @@ from celery_sa.admin.filters import (
     could_be_stored,
 )
 from celery_sa.admin.groups import groups_listing
+from celery_sa.admin.timeline import timeline
 from celery_sa.conf import app_settings
 from celery_sa.models import TaskResult, missing_columns
 
@@ -83,7 +85,7 @@ class TaskResultAdmin(ResultAdmin):
                 )
             },
         ),
-        (_("Execution"), {"fields": ("worker", "queue", "retries")}),
+        (_("Execution"), {"fields": ("worker", "queue", "retries", "timeline_view")}),
         (
             _("Values"),
             {"fields": ("result_view", "args_view", "kwargs_view", "children_view", "stamps_view")},
@@ -132,13 +134,19 @@ class TaskResultAdmin(ResultAdmin):
             return "—"
         return format_runtime((obj.date_done - obj.started).total_seconds())
 
-    @admin.display(description=_("date started"))
+    @admin.display(description=_("date started"), empty_value="—")
     def started(self, obj: TaskResult) -> datetime | None:
         return obj.started
 
-    @admin.display(description=_("date sent"))
+    @admin.display(description=_("date sent"), empty_value="—")
     def sent(self, obj: TaskResult) -> datetime | None:
         return obj.sent
+
+    @admin.display(description=_("timeline"))
+    def timeline_view(self, obj: TaskResult) -> SafeString:
+        """Sent, each execution that ended in a retry, the last one."""
+        context = {"timeline": timeline(obj)}
+        return render_to_string("admin/celery_sa/taskresult/timeline.html", context)
 
     result_view = value_view("result", _("result"))
     args_view = value_view("args", _("args"))

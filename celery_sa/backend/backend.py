@@ -23,8 +23,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from celery_sa import lifecycle
-from celery_sa.backend import chords, requeue, sweep
+from celery_sa.backend import attempts, chords, requeue, sweep
 from celery_sa.backend.store import ResultStore, StoreConfig, result_store
+from celery_sa.sql.attempts import expired_attempts
 
 logger = get_logger(__name__)
 lifecycle.connect()
@@ -148,9 +149,12 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         :class:`~celery.exceptions.Reject` with ``requeue=True``: the worker gives the
         message back to the broker instead of acking a task whose result is lost, and the
         task runs again."""
+        attempt = attempts.ended(self.app, task_id, result, traceback, request, state)
         result = self.encode_result(result, state)
         try:
-            self.retrying(self._store_result, task_id, result, state, traceback, request, **kwargs)
+            self.retrying(
+                self._store_result, task_id, result, state, traceback, request, attempt, **kwargs
+            )
         except RETRYABLE as exc:
             if not self.always_retry:
                 raise
@@ -220,6 +224,7 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
         state: str,
         traceback: str | None = None,
         request: Any = None,
+        attempt: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         store = self.store
@@ -243,6 +248,11 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
             values["date_sent"] = sent
         with store.engine.begin() as connection:
             connection.execute(store.upsert(frozenset(values)), values)
+            if attempt is not None and store.keeps_attempts:
+                # In the same transaction: a retry's row and its attempt, or neither.
+                connection.execute(
+                    store.vendor.writes.insert_missing(store.tables.attempt, attempt)
+                )
 
     # -- groups: Celery's, under the same retries ---------------------------------------
 
@@ -400,6 +410,16 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
     def cleanup(self) -> None:
         self.retrying(super().cleanup)
         self.retrying(chords.cleanup, self.store, self.expires)
+        if self.store.keeps_attempts:
+            self.retrying(self._cleanup_attempts)
+
+    def _cleanup_attempts(self) -> None:
+        """The attempts of the tasks cleanup() deleted (aware cutoff: the driver converts it
+        as it converts the ``date_done`` written with ``app.now()``)."""
+        with self.store.engine.begin() as connection:
+            expired_attempts(
+                connection, self.store.tables, self.app.now() - self.expires, delete=True
+            )
 
 
 def _seconds(value: Any, key: str) -> float:

@@ -70,6 +70,8 @@ class ResultStore:
     """celery_sa's tables, for the chord counter."""
     missing: frozenset[str]
     """Celery's columns the live task table lacks."""
+    keeps_attempts: bool
+    """Whether the database has the attempt table (it is created when missing)."""
     sessions: sessionmaker[Session]
     """ORM sessions on the pooled engine, for the reads Celery's backend does itself."""
     _upserts: dict[frozenset[str], Executable] = field(default_factory=dict)
@@ -167,6 +169,7 @@ def _make_store(config: StoreConfig) -> ResultStore:
         task=task,
         tables=tables,
         missing=frozenset(c.name for c in celery_table.columns if c.name not in live_columns),
+        keeps_attempts=_exists(engine, tables.attempt),
         sessions=sessionmaker(engine, expire_on_commit=False),
     )
 
@@ -222,3 +225,8 @@ def _add_chord_columns(engine: Engine, tables: ResultTables) -> None:
             )
         return
     logger.warning("Added the columns %s to %s.", ", ".join(missing), tables.chord.fullname)
+
+
+def _exists(engine: Engine, table: Table) -> bool:
+    with engine.connect() as connection:
+        return bool(inspect(connection).has_table(table.name, schema=table.schema))

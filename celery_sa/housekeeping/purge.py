@@ -6,7 +6,8 @@ each batch is one ``DELETE`` of a range that holds at most ``batch_size`` rows: 
 primary keys (ids grow with time, so expired rows are the start of the table), or for a
 status or name selection a range of its index from where the previous batch ended. Each
 checks the age again (a row Celery stored anew meanwhile stays) and commits on its own, so
-stopping between batches loses nothing and running again carries on.
+stopping between batches loses nothing and running again carries on. The attempts of the
+tasks a batch deletes (celery_sa's backend keeps them) go in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from celery import states
@@ -25,15 +27,19 @@ from django.db.models import Max, Min
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.pool import NullPool
 
-from celery_sa.conf import app_settings, configured_tables
-from celery_sa.db import adapters, result_database
+from celery_sa.conf import app_settings
+from celery_sa.db import adapters
 from celery_sa.durations import parse_age
+from celery_sa.housekeeping.own_tables import (
+    attempts_of,
+    chord_counters,
+    delete_attempts_of,
+    keeps_attempts,
+    orphaned_attempts,
+)
 from celery_sa.keyset import SortKey, beyond
 from celery_sa.models import GroupResult, TaskResult
-from celery_sa.sql.chords import expired
 
 DEFAULT_BATCH_SIZE = 5_000
 MAX_BATCH_SIZE = 10_000
@@ -149,6 +155,9 @@ class PurgeResult:
     """Rows without a ``date_done`` left alone (without ``undated``)."""
     chords: int = 0
     """Counters of chords (celery_sa's backend) begun before the cutoff, never finished."""
+    attempts: int = 0
+    """Attempts of retried tasks (celery_sa's backend): those of the tasks deleted, and with
+    the groups those left without their task."""
     batches: int = 0
     interrupted: bool = False
     seconds: float = field(default=0.0, compare=False)
@@ -161,6 +170,7 @@ class PurgeResult:
             "undated": self.undated,
             "undated_kept": self.undated_kept,
             "chords": self.chords,
+            "attempts": self.attempts,
             "batches": self.batches,
             "interrupted": self.interrupted,
         }
@@ -182,13 +192,16 @@ class Stream:
     undated: bool = False
     span: tuple[int, int] | None = None
     """Of a primary-key stream: the ids it covers (see :func:`split_by_id`)."""
+    attempts: bool = False
+    """Of a task stream: its rows' attempts go with them, in the same transactions."""
 
 
-def streams(options: PurgeOptions, cutoff: datetime) -> list[Stream]:
+def streams(options: PurgeOptions, cutoff: datetime, *, attempts: bool = False) -> list[Stream]:
     """What to delete. Everything older than the cutoff goes in primary-key order: ids
     grow with time, so old rows sit at the start of the table and are deleted page by
     page. A selection goes along its own index: one stream per name (the name/date_done
-    index) or per status (the status/date_done index)."""
+    index) or per status (the status/date_done index). With ``attempts`` the tasks'
+    attempts go with them."""
     expired: models.QuerySet[Any] = TaskResult.objects.filter(date_done__lt=cutoff)
     if options.statuses:
         expired = expired.filter(status__in=options.statuses)
@@ -202,6 +215,7 @@ def streams(options: PurgeOptions, cutoff: datetime) -> list[Stream]:
         found = [Stream(expired, None)]
     if options.undated:
         found.append(Stream(undated_rows(options), BY_ID, undated=True))
+    found = [replace(stream, attempts=attempts) for stream in found]
     if options.groups:
         found.append(Stream(GroupResult.objects.filter(date_done__lt=cutoff), None))
     return found
@@ -210,12 +224,16 @@ def streams(options: PurgeOptions, cutoff: datetime) -> list[Stream]:
 def count(options: PurgeOptions, *, now: datetime | None = None) -> PurgeResult:
     """What :func:`purge` would delete, counted (``COUNT`` over index ranges)."""
     result = PurgeResult(cutoff=(now or timezone.now()) - options.older_than)
-    for stream in streams(options, result.cutoff):
+    attempts = keeps_attempts(TaskResult.objects.db)
+    for stream in streams(options, result.cutoff, attempts=attempts):
         result_add(result, stream, stream.queryset.count())
+        if stream.attempts:
+            result.attempts += attempts_of(stream.queryset)
     if not options.undated:
         result.undated_kept = undated_rows(options).count()
     if options.groups:
         result.chords = chord_counters(result.cutoff, delete=False)
+        result.attempts += orphaned_attempts(result.cutoff, delete=False)
     return result
 
 
@@ -239,7 +257,8 @@ def purge(
     stopping = threading.Event()
     run = stream_runner(result, options.batch_size, on_batch, stop, stopping)
     try:
-        todo = split_by_id(streams(options, result.cutoff), options.jobs)
+        attempts = keeps_attempts(TaskResult.objects.db)
+        todo = split_by_id(streams(options, result.cutoff, attempts=attempts), options.jobs)
         operations = adapters.get_operations(connections[TaskResult.objects.db])
         if options.jobs == 1 or operations.single_writer or len(todo) == 1:
             one_by_one(run, todo, stopping)
@@ -268,11 +287,13 @@ def stream_runner(
     def run(stream: Stream) -> None:
         batches = iter(delete_in_batches(stream, batch_size))
         while not (stop() or stopping.is_set()):
-            deleted = next(batches, None)  # one batch, deleted and committed
-            if deleted is None:
+            batch = next(batches, None)  # one batch, deleted and committed
+            if batch is None:
                 return
+            deleted, attempts = batch
             with lock:
                 result_add(result, stream, deleted)
+                result.attempts += attempts
                 result.batches += 1
                 if on_batch:
                     on_batch(deleted)
@@ -293,26 +314,13 @@ def one_by_one(
 
 def after_batches(options: PurgeOptions, result: PurgeResult) -> None:
     """Once every batch is done: the rows without a ``date_done`` left alone are counted and,
-    with the groups, the counters of chords that never finished deleted."""
+    with the groups, the counters of chords that never finished deleted, and the attempts
+    whose task was deleted otherwise (by Celery's own cleanup, ``forget()``)."""
     if not options.undated:
         result.undated_kept = undated_rows(options).count()
     if options.groups:
         result.chords = chord_counters(result.cutoff, delete=True)
-
-
-def chord_counters(cutoff: datetime, *, delete: bool) -> int:
-    """The counters of chords begun before ``cutoff`` that never finished (their header
-    task lost for good), counted or deleted; 0 where celery_sa's backend never ran."""
-    tables = configured_tables()
-    engine = create_engine(result_database().url, poolclass=NullPool)
-    try:
-        with engine.begin() as connection:
-            if not inspect(connection).has_table(tables.chord.name, schema=tables.chord.schema):
-                return 0
-            naive_utc = cutoff.astimezone(UTC).replace(tzinfo=None)
-            return expired(connection, tables, naive_utc, delete=delete)
-    finally:
-        engine.dispose()
+        result.attempts += orphaned_attempts(result.cutoff, delete=True)
 
 
 def in_parallel(
@@ -362,17 +370,30 @@ def split_by_id(found: list[Stream], jobs: int) -> list[Stream]:
     return parts
 
 
-def delete_in_batches(stream: Stream, batch_size: int) -> Iterable[int]:
-    """Delete ``stream``'s rows a batch at a time; yield each batch's count."""
+def delete_in_batches(stream: Stream, batch_size: int) -> Iterable[tuple[int, int]]:
+    """Delete ``stream``'s rows a batch at a time; yield each batch's count, and that of the
+    attempts that went with it."""
+    delete = partial(delete_batch, attempts=stream.attempts)
     if stream.ordering is None:
         assert stream.span is not None
-        return delete_id_ranges(stream.queryset, stream.span, batch_size)
-    return delete_key_ranges(stream.queryset, stream.ordering, batch_size)
+        return delete_id_ranges(stream.queryset, stream.span, batch_size, delete)
+    return delete_key_ranges(stream.queryset, stream.ordering, batch_size, delete)
+
+
+def delete_batch(batch: models.QuerySet[Any], *, attempts: bool) -> tuple[int, int]:
+    """Delete ``batch``, and with ``attempts`` its tasks' attempts, in one transaction;
+    return how many rows of each."""
+    with transaction.atomic(using=batch.db):
+        gone = delete_attempts_of(batch) if attempts else 0
+        return batch.delete()[0], gone
 
 
 def delete_id_ranges(
-    queryset: models.QuerySet[Any], span: tuple[int, int], batch_size: int
-) -> Iterator[int]:
+    queryset: models.QuerySet[Any],
+    span: tuple[int, int],
+    batch_size: int,
+    delete: Callable[[models.QuerySet[Any]], tuple[int, int]],
+) -> Iterator[tuple[int, int]]:
     """Delete ``queryset`` within the ids ``span`` in ranges ``batch_size`` ids wide (so
     at most that many rows)."""
     table = queryset.model._base_manager.using(queryset.db)
@@ -381,16 +402,17 @@ def delete_id_ranges(
         end = min(start + batch_size - 1, span[1])
         # The conditions are checked again as the rows are deleted: a row Celery stored
         # anew since (a later date_done) stays.
-        with transaction.atomic(using=queryset.db):
-            deleted = queryset.filter(pk__gte=start, pk__lte=end).delete()[0]
-        yield deleted
+        yield delete(queryset.filter(pk__gte=start, pk__lte=end))
         # Over a gap in the ids in one step.
         start = table.filter(pk__gt=end).aggregate(lowest=Min("pk"))["lowest"]
 
 
 def delete_key_ranges(
-    queryset: models.QuerySet[Any], ordering: list[SortKey], batch_size: int
-) -> Iterator[int]:
+    queryset: models.QuerySet[Any],
+    ordering: list[SortKey],
+    batch_size: int,
+    delete: Callable[[models.QuerySet[Any]], tuple[int, int]],
+) -> Iterator[tuple[int, int]]:
     """Delete ``queryset`` in ranges of at most ``batch_size`` of its rows along
     ``ordering``'s index: each range ends at the key read off the index ``batch_size`` rows
     after the previous one, so no row is walked twice and no list of ids travels."""
@@ -409,8 +431,7 @@ def delete_key_ranges(
             )
             if last is None:
                 return
-        with transaction.atomic(using=queryset.db):
-            deleted = todo.filter(beyond(backwards, last, queryset.db, inclusive=True)).delete()[0]
+        deleted = delete(todo.filter(beyond(backwards, last, queryset.db, inclusive=True)))
         key = last
         yield deleted
 

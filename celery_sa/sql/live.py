@@ -23,10 +23,10 @@ def read_state(connection: Connection, tables: ResultTables) -> DatabaseState:
     for table in (*tables.by_key().values(), tables.chord):
         if inspector.has_table(table.name, schema=table.schema):
             state.tables[table.fullname] = _read_table(connection, inspector, vendor, table)
-    # The chord parts are celery_sa's own and only ever made whole: present is all there is.
-    part = tables.part
-    if inspector.has_table(part.name, schema=part.schema):
-        state.tables[part.fullname] = TableState(columns={})
+    # Present is all there is to know of these.
+    for whole in made_whole(tables).values():
+        if inspector.has_table(whole.name, schema=whole.schema):
+            state.tables[whole.fullname] = TableState(columns={})
     if not connection.dialect.supports_sequences:
         return state
     for table in tables.by_key().values():
@@ -37,6 +37,12 @@ def read_state(connection: Connection, tables: ResultTables) -> DatabaseState:
                 bigint=vendor.introspection.sequence_is_bigint(connection, sequence),
             )
     return state
+
+
+def made_whole(tables: ResultTables) -> dict[str, Table]:
+    """celery_sa's tables that are only ever made whole, by key: present or missing, never
+    upgraded column by column."""
+    return {"part": tables.part, "attempt": tables.attempt}
 
 
 def _read_table(

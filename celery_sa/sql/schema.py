@@ -42,6 +42,9 @@ DEFAULT_TABLE_NAMES = {"task": "celery_taskmeta", "group": "celery_tasksetmeta"}
 SEQUENCES = {"task": "task_id_sequence", "group": "taskset_id_sequence"}
 CHORD_TABLES = {"chord": "celery_sa_chord", "part": "celery_sa_chord_part"}
 """celery_sa's own tables for native chords (in the task table's schema)."""
+ATTEMPT_TABLE = "celery_sa_attempt"
+"""celery_sa's own table of a task's executions that ended in a retry (in the task table's
+schema)."""
 
 
 def _safe(generic: TypeEngine[Any], kind: str) -> TypeEngine[Any]:
@@ -67,6 +70,7 @@ class ResultTables:
     group: Table
     chord: Table
     part: Table
+    attempt: Table
     superseded: tuple[Superseded, ...] = ()
 
     def by_key(self) -> dict[str, Table]:
@@ -75,7 +79,7 @@ class ResultTables:
 
     def all(self) -> list[Table]:
         """Every table celery_sa manages, in creation order."""
-        return [self.task, self.group, self.chord, self.part]
+        return [self.task, self.group, self.chord, self.part, self.attempt]
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ def result_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]) -
         Column("date_done", DateTime, nullable=True),
     )
     chord, part = _chord_tables(metadata, schemas.get("task"))
+    attempt = _attempt_table(metadata, schemas.get("task"))
     # celery_sa 0.1 to 0.3 made (status, date_done), a prefix of the new one.
     superseded = Superseded(f"ix_{task.name}_status_date_done", ("status", "date_done"), by_status)
     return ResultTables(
@@ -144,6 +149,7 @@ def result_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]) -
         group=group,
         chord=chord,
         part=part,
+        attempt=attempt,
         superseded=(superseded,),
     )
 
@@ -205,6 +211,29 @@ def _chord_tables(metadata: MetaData, schema: str | None) -> tuple[Table, Table]
     )
     Index(f"ix_{part.name}_date_done", part.c.date_done)
     return chord, part
+
+
+def _attempt_table(metadata: MetaData, schema: str | None) -> Table:
+    # One row per execution of a task that ended in a retry: when it started and ended, and
+    # the exception (bounded by the writer). The execution that ended the task is the task's
+    # own row. Keyed by the task and the execution's number (request.retries: 0 for the
+    # first), so a redelivered retry is written once.
+    attempt = Table(
+        ATTEMPT_TABLE,
+        metadata,
+        Column("task_id", String(155), nullable=False),
+        Column("attempt", Integer, nullable=False),
+        Column("status", String(50), nullable=False),
+        Column("date_started", PRECISE_TIME, nullable=True),
+        Column("date_done", PRECISE_TIME, nullable=False),
+        Column("exception", String(155), nullable=True),
+        Column("message", LONG_TEXT, nullable=True),
+        Column("traceback", LONG_TEXT, nullable=True),
+        PrimaryKeyConstraint("task_id", "attempt", name=f"pk_{ATTEMPT_TABLE}"),
+        schema=schema,
+    )
+    Index(f"ix_{ATTEMPT_TABLE}_date_done", attempt.c.date_done)
+    return attempt
 
 
 def create_statements(

@@ -19,6 +19,7 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from celery_sa.sql import vendors
 from celery_sa.sql.ddl import AlterTable, RestartSequence, SequenceAfterIds
+from celery_sa.sql.live import made_whole
 from celery_sa.sql.schema import ResultTables, Superseded, id_sequence
 from celery_sa.sql.state import DatabaseState, SequenceState, TableState
 from celery_sa.sql.vendors import Vendor
@@ -71,9 +72,12 @@ def plan_upgrade(state: DatabaseState, tables: ResultTables) -> list[TablePlan]:
         )
         for key, table in planned.items()
     ]
-    # The chord parts are celery_sa's own and only ever made whole: present or missing.
-    part = tables.part
-    plans.append(TablePlan(table=part, key="part", exists=state.table(part) is not None))
+    # The chord parts and the attempts are celery_sa's own and only ever made whole:
+    # present or missing.
+    plans += [
+        TablePlan(table=table, key=key, exists=state.table(table) is not None)
+        for key, table in made_whole(tables).items()
+    ]
     return plans
 
 

@@ -40,7 +40,7 @@ from sqlalchemy.exc import OperationalError
 from celery_sa.backend import DatabaseBackend
 from celery_sa.backend.store import dispose_stores
 from celery_sa.conf import configured_tables
-from celery_sa.models import TaskResult
+from celery_sa.models import TaskAttempt, TaskResult
 from tests.support.chords import chord_request, chord_rows
 from tests.support.databases import RESULT_DBS, ResultDB, fresh_result_db
 from tests.support.rows import ago
@@ -302,11 +302,20 @@ def test_cleanup_deletes_expired_results_and_stale_chord_counters(setup: Setup) 
             connection.execute(
                 insert(tables.chord), {"group_id": "busy", "date_created": ago(minutes=1)}
             )
+            # An old retry of each: the one of the task that stays stays with it.
+            connection.execute(
+                insert(tables.attempt),
+                [
+                    {"task_id": task_id, "attempt": 0, "status": "RETRY", "date_done": ago(hours=2)}
+                    for task_id in ("old", "new")
+                ],
+            )
         app.backend.cleanup()
     finally:
         app.close()
     assert sorted(TaskResult.objects.values_list("task_id", flat=True)) == ["new"]
     assert chord_rows() == (1, 0)
+    assert list(TaskAttempt.objects.values_list("task_id", flat=True)) == ["new"]
 
 
 # --- both backends on one table -----------------------------------------------------

@@ -16,7 +16,7 @@ from django.urls import reverse
 from celery_sa.admin.display import format_runtime
 from celery_sa.backend.store import dispose_stores
 from celery_sa.lifecycle import SENT_HEADER
-from celery_sa.models import TaskResult
+from celery_sa.models import TaskAttempt, TaskResult
 from tests.support.databases import RESULT_DBS, fresh_result_db
 from tests.support.services import service_url
 from tests.support.workers import Worker, producer, running_worker
@@ -24,6 +24,16 @@ from tests.support.workers import Worker, producer, running_worker
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 TASKS = "tests.support.backend_tasks"
+# The timeline of a task that failed twice, then succeeded, in the order it is drawn.
+TIMELINE = (
+    "sent",
+    "execution 1",
+    "ConnectionError: attempt 0",
+    "execution 2",
+    "ConnectionError: attempt 1",
+    "execution 3",
+    'data-status="SUCCESS"',
+)
 DATABASES = [
     pytest.param(name, marks=pytest.mark.services(*filter(None, [RESULT_DBS[name][0]]), "redis"))
     for name in ("sqlite", "mysqlclient", "postgresql")
@@ -81,18 +91,40 @@ def assert_field(page: str, label: str, value: str) -> None:
     assert f'<div class="readonly">{value}</div>' in page[label_at : label_at + 300]
 
 
-def test_a_retried_task_keeps_its_first_sent_time_and_its_last_start(
-    worker_and_client: tuple[Worker, Celery],
+def test_a_task_that_retried_twice_keeps_each_attempt_and_shows_its_timeline(
+    worker_and_client: tuple[Worker, Celery], admin_client: Client
 ) -> None:
+    """Two executions failed with ConnectionError and were retried 0.2 s later; the third
+    succeeded: the row keeps the first send and the last start, the attempts the rest."""
     _, app = worker_and_client
     first = app.send_task(f"{TASKS}.flaky", (2,))
     assert first.get(timeout=30) == 2
     row = TaskResult.objects.get(task_id=first.id)
-    assert row.retries == 2
-    assert row.sent is not None and row.started is not None
-    # Two retries 0.2 s apart came before the last start.
-    assert row.started - row.sent >= timedelta(seconds=0.4)
-    assert row.queue_wait is None  # a retried task's wait is its attempts'
+    assert (row.status, row.retries) == ("SUCCESS", 2)
+    assert row.sent is not None and row.started is not None and row.date_done is not None
+    assert row.started - row.sent >= timedelta(seconds=0.4)  # two retries 0.2 s apart
+    assert row.queue_wait is None  # a retried task's waits are its attempts'
+    attempts = list(TaskAttempt.objects.filter(task_id=first.id).order_by("attempt"))
+    assert [(a.attempt, a.status, a.exception, a.message) for a in attempts] == [
+        (0, "RETRY", "ConnectionError", "attempt 0"),
+        (1, "RETRY", "ConnectionError", "attempt 1"),
+    ]
+    moments = [row.sent]
+    for attempt in attempts:
+        assert attempt.date_started is not None
+        assert f"ConnectionError('attempt {attempt.attempt}')" in (attempt.traceback or "")
+        moments += [attempt.date_started, attempt.date_done]
+    moments += [row.started, row.date_done]
+    assert moments == sorted(moments)  # sent, started, retried, started, retried, started, done
+    # Each retry ran 0.2 s after the execution before it asked for it.
+    assert attempts[1].date_started - attempts[0].date_started >= timedelta(seconds=0.2)
+    page = admin_client.get(reverse("admin:celery_sa_taskresult_change", args=[row.pk]))
+    html = page.content.decode()
+    steps = html[html.index('<ol class="celery-sa-timeline">') :]
+    steps = steps[: steps.index("</ol>")]
+    assert steps.count("<li ") == 4
+    order = [steps.index(text) for text in TIMELINE]
+    assert order == sorted(order)
 
 
 def test_messages_without_celery_sa_leave_the_columns_empty(

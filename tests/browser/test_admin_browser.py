@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import django
@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
 
-from celery_sa.models import GroupResult
+from celery_sa.models import GroupResult, TaskAttempt
 from tests.support.databases import ResultDB
 from tests.support.rows import insert_rows, row
 
@@ -75,7 +75,7 @@ def test_a_person_logs_in_filters_searches_and_opens_a_task(
     expect(page.locator("pre.celery-sa-traceback")).to_contain_text(
         "ZeroDivisionError: division by zero"
     )
-    expect(page.locator(".celery-sa-status")).to_have_text("FAILURE")
+    expect(page.locator(".field-status_badge .celery-sa-status")).to_have_text("FAILURE")
     screenshot(page, "admin-4-task-page")
 
 
@@ -87,6 +87,16 @@ def group(rows: None) -> int:
         row(MEMBER_ID, name="app.tasks.gamma", result=b'"done"'),
         row("task-timed", name="app.tasks.delta", date_started=datetime(2026, 1, 2, 3, 4, 1)),
         row("task-running", status="STARTED", name="app.tasks.delta", date_done=None),
+    )
+    # The failed task's first execution ended in a retry: its page draws a timeline.
+    TaskAttempt.objects.create(
+        task_id="task-failed",
+        attempt=0,
+        status="RETRY",
+        date_started=datetime(2026, 1, 2, 3, 0, 0, tzinfo=UTC),
+        date_done=datetime(2026, 1, 2, 3, 0, 1, tzinfo=UTC),
+        exception="ConnectionError",
+        message="refused",
     )
     members = f'["{GROUP_ID}", [["{MEMBER_ID}", null], null]]'.encode()
     saved = GroupResult.objects.create(
@@ -159,6 +169,10 @@ def test_the_admins_pages_need_nothing_a_strict_content_security_policy_blocks(
         if name == "csp-task-page":
             page.locator("#result_list").get_by_role("link", name="task-failed").click()
             expect(page.locator("pre.celery-sa-traceback")).to_contain_text("ZeroDivisionError")
+            timeline = page.locator(".celery-sa-timeline")
+            expect(timeline).to_contain_text("execution 1")
+            expect(timeline).to_contain_text("ConnectionError: refused")
+            expect(page.locator(".celery-sa-step-exception")).to_have_css("white-space", "pre-wrap")
         if name == "csp-overview":
             expect(page.locator("#celery-sa-slowest")).to_contain_text("app.tasks.delta")
             expect(page.locator("#celery-sa-unfinished")).to_contain_text("STARTED")

@@ -124,6 +124,105 @@ def test_counters_of_chords_that_never_finished_go_with_the_groups(aged_rows: Re
     engine.dispose()
 
 
+def insert_attempts(*attempts: tuple[str, int, datetime]) -> None:
+    """Attempts as celery_sa's backend writes them for a retry: (task id, number, done)."""
+    insert_into(
+        configured_tables().attempt,
+        tuple(
+            {"task_id": task_id, "attempt": n, "status": "RETRY", "date_done": done}
+            for task_id, n, done in attempts
+        ),
+    )
+
+
+def remaining_attempts() -> list[tuple[str, int]]:
+    attempt = configured_tables().attempt
+    engine = create_engine(result_database().url, poolclass=NullPool)
+    with engine.connect() as connection:
+        rows = connection.execute(select(attempt.c.task_id, attempt.c.attempt)).all()
+    engine.dispose()
+    return sorted((task_id, n) for task_id, n in rows)
+
+
+@pytest.fixture
+def retried_rows(aged_rows: ResultDB) -> ResultDB:
+    """Attempts of two old tasks, of a new task (one of them old), of a task without a
+    date_done, and two of tasks whose rows are gone (an old and a new one)."""
+    insert_attempts(
+        ("old-failed-0", 0, ago(days=10, minutes=2)),
+        ("old-failed-0", 1, ago(days=10, minutes=1)),
+        ("old-ok-1", 0, ago(days=10, minutes=5)),
+        ("new-0", 0, ago(days=8)),
+        ("new-0", 1, ago(hours=2)),
+        ("undated-1", 0, ago(days=9)),
+        ("forgotten", 0, ago(days=9)),
+        ("forgotten-lately", 0, ago(hours=3)),
+    )
+    return aged_rows
+
+
+KEPT_ATTEMPTS = [("forgotten-lately", 0), ("new-0", 0), ("new-0", 1), ("undated-1", 0)]
+
+
+def test_the_attempts_of_purged_tasks_go_with_them_and_those_of_kept_tasks_stay(
+    retried_rows: ResultDB,
+) -> None:
+    assert purge("--older-than", "7d", "--dry-run").splitlines()[0] == (
+        "Would delete 10 task results and 4 task attempts and 2 group results older than 7 days."
+    )
+    assert len(remaining_attempts()) == 8
+    output = purge("--older-than", "7d", "--batch-size", "3", "--jobs", "2")
+    assert output.splitlines()[0] == (
+        "Deleted 10 task results and 4 task attempts and 2 group results older than 7 days."
+    )
+    # Kept: those of tasks kept (even one older than the cutoff), one of a task gone lately.
+    assert remaining_attempts() == KEPT_ATTEMPTS
+    assert purge("--older-than", "7d").splitlines()[0] == (
+        "Deleted 0 task results and 0 group results older than 7 days."
+    )
+
+
+def test_a_selection_takes_the_attempts_of_its_tasks_only(retried_rows: ResultDB) -> None:
+    assert purge("--older-than", "7d", "--status", "FAILURE", "--batch-size", "2").splitlines() == [
+        "Deleted 3 task results and 2 task attempts (status FAILURE) older than 7 days."
+    ]
+    # Without the groups, the attempt of a task gone otherwise stays too.
+    assert remaining_attempts() == sorted([*KEPT_ATTEMPTS, ("old-ok-1", 0), ("forgotten", 0)])
+    assert purge("--older-than", "7d", "--undated", "--no-groups").splitlines() == [
+        "Deleted 7 task results and 2 task attempts older than 7 days.",
+        "Deleted 2 task results without a date_done.",
+    ]
+    assert remaining_attempts() == [
+        ("forgotten", 0),
+        ("forgotten-lately", 0),
+        ("new-0", 0),
+        ("new-0", 1),
+    ]
+
+
+def test_the_purge_task_counts_the_attempts(retried_rows: ResultDB) -> None:
+    dry = purge_results.apply(kwargs={"older_than": "7d", "dry_run": True}).get()
+    assert (dry["tasks"], dry["attempts"]) == (10, 4)
+    done = purge_results.apply(kwargs={"older_than": "7d", "undated": True}).get()
+    assert (done["tasks"], done["attempts"]) == (12, 5)
+    assert remaining_attempts() == [("forgotten-lately", 0), ("new-0", 0), ("new-0", 1)]
+
+
+def test_tables_without_the_attempt_table_are_purged_as_before(aged_rows: ResultDB) -> None:
+    engine = create_engine(result_database().url, poolclass=NullPool)
+    with engine.begin() as connection:
+        configured_tables().attempt.drop(connection)
+    engine.dispose()
+    assert purge("--older-than", "7d", "--dry-run", "--undated").splitlines()[0] == (
+        "Would delete 10 task results and 2 group results older than 7 days."
+    )
+    assert purge("--older-than", "7d", "--batch-size", "3", "--undated").splitlines() == [
+        "Deleted 10 task results and 2 group results older than 7 days.",
+        "Deleted 2 task results without a date_done.",
+    ]
+    assert remaining() == {"new-0", "new-1", "new-2", "new-3"}
+
+
 def test_parallel_streams_delete_the_same_rows_in_bounded_batches(aged_rows: ResultDB) -> None:
     lines = purge("--older-than", "7d", "--batch-size", "2", "--jobs", "3", "-v", "2").splitlines()
     batches = [int(line.split()[3]) for line in lines if line.startswith("Batch ")]

@@ -157,7 +157,13 @@ def test_force_color_colours_a_line_and_escapes_the_name_in_it(
     output = output_of(via, env, "celery_sa_tables", "--force-color", "create")
     assert output == "".join(
         f"{GREEN}Created table {name}.\n{RESET}"
-        for name in (ESCAPED_TABLE, "celery_tasksetmeta", "celery_sa_chord", "celery_sa_chord_part")
+        for name in (
+            ESCAPED_TABLE,
+            "celery_tasksetmeta",
+            "celery_sa_chord",
+            "celery_sa_chord_part",
+            "celery_sa_attempt",
+        )
     )
 
 

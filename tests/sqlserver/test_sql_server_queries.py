@@ -36,7 +36,7 @@ RESULT_BACKEND = (
     "db+mssql+pyodbc://celery:secret@sql.example.com:1433/results"
     "?driver=ODBC+Driver+18+for+SQL+Server"
 )
-TABLES = ("[celery_taskmeta].", "[celery_tasksetmeta].")
+TABLES = ("[celery_taskmeta].", "[celery_tasksetmeta].", "[celery_sa_attempt].")
 LIST_COLUMNS = (
     "[id], [task_id], [status], [date_done], [name], [worker], [retries], [queue], [date_started], "
     "[date_sent]"
@@ -44,6 +44,8 @@ LIST_COLUMNS = (
 LIST_ORDER = "ORDER BY [date_done] DESC, [id] DESC"
 IDS = list(range(1001, 1051))
 IN_IDS = f"[id] IN ({', '.join(['%s'] * len(IDS))})"
+ATTEMPT_PROBE = "([attempt] = %s AND [task_id] = %s)"
+"""The purge's look for the attempt table: a primary-key lookup that finds nothing."""
 # The purge's clock, and its cutoff seven days before.
 NOW = datetime(2026, 1, 9, 12, 0, tzinfo=UTC)
 CUTOFF = datetime(2026, 1, 2, 12, 0)
@@ -414,31 +416,44 @@ def test_an_age_purge_deletes_ranges_of_ids_a_transaction_each(server: SQLServer
     options = purge.PurgeOptions.parse("7d", groups=False, batch_size=1000, jobs=1)
     result, sent = server.run(
         lambda: purge.purge(options, now=NOW),
+        [],  # the attempt table is there
         [(2500,)],  # the highest expired id
         [(1,)],  # the lowest id
+        [("t-1",), ("t-2",)],  # the batch's task ids
+        3,  # their attempts
         1000,
         [(1001,)],
+        [],
         990,
         [(2001,)],
+        [],
         480,
         [(None,)],
         [(7,)],  # rows without a date_done, left alone
     )
-    delete = (
-        "SET NOCOUNT OFF; DELETE FROM [celery_taskmeta] "
-        "WHERE ([date_done] < %s AND [id] >= %s AND [id] <= %s)"
-    )
+    batch = "[date_done] < %s AND [id] >= %s AND [id] <= %s"
+    task_ids = f"SELECT [task_id] AS [task_id] FROM [celery_taskmeta] WHERE ({batch})"
+    delete = f"SET NOCOUNT OFF; DELETE FROM [celery_taskmeta] WHERE ({batch})"
     after = "SELECT MIN([id]) AS [lowest] FROM [celery_taskmeta] WHERE [id] > %s"
     cutoff = as_sent(CUTOFF)
     assert sent == [
+        (f"SELECT TOP 1 %s AS [a] FROM [celery_sa_attempt] WHERE {ATTEMPT_PROBE}", (1, -1, "")),
+        "COMMIT",
         ("SELECT MAX([id]) AS [highest] FROM [celery_taskmeta] WHERE [date_done] < %s", (cutoff,)),
         ("SELECT MIN([id]) AS [lowest] FROM [celery_taskmeta]", ()),
+        (task_ids, (cutoff, 1, 1000)),
+        (
+            "SET NOCOUNT OFF; DELETE FROM [celery_sa_attempt] WHERE [task_id] IN (%s, %s)",
+            ("t-1", "t-2"),
+        ),
         (delete, (cutoff, 1, 1000)),
         "COMMIT",
         (after, (1000,)),
+        (task_ids, (cutoff, 1001, 2000)),
         (delete, (cutoff, 1001, 2000)),
         "COMMIT",
         (after, (2000,)),
+        (task_ids, (cutoff, 2001, 2500)),
         (delete, (cutoff, 2001, 2500)),
         "COMMIT",
         (after, (2500,)),
@@ -447,7 +462,7 @@ def test_an_age_purge_deletes_ranges_of_ids_a_transaction_each(server: SQLServer
             (),
         ),
     ]
-    assert (result.tasks, result.batches, result.undated_kept) == (2470, 3, 7)
+    assert (result.tasks, result.attempts, result.batches, result.undated_kept) == (2470, 3, 3, 7)
 
 
 def test_a_status_purge_deletes_ranges_of_its_index_a_transaction_each(
@@ -457,10 +472,14 @@ def test_a_status_purge_deletes_ranges_of_its_index_a_transaction_each(
     first, last = datetime(2025, 12, 1, 8, 0), datetime(2025, 12, 2, 8, 0)
     result, sent = server.run(
         lambda: purge.purge(options, now=NOW),
+        [],  # the attempt table is there
         [(first, 150)],  # the 100th row along (status, date_done)
+        [],  # the batch's task ids: none has attempts
         100,
         [],  # fewer than 100 rows after it
         [(last, 170)],  # the last of them
+        [("t-1",)],
+        1,
         20,
         [],
         [],  # none left
@@ -479,19 +498,24 @@ def test_a_status_purge_deletes_ranges_of_its_index_a_transaction_each(
     cutoff, at_first, at_last = as_sent(CUTOFF), as_sent(first), as_sent(last)
     past_first = (cutoff, "FAILURE", at_first, at_first, at_first, 150)
     past_last = (cutoff, "FAILURE", at_last, at_last, at_last, 170)
+    first_batch = (cutoff, "FAILURE", at_first, at_first, at_first, 150, at_first, 150)
+    last_batch = (*past_first, at_last, at_last, at_last, 170, at_last, 170)
+    task_ids = "SELECT [task_id] AS [task_id] FROM [celery_taskmeta]"
     assert sent == [
+        (f"SELECT TOP 1 %s AS [a] FROM [celery_sa_attempt] WHERE {ATTEMPT_PROBE}", (1, -1, "")),
+        "COMMIT",
         (f"SELECT {keys} WHERE ({expired}) {ahead}", (cutoff, "FAILURE")),
-        (
-            f"{delete} WHERE ({expired} AND {up_to})",
-            (cutoff, "FAILURE", at_first, at_first, at_first, 150, at_first, 150),
-        ),
+        (f"{task_ids} WHERE ({expired} AND {up_to})", first_batch),
+        (f"{delete} WHERE ({expired} AND {up_to})", first_batch),
         "COMMIT",
         (f"SELECT {keys} WHERE ({expired} AND {after}) {ahead}", past_first),
         (f"SELECT TOP 1 {keys} WHERE ({expired} AND {after}) {backwards}", past_first),
+        (f"{task_ids} WHERE ({expired} AND {after} AND {up_to})", last_batch),
         (
-            f"{delete} WHERE ({expired} AND {after} AND {up_to})",
-            (*past_first, at_last, at_last, at_last, 170, at_last, 170),
+            "SET NOCOUNT OFF; DELETE FROM [celery_sa_attempt] WHERE [task_id] IN (%s)",
+            ("t-1",),
         ),
+        (f"{delete} WHERE ({expired} AND {after} AND {up_to})", last_batch),
         "COMMIT",
         (f"SELECT {keys} WHERE ({expired} AND {after}) {ahead}", past_last),
         (f"SELECT TOP 1 {keys} WHERE ({expired} AND {after}) {backwards}", past_last),
@@ -501,7 +525,7 @@ def test_a_status_purge_deletes_ranges_of_its_index_a_transaction_each(
             ("FAILURE",),
         ),
     ]
-    assert (result.tasks, result.batches) == (120, 2)
+    assert (result.tasks, result.attempts, result.batches) == (120, 1, 2)
 
 
 def test_a_key_read_from_a_datetime_column_is_compared_as_datetime(
@@ -514,7 +538,7 @@ def test_a_key_read_from_a_datetime_column_is_compared_as_datetime(
     deleted, sent = server.run(
         lambda: next(iter(purge.delete_in_batches(stream, 100))), [], [(stored, 170)], 20
     )
-    assert deleted == 20
+    assert deleted == (20, 0)  # rows, and attempts (none: a stream without them)
     _ahead, _last, delete, _commit = sent
     assert isinstance(delete, tuple)
     keys = [delete[1][i] for i in (2, 3, 4, 6)]
@@ -523,19 +547,36 @@ def test_a_key_read_from_a_datetime_column_is_compared_as_datetime(
 
 def test_a_dry_run_counts_each_stream(server: SQLServerStandIn) -> None:
     options = purge.PurgeOptions.parse("7d", statuses="FAILURE,RETRY", undated=True)
-    result, sent = server.run(lambda: purge.count(options, now=NOW), [(3,)], [(4,)], [(5,)])
+    result, sent = server.run(
+        lambda: purge.count(options, now=NOW),
+        [],  # the attempt table is there
+        [(3,)],
+        [(2,)],  # attempts of those 3 tasks
+        [(4,)],
+        [(0,)],
+        [(5,)],
+        [(1,)],
+    )
     count = "SELECT COUNT_BIG(*) AS [__count] FROM [celery_taskmeta] WHERE ({})"
+    attempts = (
+        "SELECT COUNT_BIG(*) AS [__count] FROM [celery_sa_attempt] WHERE [task_id] IN "
+        "(SELECT [U0].[task_id] AS [task_id] FROM [celery_taskmeta] [U0] WHERE ({}))"
+    )
     expired = "[date_done] < %s AND [status] IN (%s, %s) AND [status] = %s"
+    undated = "[date_done] IS NULL AND [status] IN (%s, %s)"
     cutoff = as_sent(CUTOFF)
+    failure, retry = (cutoff, "FAILURE", "RETRY", "FAILURE"), (cutoff, "FAILURE", "RETRY", "RETRY")
     assert sent == [
-        (count.format(expired), (cutoff, "FAILURE", "RETRY", "FAILURE")),
-        (count.format(expired), (cutoff, "FAILURE", "RETRY", "RETRY")),
-        (
-            count.format("[date_done] IS NULL AND [status] IN (%s, %s)"),
-            ("FAILURE", "RETRY"),
-        ),
+        (f"SELECT TOP 1 %s AS [a] FROM [celery_sa_attempt] WHERE {ATTEMPT_PROBE}", (1, -1, "")),
+        "COMMIT",
+        (count.format(expired), failure),
+        (attempts.format(expired.replace("[", "[U0].[")), failure),
+        (count.format(expired), retry),
+        (attempts.format(expired.replace("[", "[U0].[")), retry),
+        (count.format(undated), ("FAILURE", "RETRY")),
+        (attempts.format(undated.replace("[", "[U0].[")), ("FAILURE", "RETRY")),
     ]
-    assert (result.tasks, result.undated) == (12, 5)
+    assert (result.tasks, result.undated, result.attempts) == (12, 5, 3)
 
 
 def test_an_undated_purge_deletes_ranges_of_ids(server: SQLServerStandIn) -> None:
@@ -560,7 +601,7 @@ def test_an_undated_purge_deletes_ranges_of_ids(server: SQLServerStandIn) -> Non
         (undated.format("", after, ahead), (340, 340)),
         (undated.format("TOP 1 ", after, "DESC"), (340, 340)),
     ]
-    assert deleted == [100, 40]
+    assert deleted == [(100, 0), (40, 0)]
 
 
 # -- the overview ---------------------------------------------------------------------

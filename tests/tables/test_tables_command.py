@@ -21,7 +21,13 @@ def run(*args: str) -> str:
 
 def test_create_is_idempotent(result_db: ResultDB) -> None:
     drop_result_tables()
-    names = ["celery_taskmeta", "celery_tasksetmeta", "celery_sa_chord", "celery_sa_chord_part"]
+    names = [
+        "celery_taskmeta",
+        "celery_tasksetmeta",
+        "celery_sa_chord",
+        "celery_sa_chord_part",
+        "celery_sa_attempt",
+    ]
     assert run("create").splitlines() == [f"Created table {name}." for name in names]
     assert run("create").splitlines() == [
         *(f"Table {name} already exists." for name in names),
@@ -35,7 +41,10 @@ def test_create_dry_run_prints_sql_and_creates_nothing(embedded_result_db: Resul
     drop_result_tables()
     output = run("create", "--dry-run")
     assert "CREATE TABLE celery_taskmeta (" in output
-    assert output.splitlines()[-1] == "Would create table celery_sa_chord_part."
+    assert output.splitlines()[-2:] == [
+        "Would create table celery_sa_chord_part.",
+        "Would create table celery_sa_attempt.",
+    ]
     assert "celery_taskmeta" not in connections["celery_sa"].introspection.table_names()
 
 

@@ -55,7 +55,8 @@ def as_created(dialect: str) -> DatabaseState:
         state.tables[table.fullname] = TableState(columns=columns, indexes=tuple(indexes))
         if key in SEQUENCES and state.dialect.supports_sequences:
             state.sequences[(None, SEQUENCES[key])] = SequenceState()
-    state.tables[TABLES.part.fullname] = TableState(columns={})
+    for made_whole in (TABLES.part, TABLES.attempt):
+        state.tables[made_whole.fullname] = TableState(columns={})
     return state
 
 
@@ -189,10 +190,10 @@ def test_sql_server_sequences_of_sqlalchemy_2_are_restarted_after_the_ids() -> N
     assert "N'ALTER SEQUENCE taskset_id_sequence RESTART WITH '" in statement
 
 
-def test_celery_does_not_make_the_chord_tables() -> None:
+def test_celery_does_not_make_the_chord_and_attempt_tables() -> None:
     for dialect in ("mariadb", "postgresql", "sqlite", "mssql"):
         planned = from_celery(dialect, "5.7")
-        for key in ("chord", "part"):
+        for key in ("chord", "part", "attempt"):
             assert not planned[key].exists
             assert (planned[key].problems, planned[key].statements) == ([], [])
 
@@ -205,6 +206,22 @@ def test_tables_are_named_as_configured() -> None:
         "CREATE INDEX CONCURRENTLY ix_results_name_date_done ON celery.results (name, date_done)"
     )
     assert sql(planned["group"], "postgresql") == ["ALTER TABLE groups ALTER COLUMN id TYPE BIGINT"]
+
+
+def test_the_attempt_table_is_only_present_or_missing() -> None:
+    state = as_created("postgresql")
+    assert plans(state)["attempt"].exists
+    del state.tables[TABLES.attempt.fullname]
+    attempt = plans(state)["attempt"]
+    assert not attempt.exists
+    assert (attempt.problems, attempt.statements, attempt.error) == ([], [], None)
+    assert [plan.key for plan in plan_upgrade(state, TABLES)] == [
+        "task",
+        "group",
+        "chord",
+        "part",
+        "attempt",
+    ]
 
 
 # --- from live tables ---------------------------------------------------------------------

@@ -272,8 +272,14 @@ def summary(options: PurgeOptions, result: PurgeResult, *, dry_run: bool) -> str
 
 
 def deleted(options: PurgeOptions, result: PurgeResult) -> list[str]:
-    """The kinds of rows deleted, counted: task results, group results, chord counters."""
+    """The kinds of rows deleted, counted: task results, their attempts, group results,
+    chord counters."""
     what = [tasks(result.tasks - result.undated)]
+    if result.attempts:
+        what.append(
+            ngettext("%(n)s task attempt", "%(n)s task attempts", result.attempts)
+            % {"n": f"{result.attempts:,}"}
+        )
     if options.groups:
         what.append(
             ngettext("%(n)s group result", "%(n)s group results", result.groups)
