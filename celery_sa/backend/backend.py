@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from datetime import timedelta
 from functools import cached_property
-from math import inf
 from types import SimpleNamespace
 from typing import Any
 
 from celery import states
 from celery.backends.database import DatabaseBackend as CeleryDatabaseBackend
-from celery.exceptions import BackendStoreError, ImproperlyConfigured, Reject
+from celery.exceptions import BackendStoreError, Reject
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.utils.log import get_logger
-from celery.utils.time import get_exponential_backoff_interval
 from kombu.utils.encoding import bytes_to_str
-from sqlalchemy.exc import DatabaseError, InterfaceError, InvalidRequestError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.exc import StaleDataError
 
 from celery_sa import lifecycle
 from celery_sa.backend import attempts, chords, requeue, sweep
+from celery_sa.backend.retries import RETRYABLE, TimeBoundRetries, seconds
 from celery_sa.backend.store import ResultStore, StoreConfig, result_store
 from celery_sa.sql.attempts import expired_attempts
 
@@ -32,20 +28,9 @@ lifecycle.connect()
 
 # Ids per ``IN (…)`` of a bulk read: well below every database's parameter limit.
 CHUNK = 900
-# How long an operation the database fails is retried (Celery's configuration key
-# ``sa_backend_retry_timeout``, Django's CELERY_SA_BACKEND_RETRY_TIMEOUT): long enough for a
-# managed database's failover (30 to 120 s), not a count of tries that a quick backoff
-# spends in two seconds. Celery's result_backend_max_retries still applies when it is set.
-DEFAULT_RETRY_TIMEOUT = 120.0
-# The longest wait between two tries when result_backend_max_sleep_between_retries_ms is
-# not set (Celery's default: 10 s): the backend stores again within a second of the
-# database answering.
-DEFAULT_MAX_SLEEP_MS = 1000
-# What a retry may cure (a restart, a failover, a dropped connection): Celery 5.7's list.
-RETRYABLE = (DatabaseError, InterfaceError, InvalidRequestError, StaleDataError)
 
 
-class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
+class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[misc]
     """Celery's database result backend, made fast and chord-native.
 
     Switch it on in Celery's configuration (a worker needs no Django)::
@@ -71,68 +56,12 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         conf = self.app.conf
-        # Retried unless the user says otherwise, on every Celery 5.5-5.7 (Celery's own
-        # database backend retries by default from 5.7 on).
-        if not conf.value_set_for("result_backend_always_retry"):
-            self.always_retry = True
-        if not conf.value_set_for("result_backend_max_sleep_between_retries_ms"):
-            self.max_sleep_between_retries_ms = DEFAULT_MAX_SLEEP_MS
-        self.retry_timeout = _seconds(
-            conf.get("sa_backend_retry_timeout", DEFAULT_RETRY_TIMEOUT), "sa_backend_retry_timeout"
-        )
-        # The tries :meth:`retrying` makes: the user's count, else as many as the time allows.
-        self.retry_limit: float = (
-            conf.result_backend_max_retries
-            if conf.value_set_for("result_backend_max_retries")
-            else inf
-        )
-        # Celery's own loops around these methods (get_task_meta in 5.7) retry no more.
-        self.max_retries = 0
+        self.configure_retries(conf)
         interval = conf.get("sa_chord_sweep_interval", sweep.DEFAULT_INTERVAL)
         # 0 turns the chord sweep off (celery_sa.backend.sweep).
         self.chord_sweep_interval = (
-            0.0 if interval == 0 else _seconds(interval, "sa_chord_sweep_interval")
+            0.0 if interval == 0 else seconds(interval, "sa_chord_sweep_interval")
         )
-
-    def exception_safe_to_retry(self, exc: BaseException) -> bool:
-        return isinstance(exc, RETRYABLE)
-
-    def retrying(self, function: Any, *args: Any, **kwargs: Any) -> Any:
-        """``function(*args, **kwargs)``, retried on what :meth:`exception_safe_to_retry`
-        accepts for up to :attr:`retry_timeout` seconds (and ``result_backend_max_retries``
-        tries, when set), backing off exponentially with full jitter up to
-        ``result_backend_max_sleep_between_retries_ms``; each wait is logged as a warning."""
-        name = getattr(function, "__name__", repr(function))
-        deadline = time.monotonic() + self.retry_timeout
-        retries = 0
-        while True:
-            try:
-                return function(*args, **kwargs)
-            except Exception as exc:
-                if not (self.always_retry and self.exception_safe_to_retry(exc)):
-                    raise
-                left = deadline - time.monotonic()
-                if retries >= self.retry_limit or left <= 0:
-                    raise
-                retries += 1
-                wait = min(self._backoff(retries), left)
-                logger.warning(
-                    "Failed operation %s. Retrying in %.2f s (retry %d, %.0f s left): %s",
-                    name,
-                    wait,
-                    retries,
-                    left,
-                    _one_line(exc),
-                    exc_info=retries == 1,  # the traceback once, not at every wait
-                )
-                time.sleep(wait)
-
-    def _backoff(self, retries: int) -> float:
-        """Seconds to wait before retry number ``retries``: Celery's full-jitter backoff."""
-        interval = get_exponential_backoff_interval(
-            self.base_sleep_between_retries_ms, retries, self.max_sleep_between_retries_ms, True
-        )
-        return float(interval) / 1000
 
     def store_result(
         self,
@@ -420,17 +349,3 @@ class DatabaseBackend(CeleryDatabaseBackend):  # type: ignore[misc]
             expired_attempts(
                 connection, self.store.tables, self.app.now() - self.expires, delete=True
             )
-
-
-def _seconds(value: Any, key: str) -> float:
-    """A configured duration in seconds (a number or a timedelta), positive."""
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise ImproperlyConfigured(f"{key} must be a positive number of seconds, not {value!r}")
-    return float(seconds)
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as one short line (a driver's message may run over several)."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:200]}"
