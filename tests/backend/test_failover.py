@@ -267,6 +267,7 @@ def test_a_chord_table_of_celery_sa_0_3_gains_its_new_columns_when_a_backend_fir
     assert chord_rows() == (0, 0)
 
 
+@pytest.mark.services("redis")
 @pytest.mark.parametrize("database", ["sqlite"])
 def test_a_workers_sweep_sends_a_chord_its_last_part_never_claimed(
     database: str, tmp_path: Path
