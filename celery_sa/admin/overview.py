@@ -210,6 +210,10 @@ class OverviewAdmin(ResultAdmin):
                 (entry, links.rows(window.since, window.until, name=entry.name))
                 for entry in overview.runtimes.by_name[:TOP_NAMES]
             ],
+            "queue_waits": [
+                (entry, links.rows(window.since, window.until, name=entry.name))
+                for entry in overview.queue_waits.by_name[:TOP_NAMES]
+            ],
         }
         return TemplateResponse(request, "admin/celery_sa/overview.html", context)
 

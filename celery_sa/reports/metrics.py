@@ -25,7 +25,7 @@ from celery_sa.reports.queries import (
     per_value,
     unfinished,
 )
-from celery_sa.reports.runtimes import runtimes
+from celery_sa.reports.runtimes import QUEUE_WAIT, Runtimes, runtimes
 
 QUANTILES = (0.5, 0.95)
 
@@ -71,7 +71,8 @@ class TaskResultsCollector(Collector):
         seconds = self.window.total_seconds()
         yield GaugeMetricFamily(
             "celery_sa_window_seconds",
-            "How far back celery_sa_task_results and celery_sa_task_runtime_seconds look.",
+            "How far back celery_sa_task_results, celery_sa_task_runtime_seconds and "
+            "celery_sa_task_queue_wait_seconds look.",
             value=seconds,
         )
         results = GaugeMetricFamily(
@@ -84,6 +85,7 @@ class TaskResultsCollector(Collector):
         yield results
         yield from self.unfinished(until)
         yield self.runtimes(since, until)
+        yield self.queue_waits(since, until)
 
     def unfinished(self, now: datetime) -> Iterator[Metric]:
         count = GaugeMetricFamily(
@@ -106,15 +108,29 @@ class TaskResultsCollector(Collector):
     def runtimes(self, since: datetime, until: datetime) -> Metric:
         summary = SummaryMetricFamily(
             "celery_sa_task_runtime_seconds",
-            "Seconds from start to done of the newest results in the window that record "
-            "their start (celery_sa's backend with task_track_started), by task name.",
+            "Seconds from the last start to done of the newest results in the window that "
+            "record their start (celery_sa's backend), by task name.",
             labels=["name"],
         )
-        for entry in runtimes(done_between(since, until)).by_name:
-            name = entry.name or ""
-            for share in QUANTILES:
-                summary.add_sample(
-                    summary.name, {"name": name, "quantile": str(share)}, entry.quantile(share)
-                )
-            summary.add_metric([name], entry.count, entry.total)
-        return summary
+        return by_name(summary, runtimes(done_between(since, until)))
+
+    def queue_waits(self, since: datetime, until: datetime) -> Metric:
+        summary = SummaryMetricFamily(
+            "celery_sa_task_queue_wait_seconds",
+            "Seconds from the first send to the start of the newest results in the window "
+            "that record both and ran once (celery_sa's backend), by task name.",
+            labels=["name"],
+        )
+        return by_name(summary, runtimes(done_between(since, until), span=QUEUE_WAIT))
+
+
+def by_name(summary: SummaryMetricFamily, durations: Runtimes) -> SummaryMetricFamily:
+    """``summary`` with each name's quantiles, count and sum of ``durations``."""
+    for entry in durations.by_name:
+        name = entry.name or ""
+        for share in QUANTILES:
+            summary.add_sample(
+                summary.name, {"name": name, "quantile": str(share)}, entry.quantile(share)
+            )
+        summary.add_metric([name], entry.count, entry.total)
+    return summary

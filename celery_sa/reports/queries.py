@@ -27,7 +27,7 @@ from django.db.models.functions import Right
 
 from celery_sa.db import adapters
 from celery_sa.models import TaskResult
-from celery_sa.reports.runtimes import Runtimes, runtimes
+from celery_sa.reports.runtimes import QUEUE_WAIT, Runtimes, runtimes
 from celery_sa.reports.window import Bucket, Window
 
 UNFINISHED = (states.PENDING, states.RECEIVED, states.STARTED, states.RETRY)
@@ -338,6 +338,7 @@ class WindowOverview:
     failing: list[NameFailures]
     unfinished: list[Unfinished]
     runtimes: Runtimes
+    queue_waits: Runtimes
 
     @property
     def by_status(self) -> dict[str | None, int]:
@@ -378,4 +379,5 @@ def collect_overview(window: Window) -> WindowOverview:
             failing=failing_names(window.since, window.until, limit=TOP_NAMES),
             unfinished=unfinished(),
             runtimes=runtimes(done_between(window.since, window.until)),
+            queue_waits=runtimes(done_between(window.since, window.until), span=QUEUE_WAIT),
         )

@@ -1,6 +1,7 @@
-"""Runtimes by task name, from the start times celery_sa's backend records
-(``task_track_started``) to ``date_done``: the overview's slowest names and the metrics'
-runtime summary."""
+"""Durations by task name from the times celery_sa's backend records: runtimes (the last
+execution's start to ``date_done``) and queue waits (the first send to the start, for tasks
+that ran once): the overview's slowest and longest-waiting names and the metrics'
+summaries."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from celery import states
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, QuerySet
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q, QuerySet
 from django.db.models.functions import Cast
 
 from celery_sa.models import TaskResult, has_column
@@ -51,18 +52,37 @@ class Runtimes:
     by_name: list[Runtime] = field(default_factory=list)
 
 
-def runtimes(window: QuerySet[TaskResult], sample: int = RUNTIME_SAMPLE) -> Runtimes:
-    """Runtimes of the newest ``sample`` results of ``window`` (a date range) that record a
-    start (a walk down the ``date_done`` index, bounded whatever the window holds), slowest
-    p95 first."""
-    if not has_column(window.db, "date_started"):
+@dataclass(frozen=True)
+class Span:
+    """What a duration is measured between: two columns of the task row."""
+
+    start: str
+    end: str
+    ran_once: bool = False
+    """Only tasks that were not retried (a retried task's last start is not its first)."""
+
+
+RUNTIME = Span("date_started", "date_done")
+QUEUE_WAIT = Span("date_sent", "date_started", ran_once=True)
+
+
+def runtimes(
+    window: QuerySet[TaskResult], sample: int = RUNTIME_SAMPLE, span: Span = RUNTIME
+) -> Runtimes:
+    """Durations (``span``: runtimes unless said) of the newest ``sample`` results of
+    ``window`` (a date range) that record both ends (a walk down the ``date_done`` index,
+    bounded whatever the window holds), longest p95 first."""
+    own = [name for name in (span.start, span.end) if name != "date_done"]
+    if not all(has_column(window.db, name) for name in own):
         return Runtimes(recorded=False)
     # Subtracted in SQL: both columns hold wall time of the same zone, and converting
     # 20,000 datetimes in Python would cost more than the query.
     took = ExpressionWrapper(
-        Cast("date_done", DateTimeField()) - Cast("date_started", DateTimeField()),
+        Cast(span.end, DateTimeField()) - Cast(span.start, DateTimeField()),
         output_field=DurationField(),
     )
+    if span.ran_once:
+        window = window.filter(Q(retries=0) | Q(retries__isnull=True))
     rows = list(
         window.order_by("-date_done")
         .annotate(took=took)

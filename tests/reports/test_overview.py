@@ -17,6 +17,7 @@ from django.test import Client, override_settings
 from django.utils import translation
 from prometheus_client.parser import text_string_to_metric_families
 
+from celery_sa.models import TaskResult
 from celery_sa.reports.window import last
 from tests.support.databases import ResultDB, drop_result_tables, result_db_param
 from tests.support.rows import ago, insert_rows, row, wait_for_results
@@ -107,6 +108,20 @@ def look_at_the_overview(client: Client, added: list[str], failed: list[str]) ->
         "project.tasks.divide": 2,
     }
     assert all(0 <= seconds < 60 for r in overview.runtimes.by_name for seconds in r.seconds)
+    # Queue waits, as the rows give them (sent to started), by name.
+    by_hand = {
+        name: sorted(
+            row.queue_wait
+            for row in TaskResult.objects.filter(task_id__in=ids)
+            if row.queue_wait is not None
+        )
+        for name, ids in (("project.tasks.add", added), ("project.tasks.divide", failed))
+    }
+    waits = {r.name: sorted(r.seconds) for r in overview.queue_waits.by_name}
+    assert waits.keys() == by_hand.keys()
+    for name, seconds in by_hand.items():
+        assert waits[name] == pytest.approx(seconds, abs=0.002)  # SQLite: milliseconds
+    assert 'id="celery-sa-queue-waits"' in page
 
     # Every bar segment leads to exactly its rows; so does a failing name.
     segments = bars(page)
@@ -125,6 +140,15 @@ def look_at_the_overview(client: Client, added: list[str], failed: list[str]) ->
     assert samples[("celery_sa_task_runtime_seconds_count", (("name", "project.tasks.add"),))] == 3
     p95 = ("celery_sa_task_runtime_seconds", (("name", "project.tasks.add"), ("quantile", "0.95")))
     assert 0 <= samples[p95] < 60
+    wait = (
+        "celery_sa_task_queue_wait_seconds",
+        (("name", "project.tasks.add"), ("quantile", "0.95")),
+    )
+    assert samples[wait] == pytest.approx(by_hand["project.tasks.add"][-1], abs=0.002)
+    assert (
+        samples[("celery_sa_task_queue_wait_seconds_count", (("name", "project.tasks.divide"),))]
+        == 2
+    )
     assert samples[("celery_sa_window_seconds", ())] == 3600
 
 
