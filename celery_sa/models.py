@@ -152,6 +152,7 @@ class TaskAttempt(models.Model):
     pk = models.CompositePrimaryKey("task_id", "attempt")
     task_id = models.CharField(_("task id"), max_length=155)
     attempt = models.IntegerField(_("attempt"))
+    name = models.CharField(_("task name"), max_length=155, null=True)
     status = models.CharField(_("status"), max_length=50)
     date_started = NaiveZonedDateTimeField(_("date started"), null=True, zone=_celery_zone)
     date_done = NaiveZonedDateTimeField(_("date done"), zone=_celery_zone)

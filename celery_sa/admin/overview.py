@@ -214,6 +214,10 @@ class OverviewAdmin(ResultAdmin):
                 (entry, links.rows(window.since, window.until, name=entry.name))
                 for entry in overview.queue_waits.by_name[:TOP_NAMES]
             ],
+            "retried": [
+                (entry, links.rows(window.since, window.until, name=entry.name))
+                for entry in overview.retried or []
+            ],
         }
         return TemplateResponse(request, "admin/celery_sa/overview.html", context)
 

@@ -27,6 +27,7 @@ def ended(
     return {
         "task_id": task_id,
         "attempt": number if isinstance(number, int) and not isinstance(number, bool) else 0,
+        "name": name[:155] if isinstance(name := getattr(request, "task", None), str) else None,
         "status": state,
         "date_started": lifecycle.start_time(request),
         "date_done": app.now(),

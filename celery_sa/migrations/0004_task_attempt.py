@@ -25,6 +25,7 @@ class Migration(migrations.Migration):
                 ),
                 ("task_id", models.CharField(max_length=155, verbose_name="task id")),
                 ("attempt", models.IntegerField(verbose_name="attempt")),
+                ("name", models.CharField(max_length=155, null=True, verbose_name="task name")),
                 ("status", models.CharField(max_length=50, verbose_name="status")),
                 ("date_started", models.DateTimeField(null=True, verbose_name="date started")),
                 ("date_done", models.DateTimeField(verbose_name="date done")),

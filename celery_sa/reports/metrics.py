@@ -25,6 +25,7 @@ from celery_sa.reports.queries import (
     per_value,
     unfinished,
 )
+from celery_sa.reports.retries import retried
 from celery_sa.reports.runtimes import QUEUE_WAIT, Runtimes, runtimes
 
 QUANTILES = (0.5, 0.95)
@@ -86,6 +87,7 @@ class TaskResultsCollector(Collector):
         yield from self.unfinished(until)
         yield self.runtimes(since, until)
         yield self.queue_waits(since, until)
+        yield from self.retries(since, until)
 
     def unfinished(self, now: datetime) -> Iterator[Metric]:
         count = GaugeMetricFamily(
@@ -122,6 +124,19 @@ class TaskResultsCollector(Collector):
             labels=["name"],
         )
         return by_name(summary, runtimes(done_between(since, until), span=QUEUE_WAIT))
+
+    def retries(self, since: datetime, until: datetime) -> Iterator[Metric]:
+        found = retried(since, until)
+        if found is None:  # no attempt table yet: no figure rather than a false 0
+            return
+        family = GaugeMetricFamily(
+            "celery_sa_task_retries",
+            "Executions that ended in a retry in the window, by task name and exception.",
+            labels=["name", "exception"],
+        )
+        for entry in found:
+            family.add_metric([entry.name or "", entry.exception or ""], entry.retries)
+        yield family
 
 
 def by_name(summary: SummaryMetricFamily, durations: Runtimes) -> SummaryMetricFamily:

@@ -27,6 +27,7 @@ from django.db.models.functions import Right
 
 from celery_sa.db import adapters
 from celery_sa.models import TaskResult
+from celery_sa.reports.retries import Retried, retried
 from celery_sa.reports.runtimes import QUEUE_WAIT, Runtimes, runtimes
 from celery_sa.reports.window import Bucket, Window
 
@@ -339,6 +340,8 @@ class WindowOverview:
     unfinished: list[Unfinished]
     runtimes: Runtimes
     queue_waits: Runtimes
+    retried: list[Retried] | None
+    """Retries by name and exception; None without the attempt table."""
 
     @property
     def by_status(self) -> dict[str | None, int]:
@@ -380,4 +383,5 @@ def collect_overview(window: Window) -> WindowOverview:
             unfinished=unfinished(),
             runtimes=runtimes(done_between(window.since, window.until)),
             queue_waits=runtimes(done_between(window.since, window.until), span=QUEUE_WAIT),
+            retried=retried(window.since, window.until, limit=TOP_NAMES),
         )

@@ -1,5 +1,6 @@
 """What the result table says about the last hours: counts by status and task name, failure
-rates, each task's newest failure (the overview's queries, as a report)."""
+rates, each task's newest failure, queue waits and retries (the overview's queries, as a
+report)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from celery_sa.reports.queries import (
     per_status,
     per_value,
 )
+from celery_sa.reports.retries import Retried, retried
+from celery_sa.reports.runtimes import QUEUE_WAIT, Runtime, runtimes
 
 
 @dataclass
@@ -42,6 +45,10 @@ class Stats:
     total: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     by_name: list[NameStats] = field(default_factory=list)
+    queue_waits: list[Runtime] = field(default_factory=list)
+    """Queue waits by name (tasks that ran once), of the window's newest results."""
+    retried: list[Retried] | None = None
+    """Retries by name and exception; None without the attempt table."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +73,21 @@ class Stats:
                     ),
                 }
                 for name in self.by_name
+            ],
+            "queue_waits": [
+                {
+                    "name": entry.name,
+                    "results": entry.count,
+                    "p50_seconds": entry.quantile(0.5),
+                    "p95_seconds": entry.quantile(0.95),
+                }
+                for entry in self.queue_waits
+            ],
+            "retries": None
+            if self.retried is None
+            else [
+                {"name": entry.name, "exception": entry.exception, "retries": entry.retries}
+                for entry in self.retried
             ],
         }
 
@@ -93,4 +115,6 @@ def _collect_stats(since: datetime, until: datetime) -> Stats:
             entry.newest_failure = failing[name].newest
         stats.by_name.append(entry)
     stats.by_name.sort(key=lambda entry: (-entry.total, entry.name or ""))
+    stats.queue_waits = runtimes(window, span=QUEUE_WAIT).by_name
+    stats.retried = retried(since, until)
     return stats

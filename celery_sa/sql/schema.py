@@ -214,15 +214,16 @@ def _chord_tables(metadata: MetaData, schema: str | None) -> tuple[Table, Table]
 
 
 def _attempt_table(metadata: MetaData, schema: str | None) -> Table:
-    # One row per execution of a task that ended in a retry: when it started and ended, and
-    # the exception (bounded by the writer). The execution that ended the task is the task's
-    # own row. Keyed by the task and the execution's number (request.retries: 0 for the
-    # first), so a redelivered retry is written once.
+    # One row per execution of a task that ended in a retry: the task's name, when it
+    # started and ended, and the exception (bounded by the writer). The execution that
+    # ended the task is the task's own row. Keyed by the task and the execution's number
+    # (request.retries: 0 for the first), so a redelivered retry is written once.
     attempt = Table(
         ATTEMPT_TABLE,
         metadata,
         Column("task_id", String(155), nullable=False),
         Column("attempt", Integer, nullable=False),
+        Column("name", String(155), nullable=True),
         Column("status", String(50), nullable=False),
         Column("date_started", PRECISE_TIME, nullable=True),
         Column("date_done", PRECISE_TIME, nullable=False),
@@ -232,7 +233,13 @@ def _attempt_table(metadata: MetaData, schema: str | None) -> Table:
         PrimaryKeyConstraint("task_id", "attempt", name=f"pk_{ATTEMPT_TABLE}"),
         schema=schema,
     )
-    Index(f"ix_{ATTEMPT_TABLE}_date_done", attempt.c.date_done)
+    # The window's retries by name and exception, from the index alone.
+    Index(
+        f"ix_{ATTEMPT_TABLE}_date_done_name_exception",
+        attempt.c.date_done,
+        attempt.c.name,
+        attempt.c.exception,
+    )
     return attempt
 
 

@@ -4,12 +4,15 @@ worker, both written with its result; the queue wait and the runtime in the admi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from celery import Celery
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -24,6 +27,7 @@ from tests.support.workers import Worker, producer, running_worker
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 TASKS = "tests.support.backend_tasks"
+FLAKY = f"{TASKS}.flaky"
 # The timeline of a task that failed twice, then succeeded, in the order it is drawn.
 TIMELINE = (
     "sent",
@@ -79,6 +83,12 @@ def test_a_task_records_when_it_was_sent_and_started_with_its_result(
     page = admin_client.get(reverse("admin:celery_sa_taskresult_change", args=[slowest.pk]))
     assert page.status_code == 200
     assert_field(page.content.decode(), "Queue wait", format_runtime(slowest.queue_wait or 0.0))
+    # celery_sa_stats: the same waits, by name (the slowest is the p95 of three).
+    data = json.loads(stats("--json"))
+    [naps] = data["queue_waits"]
+    assert (naps["name"], naps["results"]) == (f"{TASKS}.nap", 3)
+    assert naps["p95_seconds"] == pytest.approx(slowest.queue_wait, abs=0.002)
+    assert "Queue wait p50" in stats()
     listing = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
     assert f'<td class="field-queue_wait">{format_runtime(slowest.queue_wait or 0.0)}</td>' in (
         listing.content.decode()
@@ -97,7 +107,7 @@ def test_a_task_that_retried_twice_keeps_each_attempt_and_shows_its_timeline(
     """Two executions failed with ConnectionError and were retried 0.2 s later; the third
     succeeded: the row keeps the first send and the last start, the attempts the rest."""
     _, app = worker_and_client
-    first = app.send_task(f"{TASKS}.flaky", (2,))
+    first = app.send_task(FLAKY, (2,))
     assert first.get(timeout=30) == 2
     row = TaskResult.objects.get(task_id=first.id)
     assert (row.status, row.retries) == ("SUCCESS", 2)
@@ -125,6 +135,28 @@ def test_a_task_that_retried_twice_keeps_each_attempt_and_shows_its_timeline(
     assert steps.count("<li ") == 4
     order = [steps.index(text) for text in TIMELINE]
     assert order == sorted(order)
+
+    # The overview's names that retry most, and the metrics, count the two retries.
+    overview = admin_client.get("/admin/celery_sa/overview/")
+    [retried] = overview.context["overview"].retried
+    assert (retried.name, retried.exception, retried.retries) == (FLAKY, "ConnectionError", 2)
+    assert 'id="celery-sa-retried"' in overview.content.decode()
+    scraped = admin_client.get("/metrics/celery/").content.decode()
+    assert f'celery_sa_task_retries{{exception="ConnectionError",name="{FLAKY}"}} 2.0' in scraped
+    assert json.loads(stats("--json"))["retries"] == [
+        {"name": FLAKY, "exception": "ConnectionError", "retries": 2}
+    ]
+    assert [line.split() for line in stats().splitlines()[-2:]] == [
+        ["Task", "name", "Exception", "Retries"],
+        [FLAKY, "ConnectionError", "2"],
+    ]
+
+
+def stats(*args: str) -> str:
+    """``manage.py celery_sa_stats`` over the last hour."""
+    out = StringIO()
+    call_command("celery_sa_stats", "--since", "1h", *args, stdout=out)
+    return out.getvalue()
 
 
 def test_messages_without_celery_sa_leave_the_columns_empty(

@@ -23,7 +23,10 @@ UP_TO_DATE = (
     "celery_sa_chord (about 0 rows): up to date\n"
     "celery_sa_chord_part: up to date\n"
 )
-CREATE_INDEX = "CREATE INDEX ix_celery_sa_attempt_date_done ON celery_sa_attempt (date_done);"
+CREATE_INDEX = (
+    "CREATE INDEX ix_celery_sa_attempt_date_done_name_exception "
+    "ON celery_sa_attempt (date_done, name, exception);"
+)
 
 
 def drop_attempt_table() -> None:

@@ -69,6 +69,30 @@ class Command(TranslatedCommand):
             [name_row(entry) for entry in stats.by_name],
             text_columns=(0, 4),
         )
+        if stats.queue_waits:
+            self.stdout.write("")
+            self.write_table(
+                (_("Task name"), _("Ran once"), _("Queue wait p50"), _("p95")),
+                [
+                    (
+                        entry.name or _("(no name)"),
+                        f"{entry.count:,}",
+                        f"{entry.quantile(0.5):.3f} s",
+                        f"{entry.quantile(0.95):.3f} s",
+                    )
+                    for entry in stats.queue_waits
+                ],
+            )
+        if stats.retried:
+            self.stdout.write("")
+            self.write_table(
+                (_("Task name"), _("Exception"), _("Retries")),
+                [
+                    (entry.name or _("(no name)"), entry.exception or "—", f"{entry.retries:,}")
+                    for entry in stats.retried
+                ],
+                text_columns=(0, 1),
+            )
 
     def write_table(
         self, header: Sequence[str], rows: list[Sequence[str]], text_columns: Sequence[int] = (0,)

@@ -1,0 +1,42 @@
+"""Retries by task name and exception, from celery_sa's attempt table: the overview's names
+that retry most and the metrics' retry counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import DatabaseError, transaction
+from django.db.models import Count
+
+from celery_sa.models import TaskAttempt
+
+
+@dataclass(frozen=True)
+class Retried:
+    """How often a task name's executions ended in a retry with an exception type."""
+
+    name: str | None
+    exception: str | None
+    retries: int
+
+
+def retried(since: datetime, until: datetime, limit: int | None = None) -> list[Retried] | None:
+    """The retries that ended in ``[since, until)`` by name and exception, most first (from
+    the attempt table's ``(date_done, name, exception)`` index); None when the table cannot
+    be read (before ``celery_sa_tables upgrade`` creates it)."""
+    attempts = TaskAttempt.objects.filter(date_done__gte=since, date_done__lt=until)
+    grouped = (
+        attempts.order_by()
+        .values_list("name", "exception")
+        .annotate(retries=Count("*"))
+        .values_list("name", "exception", "retries")
+    )
+    try:
+        # A savepoint: inside a page's snapshot, PostgreSQL would end the transaction.
+        with transaction.atomic(using=attempts.db):
+            rows = list(grouped)
+    except DatabaseError:
+        return None
+    ranked = sorted(rows, key=lambda row: (-row[2], row[0] or "", row[1] or ""))[:limit]
+    return [Retried(name, exception, count) for name, exception, count in ranked]
