@@ -566,17 +566,27 @@ def test_a_dry_run_counts_each_stream(server: SQLServerStandIn) -> None:
     undated = "[date_done] IS NULL AND [status] IN (%s, %s)"
     cutoff = as_sent(CUTOFF)
     failure, retry = (cutoff, "FAILURE", "RETRY", "FAILURE"), (cutoff, "FAILURE", "RETRY", "RETRY")
-    assert sent == [
-        (f"SELECT TOP 1 %s AS [a] FROM [celery_sa_attempt] WHERE {ATTEMPT_PROBE}", (1, -1, "")),
-        "COMMIT",
-        (count.format(expired), failure),
-        (attempts.format(expired.replace("[", "[U0].[")), failure),
-        (count.format(expired), retry),
-        (attempts.format(expired.replace("[", "[U0].[")), retry),
-        (count.format(undated), ("FAILURE", "RETRY")),
-        (attempts.format(undated.replace("[", "[U0].[")), ("FAILURE", "RETRY")),
-    ]
+    assert alias_unquoted(sent) == alias_unquoted(
+        [
+            (f"SELECT TOP 1 %s AS [a] FROM [celery_sa_attempt] WHERE {ATTEMPT_PROBE}", (1, -1, "")),
+            "COMMIT",
+            (count.format(expired), failure),
+            (attempts.format(expired.replace("[", "[U0].[")), failure),
+            (count.format(expired), retry),
+            (attempts.format(expired.replace("[", "[U0].[")), retry),
+            (count.format(undated), ("FAILURE", "RETRY")),
+            (attempts.format(undated.replace("[", "[U0].[")), ("FAILURE", "RETRY")),
+        ]
+    )
     assert (result.tasks, result.undated, result.attempts) == (12, 5, 3)
+
+
+def alias_unquoted(sent: list[Sent]) -> list[Sent]:
+    """The statements with the subquery's alias unquoted: Django before 6.1 writes it so."""
+    return [
+        (item[0].replace("[U0]", "U0"), item[1]) if isinstance(item, tuple) else item
+        for item in sent
+    ]
 
 
 def test_an_undated_purge_deletes_ranges_of_ids(server: SQLServerStandIn) -> None:
