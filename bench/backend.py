@@ -1,6 +1,7 @@
-"""Benchmark: celery_sa's result backend against Celery's DatabaseBackend and Redis.
+"""Benchmark: celery_sa's result backend against Celery's DatabaseBackend and Redis, or
+against itself before its latest features (``--lifecycle``).
 
-    .venv/bin/python bench/backend.py [--rounds 3] [--tasks 2000] [--quick]
+    .venv/bin/python bench/backend.py [--rounds 3] [--tasks 2000] [--quick] [--lifecycle]
 
 Three result backends, all with ``result_extended=True`` and a Redis broker (db 8): Celery's
 ``db+mysql://`` DatabaseBackend, celery_sa's ``celery_sa+mysql://`` (both on MariaDB database
@@ -14,6 +15,8 @@ Per worker:
 1. tasks/s: N no-op tasks are queued while the worker's consumer is cancelled; the clock
    starts when it is added back and stops when the result store holds all N results (polled
    every 20 ms), so what is timed is the worker running and storing, not the client queueing;
+   the client's publish rate is N over the time it took to queue them (one producer, one
+   thread; both workers' runs are its samples);
 2. connections: MariaDB's processlist rows on bench_backend, sampled every 50 ms during (1),
    peak minus the count before the worker started, against the pool budget (the processes
    that run tasks x (pool_size + max_overflow): 2 children of prefork, 1 process of threads),
@@ -27,6 +30,21 @@ Per worker:
 Every run is printed, then the medians, celery_sa's ratios to the two others and the issue's
 targets with PASS/MISS, and what the workers logged at WARNING and above. ``--quick``: one
 round with smaller counts.
+
+``--lifecycle``: the same measures of three variants of celery_sa's backend, all on MariaDB
+with the same settings (bench/backend_variants.py): ``before``, the code of commit b5b844d
+(no sent or start time, no attempt table), ``now``, this checkout's with its defaults (the
+publisher stamps a sent time on each message, the worker stores it and the start time, a
+retry writes an attempt row), and ``+track_sent``, this checkout's with ``sa_track_sent``
+(each publish first writes the task's PENDING row). Each variant's turn runs in a process of
+its own, the client included, so ``before`` publishes, creates its tables and reads groups
+with the old code (no sent stamp) as its workers store with it. The order rotates from round
+to round. With ``sa_track_sent`` every task has a row from its publish on, so a batch is
+done when none of its rows is PENDING (found by a walk in task id order, a few rows a poll).
+Reported: every run, the medians, ``now / before`` and ``+track_sent / now`` for every
+measure, and the targets: ``now`` within 5 % of ``before``'s tasks/s on prefork and on
+threads, ``GroupResult.get()`` unchanged (the ratio), ``+track_sent``'s publish rate and
+tasks/s.
 """
 
 from __future__ import annotations
@@ -44,7 +62,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +77,22 @@ from bench.backend_tasks import (  # noqa: E402
     NOOP,
     QUEUE,
     STAMP,
+    TRACK_SENT,
+    backend_origin,
     make_app,
+)
+from bench.backend_variants import (  # noqa: E402
+    BASELINE,
+    BEFORE,
+    NOW,
+    RATIOS,
+    TRACKED,
+    VARIANTS,
+    baseline_tree,
+    check_origins,
+    order,
+    run_variant,
+    slug,
 )
 from tests.support.workers import worker_argv, worker_process  # noqa: E402
 
@@ -75,6 +108,8 @@ BACKENDS = {
     "Redis": f"{REDIS}/{RESULT_DB}",
 }
 CELERY, CELERY_SA, REDIS_NAME = BACKENDS
+RATIOS_VS = {"vs Celery": (CELERY_SA, CELERY), "vs Redis": (CELERY_SA, REDIS_NAME)}
+LIFECYCLE_RATIOS = {f"{top} / {bottom}": (top, bottom) for top, bottom in RATIOS}
 POOLS = {"prefork": 2, "threads": 4}
 PER_PROCESS = ENGINE_OPTIONS["pool_size"] + ENGINE_OPTIONS["max_overflow"]
 POLL = 0.020
@@ -109,6 +144,8 @@ def metrics(sizes: Sizes) -> list[Metric]:
         rows.append(
             Metric(f"tps {pool}", f"tasks/s, -P {pool} -c {concurrency}", "tasks/s", 1, True)
         )
+    title = f"publish rate, {sizes.tasks} tasks queued by one client"
+    rows.append(Metric("publish", title, "tasks/s", 1, True))
     rows.append(
         Metric("group", f"GroupResult.get() of {sizes.group}, fresh process", "ms", 1e3, False)
     )
@@ -148,6 +185,11 @@ class Samples:
     def median(self, key: str, backend: str) -> float | None:
         runs = self.runs(key, backend)
         return statistics.median(runs) if runs else None
+
+    def merge(self, values: dict[str, dict[str, list[float]]]) -> None:
+        for key, by_backend in values.items():
+            for backend, runs in by_backend.items():
+                self.values[key][backend].extend(runs)
 
 
 # -- the services -------------------------------------------------------------------------
@@ -235,8 +277,40 @@ class RedisResults:
         return int(self.client.exists(*(f"celery-task-meta-{i}" for i in batch.ids)))
 
 
-def result_store(backend: str) -> ResultStore:
-    return RedisResults() if backend == REDIS_NAME else DatabaseResults()
+class SentResults:
+    """With ``sa_track_sent`` every task has a row from its publish on, PENDING until its
+    result: a batch is stored when none of its rows is PENDING. Each poll reads on from the
+    first PENDING row the last one found, in task id order (a row never goes back to
+    PENDING), so a poll reads a few rows, not the whole batch (its row lookups would load
+    the machine the workers run on)."""
+
+    QUERY = (
+        f"SELECT task_id FROM {DATABASE}.celery_taskmeta WHERE task_id >= %s"
+        " AND task_id LIKE %s AND status = 'PENDING' ORDER BY task_id LIMIT 1"
+    )
+
+    def __init__(self) -> None:
+        self.database = DatabaseResults()
+        self.first_pending: dict[str, str] = {}
+
+    def stored(self, batch: Batch) -> int:
+        """The number of the first PENDING task (those before it are stored), or all of
+        them when none is PENDING and every task has a row (one published while the
+        database refused its PENDING row gets one only with its result)."""
+        cursor = self.database.connection.cursor()
+        since = self.first_pending.get(batch.prefix, batch.ids[0])
+        cursor.execute(self.QUERY, (since, f"{batch.prefix}-%"))
+        row = cursor.fetchone()
+        if row is None:
+            return self.database.stored(batch)
+        self.first_pending[batch.prefix] = str(row[0])
+        return batch.ids.index(str(row[0]))
+
+
+def result_store(url: str) -> ResultStore:
+    if url.startswith("redis"):
+        return RedisResults()
+    return SentResults() if os.environ.get(TRACK_SENT) == "1" else DatabaseResults()
 
 
 def wait_stored(store: ResultStore, batch: Batch, timeout: float = TIMEOUT) -> None:
@@ -297,19 +371,18 @@ class Worker:
 
 
 @contextmanager
-def running_worker(
-    app: Any, backend: str, pool: str, logs: Path, tag: str, unlock_log: Path
-) -> Iterator[Worker]:
-    """A ``celery worker`` on ``backend``, answering pings and warmed up; stopped after
-    (its process group killed if need be)."""
+def running_worker(app: Any, url: str, pool: str, logs: Path, tag: str) -> Iterator[Worker]:
+    """A ``celery worker`` on the backend ``url``, answering pings and warmed up; stopped
+    after (its process group killed if need be)."""
     node = f"bench-{pool}-{uuid.uuid4().hex[:6]}@localhost"
     log = logs / f"{tag}-{pool}.log"
     env = dict(
         os.environ,
         PYTHONPATH=python_path(),
         BENCH_BROKER_URL=BROKER_URL,
-        BENCH_RESULT_BACKEND=BACKENDS[backend],
-        BENCH_UNLOCK_LOG=str(unlock_log),
+        BENCH_RESULT_BACKEND=url,
+        BENCH_UNLOCK_LOG=str(unlock_log(logs, tag)),
+        BENCH_ORIGIN_LOG=str(origin_log(logs, tag)),
         # Not the benchmark's business (a root container), and it would fill the logs.
         PYTHONWARNINGS="ignore:You're running the worker with superuser privileges",
     )
@@ -325,8 +398,18 @@ def running_worker(
     with open(log, "w") as output, worker_process(argv, env, output, stop_timeout=20) as process:
         worker = Worker(node, process, log)
         wait_ready(app, worker)
-        warm_up(app, worker, result_store(backend))
+        warm_up(app, worker, result_store(url))
         yield worker
+
+
+def unlock_log(logs: Path, tag: str) -> Path:
+    """The ``celery.chord_unlock`` messages the worker received (bench/backend_tasks.py)."""
+    return logs / f"{tag}-unlock.txt"
+
+
+def origin_log(logs: Path, tag: str) -> Path:
+    """The files the client's and the workers' backend classes came from."""
+    return logs / f"{tag}-origin.txt"
 
 
 def python_path() -> str:
@@ -419,7 +502,7 @@ def chord_run(app: Any, size: int, unlock_log: Path) -> tuple[float, int]:
 
 
 def group_runs(
-    app: Any, store: ResultStore, backend: str, size: int, runs: int, logs: Path
+    app: Any, store: ResultStore, url: str, size: int, runs: int, logs: Path
 ) -> list[float]:
     """Seconds of ``GroupResult.get()`` of ``size`` finished tasks, each in a new process."""
     batch = new_batch(size)
@@ -427,12 +510,12 @@ def group_runs(
     wait_stored(store, batch)
     ids = logs / "group-ids.json"
     ids.write_text(json.dumps(batch.ids))
-    return [group_get_in_subprocess(backend, ids) for _ in range(runs)]
+    return [group_get_in_subprocess(url, ids) for _ in range(runs)]
 
 
-def group_get_in_subprocess(backend: str, ids: Path) -> float:
+def group_get_in_subprocess(url: str, ids: Path) -> float:
     argv = [sys.executable, str(Path(__file__).resolve()), "--group-get", str(ids)]
-    argv += ["--backend-url", BACKENDS[backend]]
+    argv += ["--backend-url", url]
     env = dict(os.environ, PYTHONPATH=python_path())
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
@@ -463,7 +546,9 @@ def group_get(backend_url: str, ids_path: Path) -> float:
 class BackendRun:
     """One backend's turn in a round: its client app, result store and counters."""
 
-    backend: str
+    name: str
+    """The backend's (or the variant's) name in the report."""
+    url: str
     sizes: Sizes
     samples: Samples
     logs: Path
@@ -473,24 +558,21 @@ class BackendRun:
     sampler: ConnectionSampler | None
     baseline: int
 
-    @property
-    def unlock_log(self) -> Path:
-        return self.logs / f"{self.tag}-unlock.txt"
 
-
-def run_backend(backend: str, sizes: Sizes, samples: Samples, logs: Path, tag: str) -> None:
-    """Both workers on ``backend``, from clean stores."""
+def run_backend(name: str, url: str, sizes: Sizes, samples: Samples, logs: Path, tag: str) -> None:
+    """Both workers on the backend ``url``, from clean stores, their figures as ``name``'s."""
     reset_stores()
-    app = make_app(BROKER_URL, BACKENDS[backend])
+    app = make_app(BROKER_URL, url)
     _ = app.backend  # the client's backend (and tables) exist before the baseline is read
-    sampler = None if backend == REDIS_NAME else ConnectionSampler()
+    origin_log(logs, tag).write_text(f"{backend_origin(app)}\n")
+    sampler = None if url.startswith("redis") else ConnectionSampler()
     baseline = sampler.count() if sampler else 0
     run = BackendRun(
-        backend, sizes, samples, logs, tag, app, result_store(backend), sampler, baseline
+        name, url, sizes, samples, logs, tag, app, result_store(url), sampler, baseline
     )
     try:
         for pool in POOLS:
-            with running_worker(app, backend, pool, logs, tag, run.unlock_log) as worker:
+            with running_worker(app, url, pool, logs, tag) as worker:
                 measure(run, worker, pool)
     finally:
         app.close()
@@ -499,23 +581,25 @@ def run_backend(backend: str, sizes: Sizes, samples: Samples, logs: Path, tag: s
 
 def measure(run: BackendRun, worker: Worker, pool: str) -> None:
     """Tasks/s and connections, a chord, and (prefork) GroupResult.get() on one worker."""
-    sizes, backend = run.sizes, run.backend
+    sizes, backend = run.sizes, run.name
     done = throughput(run.app, worker, run.store, run.sampler, sizes.tasks)
     run.samples.add(f"tps {pool}", backend, done.per_second)
-    line = f"  {backend:<10} {pool:<8} {done.per_second:6.0f} tasks/s"
-    line += f" (queued beforehand in {done.queueing:.2f} s)"
+    published = sizes.tasks / done.queueing
+    run.samples.add("publish", backend, published)
+    line = f"  {backend:<11} {pool:<8} {done.per_second:6.0f} tasks/s"
+    line += f" (queued beforehand in {done.queueing:.2f} s: {published:.0f} published/s)"
     if done.peak is not None and done.opened is not None:
         connections = done.peak - run.baseline
         run.samples.add(f"conn {pool}", backend, connections)
         run.samples.add(f"opened {pool}", backend, done.opened / sizes.tasks * 1000)
         line += f", connections {connections} (budget {budget(pool, POOLS[pool])})"
         line += f", {done.opened} opened"
-    latency, unlocks = chord_run(run.app, sizes.chord, run.unlock_log)
+    latency, unlocks = chord_run(run.app, sizes.chord, unlock_log(run.logs, run.tag))
     run.samples.add(f"chord {pool}", backend, latency)
     run.samples.add(f"unlock {pool}", backend, unlocks)
     line += f", chord callback +{latency * 1e3:.1f} ms, {unlocks} chord_unlock"
     if pool == "prefork":
-        seconds = group_runs(run.app, run.store, backend, sizes.group, sizes.group_runs, run.logs)
+        seconds = group_runs(run.app, run.store, run.url, sizes.group, sizes.group_runs, run.logs)
         for value in seconds:
             run.samples.add("group", backend, value)
         line += ", GroupResult.get() " + " ".join(f"{value * 1e3:.1f}" for value in seconds)
@@ -551,34 +635,41 @@ def times(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
-def report_runs(samples: Samples, sizes: Sizes) -> None:
+def report_runs(samples: Samples, sizes: Sizes, names: Iterable[str]) -> None:
     print("\n== every run and the median ==")
     for metric in metrics(sizes):
         print(f"{metric.title} [{metric.unit}]")
-        for backend in BACKENDS:
-            runs = samples.runs(metric.key, backend)
+        for name in names:
+            runs = samples.runs(metric.key, name)
             if not runs:
                 continue
-            median = show(metric, samples.median(metric.key, backend))
+            median = show(metric, samples.median(metric.key, name))
             listed = ", ".join(show(metric, value) for value in runs)
-            print(f"  {backend:<10} median {median:>8}   runs: {listed}")
+            print(f"  {name:<11} median {median:>8}   runs: {listed}")
 
 
-def report_ratios(samples: Samples, sizes: Sizes) -> None:
-    print("\n== celery_sa's median / the others' median ==")
+def report_ratios(
+    samples: Samples, sizes: Sizes, heading: str, pairs: dict[str, tuple[str, str]]
+) -> None:
+    """For each measure, the median of the first of each pair over the second's."""
+    print(f"\n== {heading} ==")
     for metric in metrics(sizes):
         better = "higher" if metric.higher_is_better else "lower"
-        to_celery = times(ratio(samples, metric.key, CELERY_SA, CELERY))
-        to_redis = times(ratio(samples, metric.key, CELERY_SA, REDIS_NAME))
-        print(
-            f"  {metric.title:<62} vs Celery {to_celery:>8}   vs Redis {to_redis:>8}"
-            f"   ({better} is better)"
+        shown = (
+            f"{label} {times(ratio(samples, metric.key, top, bottom)):>8}"
+            for label, (top, bottom) in pairs.items()
         )
+        print(f"  {metric.title:<62} {'   '.join(shown)}   ({better} is better)")
 
 
 def check(text: str, value: float | None, shown: str, passed: Callable[[float], bool]) -> None:
     verdict = "MISS" if value is None or not passed(value) else "PASS"
     print(f"  {verdict}  {text:<62} {shown}")
+
+
+def note(text: str, shown: str) -> None:
+    """A figure the issue asks for, with no target."""
+    print(f"  INFO  {text:<62} {shown}")
 
 
 def report_targets(samples: Samples) -> None:
@@ -610,6 +701,21 @@ def report_targets(samples: Samples) -> None:
         check(f"{pool}: 0 celery.chord_unlock messages", total, shown, lambda v: v == 0)
 
 
+def report_lifecycle_targets(samples: Samples, sizes: Sizes) -> None:
+    print("\n== the issue's targets (medians) ==")
+    for pool in POOLS:
+        value = ratio(samples, f"tps {pool}", NOW, BEFORE)
+        text = f"{pool}: now's tasks/s within 5 % of before's (>= 0.95x)"
+        check(text, value, f"{times(value)} before's", lambda v: v >= 0.95)
+    value = ratio(samples, "group", NOW, BEFORE)
+    note("GroupResult.get(): unchanged (now's time / before's)", times(value))
+    for metric in metrics(sizes):
+        if metric.key in ("publish", "tps prefork", "tps threads"):
+            median = show(metric, samples.median(metric.key, TRACKED))
+            to_now = times(ratio(samples, metric.key, TRACKED, NOW))
+            note(f"+track_sent: {metric.title}", f"{median} {metric.unit} ({to_now} now's)")
+
+
 def report_logs(logs: Path) -> None:
     """What the workers logged at WARNING and above, each distinct line once, counted."""
     print("\n== worker logs (WARNING and above; timestamps dropped, counted) ==")
@@ -637,8 +743,17 @@ def parse_sizes(argv: list[str] | None = None) -> tuple[argparse.Namespace, Size
     parser.add_argument("--group", type=int, help="GroupResult size, default 500 (100)")
     parser.add_argument("--group-runs", type=int, help="per round, default 2 (1)")
     parser.add_argument("--chord", type=int, help="chord header size, default 1000 (100)")
+    parser.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help=f"celery_sa's backend {BEFORE} ({BASELINE}), {NOW} and {TRACKED} instead",
+    )
     parser.add_argument("--group-get", help=argparse.SUPPRESS)
     parser.add_argument("--backend-url", help=argparse.SUPPRESS)
+    # One variant's turn of --lifecycle, in its own process.
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--tag", help=argparse.SUPPRESS)
+    parser.add_argument("--logs", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     defaults = Sizes(1, 300, 100, 1, 100) if options.quick else Sizes(3, 2000, 500, 2, 1000)
     sizes = Sizes(
@@ -651,6 +766,30 @@ def parse_sizes(argv: list[str] | None = None) -> tuple[argparse.Namespace, Size
     return options, sizes
 
 
+def samples_file(logs: Path, tag: str) -> Path:
+    """A --lifecycle variant's turn's figures, from its process."""
+    return logs / f"{tag}-samples.json"
+
+
+def lifecycle_round(number: int, sizes: Sizes, samples: Samples, logs: Path, tree: Path) -> None:
+    """Each variant's turn in a process of its own (``--variant``)."""
+    for variant in order(number):
+        tag = f"r{number}-{slug(variant)}"
+        argv = [sys.executable, str(Path(__file__).resolve()), "--variant", variant]
+        argv += ["--tag", tag, "--logs", str(logs), "--tasks", str(sizes.tasks)]
+        argv += ["--group", str(sizes.group), "--group-runs", str(sizes.group_runs)]
+        argv += ["--chord", str(sizes.chord)]
+        samples.merge(run_variant(variant, tree, argv, samples_file(logs, tag)))
+        print(check_origins(variant, tree, origin_log(logs, tag)), flush=True)
+
+
+def variant_turn(variant: str, sizes: Sizes, logs: Path, tag: str) -> None:
+    """In the variant's process: both workers on celery_sa's backend, its figures saved."""
+    samples = Samples()
+    run_backend(variant, BACKENDS[CELERY_SA], sizes, samples, logs, tag)
+    samples_file(logs, tag).write_text(json.dumps(samples.values))
+
+
 def main() -> None:
     options, sizes = parse_sizes()
     if options.group_get:
@@ -658,25 +797,39 @@ def main() -> None:
         print(json.dumps({"seconds": seconds}))
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the workers are stopped
+    if options.variant:
+        variant_turn(options.variant, sizes, Path(options.logs), options.tag)
+        return
     logs = Path(tempfile.mkdtemp(prefix="bench_backend_"))
     samples = Samples()
     started = time.monotonic()
+    tree = baseline_tree() if options.lifecycle else None
     print(
         f"{sizes.rounds} round(s): {sizes.tasks} no-op tasks per tasks/s run, chords of"
         f" {sizes.chord}, GroupResult.get() of {sizes.group} x {sizes.group_runs} a round;"
         f" engine options {ENGINE_OPTIONS}; load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
+    if tree is not None:
+        print(f"{BEFORE}: celery_sa of {BASELINE} from {tree.relative_to(ROOT)}", flush=True)
     try:
         for number in range(1, sizes.rounds + 1):
             print(f"round {number}/{sizes.rounds}", flush=True)
-            for backend in BACKENDS:
+            if tree is not None:
+                lifecycle_round(number, sizes, samples, logs, tree)
+                continue
+            for backend, url in BACKENDS.items():
                 tag = f"r{number}-{backend.split()[0].lower()}"
-                run_backend(backend, sizes, samples, logs, tag)
+                run_backend(backend, url, sizes, samples, logs, tag)
     finally:
-        report_runs(samples, sizes)
-        report_ratios(samples, sizes)
-        report_targets(samples)
+        if tree is not None:
+            report_runs(samples, sizes, VARIANTS)
+            report_ratios(samples, sizes, "median / median", LIFECYCLE_RATIOS)
+            report_lifecycle_targets(samples, sizes)
+        else:
+            report_runs(samples, sizes, BACKENDS)
+            report_ratios(samples, sizes, "celery_sa's median / the others' median", RATIOS_VS)
+            report_targets(samples)
         report_logs(logs)
         print(f"\ntotal {time.monotonic() - started:.0f} s, load average {os.getloadavg()[0]:.2f}")
         reset_stores()

@@ -9,7 +9,9 @@ older each time). Row n is done rows - n seconds ago (about 11.6 days for 1,000,
 hold 86,400 rows, 7 days 604,800, 30 days all), one of 50 task names, each with its own
 runtime (10 ms to 30 s, date_started set), queue and failure rate (1 to 7 %, about 4 % in
 all, tracebacks ending in a line of its own); 2 % RETRY, 0.5 % REVOKED, the rest SUCCESS,
-except in the last 5 minutes, where 40 % are still STARTED or RECEIVED.
+except in the last 5 minutes, where 40 % are still STARTED or RECEIVED. Every row that
+started was sent 1 ms to 10 s before (date_sent: queue waits), and each RETRY row's earlier
+executions are in the attempt table (1 to 3 each, about 40,000 in all).
 
 Each view is requested through Django's test client in this process (server time: queries,
 rendering, no network) as a superuser; the command is called as a user runs it. Printed: every
@@ -49,6 +51,8 @@ STATUS = """CASE
     ELSE 'SUCCESS' END"""
 # 10 ms for name 0 to 30 s for name 49, log-spaced, each row 0.5x to 1.5x its name's.
 RUNTIME_US = "ROUND(10000 * POW(3000, k / 49) * (0.5 + MOD(seq, 101) / 100))"
+# Queue waits from 1 ms to 10 s, log-spaced.
+WAIT_US = "ROUND(1000 * POW(10000, MOD(seq * 13, 97) / 96))"
 TRACEBACK = """CASE status
     WHEN 'FAILURE' THEN CONCAT(@frames, ELT(1 + MOD(k, 4), 'ValueError: bad input ',
         'KeyError: missing key ', 'TimeoutError: upstream timed out after ',
@@ -70,19 +74,36 @@ TARGETS = {
 def fill_sql(rows: int) -> str:
     """One INSERT … SELECT of ``rows`` rows; its parameters: rows, now, rows."""
     return f"""INSERT INTO celery_taskmeta (id, task_id, status, result, date_done, traceback,
-        name, args, kwargs, worker, retries, queue, date_started)
+        name, args, kwargs, worker, retries, queue, date_started, date_sent)
     SELECT seq, CONCAT('bench-', seq), status, '42', done, {TRACEBACK},
         CONCAT('app.tasks.t', k), '[]', '{{}}', CONCAT('celery@w', MOD(seq, 7)),
         IF(status = 'RETRY', 1 + MOD(seq, 3), 0), ELT(1 + MOD(k, 3), 'celery', 'priority', 'bulk'),
         CASE WHEN status IN ('SUCCESS', 'FAILURE', 'RETRY') THEN done - INTERVAL runtime MICROSECOND
-             WHEN status = 'STARTED' THEN done END
+             WHEN status = 'STARTED' THEN done END,
+        CASE WHEN status IN ('SUCCESS', 'FAILURE', 'RETRY') THEN
+                 done - INTERVAL runtime MICROSECOND - INTERVAL wait MICROSECOND
+             WHEN status = 'STARTED' THEN done - INTERVAL wait MICROSECOND END
     FROM (
-        SELECT seq, k, done, {STATUS} AS status, {RUNTIME_US} AS runtime FROM (
+        SELECT seq, k, done, {STATUS} AS status, {RUNTIME_US} AS runtime, {WAIT_US} AS wait
+        FROM (
             SELECT seq, MOD(seq, 50) AS k, MOD(seq * 7907, 10007) AS u, %s - seq AS age,
                 %s - INTERVAL (%s - seq) SECOND AS done
             FROM seq_1_to_{rows}
         ) AS numbered
     ) AS rows_"""
+
+
+# Each RETRY row's earlier executions (attempt 0 to retries - 1), a minute apart, the last
+# ending a minute before the row's start.
+ATTEMPTS_SQL = """INSERT INTO celery_sa_attempt (task_id, attempt, name, status, date_started,
+        date_done, exception, message, traceback)
+    SELECT task_id, n.seq, name, 'RETRY',
+        date_started - INTERVAL (retries - n.seq) MINUTE - INTERVAL 1 SECOND,
+        date_started - INTERVAL (retries - n.seq) MINUTE,
+        ELT(1 + MOD(id, 3), 'ConnectionError', 'TimeoutError', 'OperationalError'),
+        'upstream unavailable', CONCAT(@frames, 'ConnectionError: upstream unavailable')
+    FROM celery_taskmeta JOIN seq_0_to_2 AS n ON n.seq < retries
+    WHERE status = 'RETRY'"""
 
 
 def main() -> None:
@@ -165,8 +186,10 @@ def fill(rows: int) -> None:
             "SET @frames = CONCAT('Traceback (most recent call last):\n', REPEAT(%s, 8))", [FRAME]
         )
         cursor.execute(fill_sql(rows), [rows, now, rows])
+        cursor.execute("TRUNCATE TABLE celery_sa_attempt")
+        cursor.execute(ATTEMPTS_SQL)
         cursor.execute(f"ALTER SEQUENCE task_id_sequence RESTART WITH {rows + 1}")
-        cursor.execute("ANALYZE TABLE celery_taskmeta")
+        cursor.execute("ANALYZE TABLE celery_taskmeta, celery_sa_attempt")
         cursor.fetchall()
 
 

@@ -80,6 +80,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_check_admin_limits(),
         *_check_backend_retry_timeout(),
         *_check_chord_sweep_interval(),
+        *_check_track_sent(),
     ]
     try:
         driver = celery_driver(parse_result_backend(app_settings.result_backend))
@@ -325,6 +326,32 @@ def _check_chord_sweep_interval() -> list[CheckMessage]:
             id="celery_sa.E015",
         )
     ]
+
+
+def _check_track_sent() -> list[CheckMessage]:
+    track = app_settings.track_sent
+    if not isinstance(track, bool):
+        return [
+            Error(
+                # Translators: "value" is the setting's value as Python writes it.
+                _("CELERY_SA_TRACK_SENT is %(value)s: it must be True or False.")
+                % {"value": repr(track)},
+                hint=_("Set it to True to write a PENDING row for each task published."),
+                id="celery_sa.E016",
+            )
+        ]
+    if track and not str(app_settings.result_backend).startswith("celery_sa+"):
+        return [
+            Warning(
+                _(
+                    "CELERY_SA_TRACK_SENT is on, but the result backend is not celery_sa's: "
+                    "no PENDING row is written when a task is published."
+                ),
+                hint=_('Use celery_sa\'s backend (CELERY_RESULT_BACKEND = "celery_sa+…").'),
+                id="celery_sa.W003",
+            )
+        ]
+    return []
 
 
 def _check_table_settings() -> list[CheckMessage]:

@@ -108,6 +108,13 @@ class AppSettings:
         return getattr(settings, "CELERY_SA_CHORD_SWEEP_INTERVAL", 60)
 
     @property
+    def track_sent(self) -> Any:
+        """``CELERY_SA_TRACK_SENT``: whether publishing a task writes its row first, as
+        PENDING, so tasks sent but not yet run are seen (default False; celery_sa's result
+        backend only). The publisher reads it as ``sa_track_sent``."""
+        return getattr(settings, "CELERY_SA_TRACK_SENT", False)
+
+    @property
     def decode_limit(self) -> Any:
         """``CELERY_SA_DECODE_LIMIT``: the most bytes of a stored value, or of what a
         compressed one expands to, the admin decodes (default 1 MiB); larger values are

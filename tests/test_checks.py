@@ -9,6 +9,7 @@ from typing import Any
 
 import celery
 import pytest
+from django.conf import settings
 from django.core.checks import CheckMessage, run_checks
 from django.test import override_settings
 
@@ -170,6 +171,16 @@ def test_result_extended_off_is_a_warning() -> None:
     with override_settings(CELERY_RESULT_EXTENDED=False):
         messages = celery_sa_messages()
     assert list(messages) == ["celery_sa.W001"]
+
+
+def test_tracking_sends_without_celery_sa_s_backend_is_a_warning() -> None:
+    with override_settings(CELERY_SA_TRACK_SENT=True):
+        messages = celery_sa_messages()
+    assert list(messages) == ["celery_sa.W003"]
+    assert "celery_sa+" in messages["celery_sa.W003"].hint
+    backend = "celery_sa+" + str(settings.CELERY_RESULT_BACKEND).removeprefix("db+")
+    with override_settings(CELERY_SA_TRACK_SENT=True, CELERY_RESULT_BACKEND=backend):
+        assert celery_sa_messages() == {}
 
 
 def test_missing_result_tables_are_a_warning(tmp_path: Path) -> None:

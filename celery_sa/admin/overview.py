@@ -21,9 +21,12 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from celery_sa.admin.base import ResultAdmin
+from celery_sa.admin.display import format_runtime
 from celery_sa.models import Overview
 from celery_sa.reports import charts
-from celery_sa.reports.queries import TOP_NAMES, BucketCounts, collect_overview
+from celery_sa.reports.overview import TOP_NAMES, collect_overview
+from celery_sa.reports.queries import BucketCounts
+from celery_sa.reports.runtimes import BucketDurations
 from celery_sa.reports.window import (
     DEFAULT_PRESET,
     PRESETS,
@@ -139,6 +142,44 @@ def chart_columns(
     return stacked, rates
 
 
+# The queue-wait chart's lines: the median and the 95th percentile of each bucket's waits.
+WAIT_SERIES = (
+    charts.Series("p50", "p50", charts.STATUS_COLOURS["STARTED"]),
+    charts.Series("p95", "p95", charts.STATUS_COLOURS["RETRY"]),
+)
+
+
+def wait_chart(
+    over_time: list[BucketDurations], labels: list[tuple[str, ...]], links: Links
+) -> Any:
+    """The queue waits of each bucket (p50 and p95) as lines; a bucket without a wait
+    breaks them."""
+    columns = []
+    for entry, label in zip(over_time, labels, strict=True):
+        bucket, waits = entry.bucket, entry.durations
+        values: dict[str | None, float] = {}
+        if waits.count:
+            values = {"p50": waits.quantile(0.5), "p95": waits.quantile(0.95)}
+        rows = links.rows(bucket.start, bucket.end)
+        title = span_text(bucket.start, bucket.end)
+        columns.append(charts.Column(label, title, values, {"p50": rows, "p95": rows}))
+    top = max((max(c.values.values(), default=0) for c in columns), default=0)
+    grid = charts.ticks(top, smallest=0.001)
+    return charts.lines(
+        "celery-sa-queue-wait-chart",
+        _("Queue wait per bucket"),
+        _(
+            "The median (p50) and 95th percentile (p95) of the queue waits of each "
+            "bucket's newest results; see the table below."
+        ),
+        columns,
+        WAIT_SERIES,
+        grid,
+        format_runtime,
+        format_runtime,
+    )
+
+
 @admin.register(Overview)
 class OverviewAdmin(ResultAdmin):
     """One page, no rows: the list of this "model" is the overview."""
@@ -164,6 +205,7 @@ class OverviewAdmin(ResultAdmin):
             return self.table_problem(request, exc)
         links = Links()
         stacked, rates = chart_columns(overview.buckets, window, links)
+        over_time = overview.queue_waits_over_time or []
         series = charts.stack_order(list(overview.by_status))
         zone = timezone.get_current_timezone()
         context = {
@@ -192,6 +234,12 @@ class OverviewAdmin(ResultAdmin):
                 rates,
                 states.FAILURE,
             ),
+            "queue_wait_chart": wait_chart(over_time, axis_labels(overview.buckets, window), links),
+            "queue_wait_rows": [
+                (span_text(entry.bucket.start, entry.bucket.end), entry) for entry in over_time
+            ],
+            "wait_series": [line.name for line in WAIT_SERIES],
+            "bucket_sample": over_time[0].limit if over_time else 0,
             "series": series,
             "bucket_rows": self.bucket_rows(overview.buckets, series, links),
             "totals": [
@@ -224,7 +272,7 @@ class OverviewAdmin(ResultAdmin):
     @staticmethod
     def bucket_rows(
         buckets: list[BucketCounts], series: list[str | None], links: Links
-    ) -> list[tuple[str, list[tuple[int, str]], int, str, float | None]]:
+    ) -> list[tuple[str, list[tuple[int, str]], int, str, float | None, int]]:
         rows = []
         for counts in buckets:
             start, end = counts.bucket.start, counts.bucket.end
@@ -239,6 +287,7 @@ class OverviewAdmin(ResultAdmin):
                     counts.total,
                     links.rows(start, end),
                     counts.failure_rate,
+                    counts.finished,
                 )
             )
         return rows

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
 from celery_sa import lifecycle
-from celery_sa.backend import attempts, chords, requeue, sweep
+from celery_sa.backend import attempts, chords, pending, requeue, sweep
 from celery_sa.backend.retries import RETRYABLE, TimeBoundRetries, seconds
 from celery_sa.backend.store import ResultStore, StoreConfig, result_store
 from celery_sa.sql.attempts import expired_attempts
 
 logger = get_logger(__name__)
 lifecycle.connect()
+pending.connect()
 
 # Ids per ``IN (…)`` of a bulk read: well below every database's parameter limit.
 CHUNK = 900
@@ -62,6 +63,8 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
         self.chord_sweep_interval = (
             0.0 if interval == 0 else seconds(interval, "sa_chord_sweep_interval")
         )
+        # Opt in: a PENDING row for each task published (celery_sa.backend.pending).
+        self.track_sent = bool(conf.get("sa_track_sent", False))
 
     def store_result(
         self,
@@ -182,6 +185,24 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
                 connection.execute(
                     store.vendor.writes.insert_missing(store.tables.attempt, attempt)
                 )
+
+    def on_task_call(self, producer: Any, task_id: str) -> dict[str, Any]:
+        if self.track_sent:
+            pending.expect(self, task_id)
+        return {}
+
+    def store_sent(self, headers: dict[str, Any], routing_key: str | None) -> None:
+        """Write the PENDING row of the task the message with ``headers`` carries, unless
+        the task has a row: once, without retries (:mod:`celery_sa.backend.pending`)."""
+        store = self.store
+        row = pending.sent_row(headers, routing_key, self.app.now())
+        values = {name: value for name, value in row.items() if name in store.task.c}
+        stamped = SimpleNamespace(**{lifecycle.SENT_HEADER: headers.get(lifecycle.SENT_HEADER)})
+        sent = lifecycle.sent_time(stamped, self.app.timezone)
+        if sent is not None and store.keeps("date_sent"):
+            values["date_sent"] = sent
+        with store.engine.begin() as connection:
+            connection.execute(store.insert_missing(frozenset(values)), values)
 
     # -- groups: Celery's, under the same retries ---------------------------------------
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     func,
     inspect,
+    true,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -74,19 +75,27 @@ class ResultStore:
     """Whether the database has the attempt table (it is created when missing)."""
     sessions: sessionmaker[Session]
     """ORM sessions on the pooled engine, for the reads Celery's backend does itself."""
-    _upserts: dict[frozenset[str], Executable] = field(default_factory=dict)
+    _upserts: dict[tuple[frozenset[str], bool], Executable] = field(default_factory=dict)
 
     def upsert(self, columns: frozenset[str]) -> Executable:
         """The statement that stores a result with these columns, its values bound by name:
         built once, so SQLAlchemy compiles it once per process."""
-        statement = self._upserts.get(columns)
+        return self._statement(columns, missing_only=False)
+
+    def insert_missing(self, columns: frozenset[str]) -> Executable:
+        """The statement that writes a row with these columns where the task has none (its
+        row's id from the table's sequence, as :meth:`upsert`'s)."""
+        return self._statement(columns, missing_only=True)
+
+    def _statement(self, columns: frozenset[str], missing_only: bool) -> Executable:
+        statement = self._upserts.get((columns, missing_only))
         if statement is None:
             task = self.task
             values = {name: bindparam(name, type_=task.c[name].type) for name in sorted(columns)}
             # As Celery's backend: nothing overwrites a SUCCESS (a redelivered task's rerun).
-            keep = func.coalesce(task.c.status, "") == states.SUCCESS
+            keep = true() if missing_only else func.coalesce(task.c.status, "") == states.SUCCESS
             statement = self.vendor.writes.upsert(task, values, "task_id", keep)
-            self._upserts[columns] = statement
+            self._upserts[columns, missing_only] = statement
         return statement
 
     def keeps(self, column: str) -> bool:

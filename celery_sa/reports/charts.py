@@ -176,42 +176,81 @@ def line(
 ) -> SafeString:
     """A rate (0 to 1) of one state (``series``, its colour) over ``columns``, as a line
     through linked points; a column without a value (nothing finished there) breaks it."""
-    colour = colour_of(series)
     top = max((max(c.values.values(), default=0) for c in columns), default=0)
     grid = [value for value in ticks(top, smallest=0.001) if value <= 1]
-    ceiling = grid[-1]
-    frame, plot = _frame(title, description, height, grid, lambda v: percent(v, grid[1]))
+    return lines(
+        name,
+        title,
+        description,
+        columns,
+        [Series(None, series, colour_of(series))],
+        grid,
+        lambda v: percent(v, grid[1]),
+        lambda v: f"{v:.1%}",
+        height,
+    )
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a line chart: the key of its values in each column, the name its points
+    carry (``data-status``), its colour."""
+
+    key: str | None
+    name: str
+    colour: str
+
+
+def lines(
+    name: str,
+    title: str,
+    description: str,
+    columns: Sequence[Column],
+    series: Sequence[Series],
+    grid: list[float],
+    tick: Callable[[float], str],
+    shown: Callable[[float], str],
+    height: int = 180,
+) -> SafeString:
+    """Each of ``series`` over ``columns`` as a line through linked points (a tooltip each,
+    its value as ``shown`` writes it), on ``grid``; a column without the series' value
+    breaks its line."""
+    ceiling = grid[-1] or 1.0
+    frame, plot = _frame(title, description, height, grid, tick)
     parts: list[SafeString] = []
+    paths: list[SafeString] = []
     slot = (WIDTH - LEFT - RIGHT) / max(1, len(columns))
-    runs: list[list[str]] = [[]]
-    for i, column in enumerate(columns):
-        value = column.values.get(None)
-        if value is None:
-            runs.append([])
-            continue
-        x, y = LEFT + slot * (i + 0.5), TOP + plot - value / ceiling * plot
-        runs[-1].append(f"{x:.1f},{y:.1f}")
-        parts.append(
-            format_html(
-                '<a href="{}"><circle class="point" data-status="{}" cx="{}" cy="{}" r="4" '
-                'fill="{}"><title>{}: {}</title></circle></a>',
-                column.links[None],
-                series,
-                f"{x:.1f}",
-                f"{y:.1f}",
-                colour,
-                column.title,
-                f"{value:.1%}",
+    for one in series:
+        runs: list[list[str]] = [[]]
+        for i, column in enumerate(columns):
+            value = column.values.get(one.key)
+            if value is None:
+                runs.append([])
+                continue
+            x, y = LEFT + slot * (i + 0.5), TOP + plot - value / ceiling * plot
+            runs[-1].append(f"{x:.1f},{y:.1f}")
+            parts.append(
+                format_html(
+                    '<a href="{}"><circle class="point" data-status="{}" cx="{}" cy="{}" r="4" '
+                    'fill="{}"><title>{} · {}: {}</title></circle></a>',
+                    column.links[one.key],
+                    one.name,
+                    f"{x:.1f}",
+                    f"{y:.1f}",
+                    one.colour,
+                    column.title,
+                    one.name,
+                    shown(value),
+                )
             )
-        )
-    lines = [
-        format_html(
-            '<polyline data-status="{}" points="{}" fill="none" stroke="{}" stroke-width="2"/>',
-            series,
-            " ".join(run),
-            colour,
-        )
-        for run in runs
-        if len(run) > 1
-    ]
-    return _svg(name, height, [*frame, *lines, *parts, *_labels(columns, height)])
+        paths += [
+            format_html(
+                '<polyline data-status="{}" points="{}" fill="none" stroke="{}" stroke-width="2"/>',
+                one.name,
+                " ".join(run),
+                one.colour,
+            )
+            for run in runs
+            if len(run) > 1
+        ]
+    return _svg(name, height, [*frame, *paths, *parts, *_labels(columns, height)])

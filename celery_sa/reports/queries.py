@@ -27,8 +27,6 @@ from django.db.models.functions import Right
 
 from celery_sa.db import adapters
 from celery_sa.models import TaskResult
-from celery_sa.reports.retries import Retried, retried
-from celery_sa.reports.runtimes import QUEUE_WAIT, Runtimes, runtimes
 from celery_sa.reports.window import Bucket, Window
 
 UNFINISHED = (states.PENDING, states.RECEIVED, states.STARTED, states.RETRY)
@@ -174,8 +172,11 @@ class BucketCounts:
     @property
     def failure_rate(self) -> float | None:
         """Failures as a share of the results that finished (None when none did)."""
-        finished = sum(self.by_status.get(state, 0) for state in states.READY_STATES)
-        return self.failures / finished if finished else None
+        return self.failures / self.finished if self.finished else None
+
+    @property
+    def finished(self) -> int:
+        return sum(self.by_status.get(state, 0) for state in states.READY_STATES)
 
 
 def bucket_counts(window: Window, among: list[str | None]) -> list[BucketCounts]:
@@ -328,60 +329,3 @@ def unfinished() -> list[Unfinished]:
         pk, task_id = first or (None, "")
         found.append(Unfinished(str(status), rows, pk, task_id or "", oldest))
     return found
-
-
-@dataclass
-class WindowOverview:
-    """Everything the overview page shows about a window."""
-
-    window: Window
-    buckets: list[BucketCounts]
-    failing: list[NameFailures]
-    unfinished: list[Unfinished]
-    runtimes: Runtimes
-    queue_waits: Runtimes
-    retried: list[Retried] | None
-    """Retries by name and exception; None without the attempt table."""
-
-    @property
-    def by_status(self) -> dict[str | None, int]:
-        totals: dict[str | None, int] = {}
-        for counts in self.buckets:
-            for status, rows in counts.by_status.items():
-                totals[status] = totals.get(status, 0) + rows
-        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0] or "")))
-
-    @property
-    def total(self) -> int:
-        return sum(counts.total for counts in self.buckets)
-
-    @property
-    def per_minute(self) -> float:
-        return self.total / (self.window.seconds / 60) if self.window.seconds else 0.0
-
-    @property
-    def per_hour(self) -> float:
-        return self.per_minute * 60
-
-    @property
-    def failure_rate(self) -> float | None:
-        failures = sum(counts.failures for counts in self.buckets)
-        finished = sum(self.by_status.get(state, 0) for state in states.READY_STATES)
-        return failures / finished if finished else None
-
-
-TOP_NAMES = 10
-
-
-def collect_overview(window: Window) -> WindowOverview:
-    """The overview of ``window``; raises DatabaseError when the table cannot be read."""
-    with in_one_snapshot():
-        return WindowOverview(
-            window=window,
-            buckets=bucket_counts(window, distinct("status")),
-            failing=failing_names(window.since, window.until, limit=TOP_NAMES),
-            unfinished=unfinished(),
-            runtimes=runtimes(done_between(window.since, window.until)),
-            queue_waits=runtimes(done_between(window.since, window.until), span=QUEUE_WAIT),
-            retried=retried(window.since, window.until, limit=TOP_NAMES),
-        )

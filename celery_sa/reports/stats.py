@@ -10,12 +10,14 @@ from typing import Any
 
 from celery_sa.reports.queries import (
     Failure,
+    Unfinished,
     distinct,
     done_between,
     failing_names,
     in_one_snapshot,
     per_status,
     per_value,
+    unfinished,
 )
 from celery_sa.reports.retries import Retried, retried
 from celery_sa.reports.runtimes import QUEUE_WAIT, Runtime, runtimes
@@ -49,6 +51,14 @@ class Stats:
     """Queue waits by name (tasks that ran once), of the window's newest results."""
     retried: list[Retried] | None = None
     """Retries by name and exception; None without the attempt table."""
+    unfinished: list[Unfinished] = field(default_factory=list)
+    """The unfinished tasks now (the whole table, not the window), by state."""
+
+    def age(self, entry: Unfinished) -> float | None:
+        """Seconds since ``entry``'s oldest task was last updated, at the window's end."""
+        if entry.oldest_date is None:
+            return None
+        return max(0.0, (self.until - entry.oldest_date).total_seconds())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +99,15 @@ class Stats:
                 {"name": entry.name, "exception": entry.exception, "retries": entry.retries}
                 for entry in self.retried
             ],
+            "unfinished": [
+                {
+                    "state": entry.status,
+                    "tasks": entry.count,
+                    "oldest_task_id": entry.oldest_task_id or None,
+                    "oldest_age_seconds": self.age(entry),
+                }
+                for entry in self.unfinished
+            ],
         }
 
 
@@ -117,4 +136,5 @@ def _collect_stats(since: datetime, until: datetime) -> Stats:
     stats.by_name.sort(key=lambda entry: (-entry.total, entry.name or ""))
     stats.queue_waits = runtimes(window, span=QUEUE_WAIT).by_name
     stats.retried = retried(since, until)
+    stats.unfinished = unfinished()
     return stats

@@ -5,6 +5,8 @@ worker, both written with its result; the queue wait and the runtime in the admi
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
@@ -169,3 +171,50 @@ def test_messages_without_celery_sa_leave_the_columns_empty(
     row = TaskResult.objects.get(task_id=result.id)
     assert row.sent is None
     assert row.started is not None
+
+
+def test_with_track_sent_a_task_nobody_runs_yet_is_seen_queued_and_growing_old(
+    worker_and_client: tuple[Worker, Celery], admin_client: Client
+) -> None:
+    """CELERY_SA_TRACK_SENT: the task is sent to a queue no worker consumes yet; its PENDING
+    row shows in the admin, the overview, the metrics and celery_sa_stats, older each time;
+    then the worker consumes the queue, and the same row ends complete."""
+    worker, app = worker_and_client
+    app.conf.sa_track_sent = True
+    later = f"{worker.queue}-later"
+    result = app.send_task(f"{TASKS}.add", (2, 3), queue=later)
+    row = TaskResult.objects.get(task_id=result.id)
+    assert (row.status, row.name, row.queue) == ("PENDING", f"{TASKS}.add", later)
+    assert row.sent is not None and row.started is None
+    assert result.state == "PENDING"
+
+    listing = admin_client.get(reverse("admin:celery_sa_taskresult_changelist") + "?status=PENDING")
+    assert result.id in listing.content.decode()
+    [queued] = admin_client.get("/admin/celery_sa/overview/").context["overview"].unfinished
+    assert (queued.status, queued.count, queued.oldest_task_id) == ("PENDING", 1, result.id)
+    ages = []
+    for _ in range(2):
+        scraped = admin_client.get("/metrics/celery/").content.decode()
+        assert 'celery_sa_tasks_unfinished{state="PENDING"} 1.0' in scraped
+        ages.append(pending_age(scraped))
+        time.sleep(1.1)
+    assert ages[1] - ages[0] >= 1.0
+    [unfinished] = json.loads(stats("--json"))["unfinished"]
+    assert (unfinished["state"], unfinished["tasks"]) == ("PENDING", 1)
+    assert unfinished["oldest_age_seconds"] >= ages[1] + 1.0
+
+    node = f"{worker.queue}@{socket.gethostname()}"
+    assert app.control.add_consumer(later, destination=[node], reply=True, timeout=10)
+    assert result.get(timeout=30) == 5
+    done = TaskResult.objects.get(task_id=result.id)
+    assert (done.pk, done.status, done.name, done.queue) == (row.pk, "SUCCESS", row.name, later)
+    assert done.sent == row.sent and done.started is not None and done.date_done is not None
+    assert done.started - done.sent >= timedelta(seconds=2)  # the time it waited, queued
+    assert not json.loads(stats("--json"))["unfinished"]
+
+
+def pending_age(scraped: str) -> float:
+    """The metrics' age of the oldest PENDING task."""
+    prefix = 'celery_sa_tasks_unfinished_oldest_age_seconds{state="PENDING"} '
+    [line] = [line for line in scraped.splitlines() if line.startswith(prefix)]
+    return float(line.removeprefix(prefix))

@@ -25,8 +25,10 @@ TRACEBACK = "Traceback (most recent call last):\n  File \"app/tasks.py\", line 9
 
 
 def done(task_id: str, when: datetime, status: str = "SUCCESS", **values: Any) -> dict[str, Any]:
-    """A finished row, started two seconds before it was done (for the slowest table)."""
+    """A finished row, sent half a second before it started two seconds before it was
+    done (for the slowest and longest-waiting tables and the queue-wait chart)."""
     started = when - timedelta(seconds=2) if status != "STARTED" else None
+    values.setdefault("date_sent", started - timedelta(seconds=0.5) if started else None)
     if status == "FAILURE":
         values.setdefault("traceback", TRACEBACK)
         values.setdefault("result", b'{"exc_type": "KeyError", "exc_message": ["id"]}')
@@ -97,6 +99,11 @@ def test_a_person_opens_the_overview_widens_it_to_7_days_and_follows_a_failure_b
     expect(page.locator("#celery-sa-unfinished")).to_contain_text("RETRY")
     expect(page.locator("#celery-sa-unfinished")).to_contain_text("STARTED")
     expect(page.locator("#celery-sa-slowest")).to_contain_text("app.tasks.job")
+    # The queue-wait chart: a p50 and a p95 point in each of the 7 hours with a finished
+    # result that ran once (6 SUCCESS hours, the FAILURE hour; not the RETRY).
+    waits = page.locator("svg#celery-sa-queue-wait-chart circle.point")
+    expect(waits).to_have_count(14)
+    expect(waits.first.locator("title")).to_contain_text("p50: 0.500 s")
     page.locator("details:has(#celery-sa-buckets) summary").click()
     expect(page.locator("#celery-sa-buckets")).to_be_visible()
     screenshot(page, "overview-24h")

@@ -122,6 +122,19 @@ def look_at_the_overview(client: Client, added: list[str], failed: list[str]) ->
     for name, seconds in by_hand.items():
         assert waits[name] == pytest.approx(seconds, abs=0.002)  # SQLite: milliseconds
     assert 'id="celery-sa-queue-waits"' in page
+    # Over time: each bucket's waits are its rows' (here one or two hourly buckets).
+    over_time = [entry for entry in overview.queue_waits_over_time if entry.sampled]
+    every_wait = sorted(seconds for waits in by_hand.values() for seconds in waits)
+    assert sum(entry.durations.count for entry in over_time) == 5
+    assert sorted(s for e in over_time for s in e.durations.seconds) == pytest.approx(
+        every_wait, abs=0.002
+    )
+    points = re.findall(r'<a href="([^"]+)"><circle class="point" data-status="p95"', page)
+    assert len(points) == len(over_time)
+    for url, entry in zip(points, over_time, strict=True):
+        assert len(listed(client, html.unescape(url))) == entry.sampled
+        assert entry.durations.quantile(0.95) == max(entry.durations.seconds)
+    assert 'id="celery-sa-queue-wait-buckets"' in page
 
     # Every bar segment leads to exactly its rows; so does a failing name.
     segments = bars(page)
@@ -198,9 +211,11 @@ def test_buckets_are_days_of_the_viewers_zone_whatever_zone_celery_wrote(
     with override_settings(TIME_ZONE="Asia/Shanghai", CELERY_TIMEZONE=celery_zone):
         for window, buckets in expected.items():
             rows = admin_client.get(OVERVIEW, {"window": window}).context["bucket_rows"]
-            assert {label: total for label, _c, total, _u, _r in rows if total} == buckets
+            assert {label: total for label, _c, total, _u, _r, _f in rows if total} == buckets
             [after] = [
-                url for label, _c, _t, url, _r in rows if label.startswith(f"{day(edge)}, 00:00")
+                url
+                for label, _c, _t, url, _r, _f in rows
+                if label.startswith(f"{day(edge)}, 00:00")
             ]
             assert listed(admin_client, after) == ["just-after"]
 

@@ -54,7 +54,8 @@ def recent_rows(result_db: ResultDB) -> str:
 
 
 def test_the_table_counts_statuses_and_names_in_the_window(recent_rows: str) -> None:
-    assert stats("--since", "24h").splitlines() == [
+    lines = stats("--since", "24h").splitlines()
+    assert lines[:-3] == [
         "Task results done in the last 1 day: 7",
         "",
         "Status   Results",
@@ -68,10 +69,19 @@ def test_the_table_counts_statuses_and_names_in_the_window(recent_rows: str) -> 
         f"{recent_rows}  div-2  ZeroDivisionError: division by zero",
         "(no name)               1         0          0.0%  —",
     ]
+    # The tasks unfinished now, whatever the window: the RETRY row, 10 minutes old.
+    assert lines[-3:-1] == ["", "Unfinished now  Tasks  Oldest for  Oldest task"]
+    state, tasks, age, unit, task_id = lines[-1].split()
+    assert (state, tasks, unit, task_id) == ("RETRY", "1", "s", "anonymous")
+    assert 600 <= int(age) < 660
     assert stats("--since", "90m").splitlines()[0] == (
         "Task results done in the last 1 hour 30 minutes: 2"
     )
-    assert stats("--since", "1m").splitlines() == ["No task results done in the last 1 minute."]
+    assert stats("--since", "1m").splitlines()[:3] == [
+        "No task results done in the last 1 minute.",
+        "",
+        "Unfinished now  Tasks  Oldest for  Oldest task",
+    ]
 
 
 def test_json_has_the_same_figures_for_scripts(recent_rows: str) -> None:
@@ -96,6 +106,14 @@ def test_json_has_the_same_figures_for_scripts(recent_rows: str) -> None:
         "app.tasks.divide",
         None,
     ]
+    [retrying] = data["unfinished"]
+    assert retrying == {
+        "state": "RETRY",
+        "tasks": 1,
+        "oldest_task_id": "anonymous",
+        "oldest_age_seconds": retrying["oldest_age_seconds"],
+    }
+    assert 600 <= retrying["oldest_age_seconds"] < 660
 
 
 def test_bad_window_and_missing_tables_are_clear_errors(embedded_result_db: ResultDB) -> None:

@@ -49,12 +49,30 @@ class Command(TranslatedCommand):
         self.write_tables(stats, describe_age(window))
 
     def write_tables(self, stats: Stats, window: str) -> None:
-        if not stats.total:
+        if stats.total:
+            self.write_window(stats, window)
+        else:
             self.stdout.write(
                 # Translators: window is a duration such as "1 day 12 hours".
                 _("No task results done in the last %(window)s.") % {"window": window}
             )
-            return
+        if stats.unfinished:
+            self.stdout.write("")
+            self.write_table(
+                (_("Unfinished now"), _("Tasks"), _("Oldest for"), _("Oldest task")),
+                [
+                    (
+                        entry.status,
+                        f"{entry.count:,}",
+                        describe_seconds(stats.age(entry)),
+                        entry.oldest_task_id or "—",
+                    )
+                    for entry in stats.unfinished
+                ],
+                text_columns=(0, 3),
+            )
+
+    def write_window(self, stats: Stats, window: str) -> None:
         # Translators: window is a duration such as "1 day 12 hours"; total a number of results.
         heading = _("Task results done in the last %(window)s: %(total)s")
         self.stdout.write(heading % {"window": window, "total": f"{stats.total:,}"})
@@ -107,6 +125,10 @@ class Command(TranslatedCommand):
                 for i, (cell, width) in enumerate(zip(row, widths, strict=True))
             ]
             self.stdout.write("  ".join(cells).rstrip())
+
+
+def describe_seconds(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:,.0f} s"
 
 
 def name_row(entry: NameStats) -> tuple[str, str, str, str, str]:
