@@ -31,20 +31,22 @@ Every run is printed, then the medians, celery_sa's ratios to the two others and
 targets with PASS/MISS, and what the workers logged at WARNING and above. ``--quick``: one
 round with smaller counts.
 
-``--lifecycle``: the same measures of three variants of celery_sa's backend, all on MariaDB
+``--lifecycle``: the same measures of four variants of celery_sa's backend, all on MariaDB
 with the same settings (bench/backend_variants.py): ``before``, the code of commit b5b844d
 (no sent or start time, no attempt table), ``now``, this checkout's with its defaults (the
 publisher stamps a sent time on each message, the worker stores it and the start time, a
-retry writes an attempt row), and ``+track_sent``, this checkout's with ``sa_track_sent``
-(each publish first writes the task's PENDING row). Each variant's turn runs in a process of
-its own, the client included, so ``before`` publishes, creates its tables and reads groups
-with the old code (no sent stamp) as its workers store with it. The order rotates from round
+retry writes an attempt row), ``+track_sent``, this checkout's with ``sa_track_sent``
+(each publish first writes the task's PENDING row), and ``+batched``, with
+``sa_track_sent_delay = 0.05`` too (a thread writes the rows together, at most 50 ms
+later). Each variant's turn runs in a process of its own, the client included, so
+``before`` publishes, creates its tables and reads groups with the old code (no sent stamp)
+as its workers store with it. The order rotates from round
 to round. With ``sa_track_sent`` every task has a row from its publish on, so a batch is
 done when none of its rows is PENDING (found by a walk in task id order, a few rows a poll).
-Reported: every run, the medians, ``now / before`` and ``+track_sent / now`` for every
-measure, and the targets: ``now`` within 5 % of ``before``'s tasks/s on prefork and on
-threads, ``GroupResult.get()`` unchanged (the ratio), ``+track_sent``'s publish rate and
-tasks/s.
+Reported: every run, the medians, ``now / before``, ``+track_sent / now`` and
+``+batched / now`` for every measure, and the targets: ``now`` within 5 % of ``before``'s
+tasks/s on prefork and on threads, ``GroupResult.get()`` unchanged (the ratio), the publish
+rate and tasks/s of ``+track_sent`` and ``+batched``.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ from bench.backend_tasks import (  # noqa: E402
 )
 from bench.backend_variants import (  # noqa: E402
     BASELINE,
+    BATCHED,
     BEFORE,
     NOW,
     RATIOS,
@@ -310,7 +313,7 @@ class SentResults:
 def result_store(url: str) -> ResultStore:
     if url.startswith("redis"):
         return RedisResults()
-    return SentResults() if os.environ.get(TRACK_SENT) == "1" else DatabaseResults()
+    return SentResults() if TRACK_SENT in os.environ else DatabaseResults()
 
 
 def wait_stored(store: ResultStore, batch: Batch, timeout: float = TIMEOUT) -> None:
@@ -709,11 +712,12 @@ def report_lifecycle_targets(samples: Samples, sizes: Sizes) -> None:
         check(text, value, f"{times(value)} before's", lambda v: v >= 0.95)
     value = ratio(samples, "group", NOW, BEFORE)
     note("GroupResult.get(): unchanged (now's time / before's)", times(value))
-    for metric in metrics(sizes):
-        if metric.key in ("publish", "tps prefork", "tps threads"):
-            median = show(metric, samples.median(metric.key, TRACKED))
-            to_now = times(ratio(samples, metric.key, TRACKED, NOW))
-            note(f"+track_sent: {metric.title}", f"{median} {metric.unit} ({to_now} now's)")
+    for variant in (TRACKED, BATCHED):
+        for metric in metrics(sizes):
+            if metric.key in ("publish", "tps prefork", "tps threads"):
+                median = show(metric, samples.median(metric.key, variant))
+                to_now = times(ratio(samples, metric.key, variant, NOW))
+                note(f"{variant}: {metric.title}", f"{median} {metric.unit} ({to_now} now's)")
 
 
 def report_logs(logs: Path) -> None:
@@ -746,7 +750,7 @@ def parse_sizes(argv: list[str] | None = None) -> tuple[argparse.Namespace, Size
     parser.add_argument(
         "--lifecycle",
         action="store_true",
-        help=f"celery_sa's backend {BEFORE} ({BASELINE}), {NOW} and {TRACKED} instead",
+        help=f"celery_sa's backend {BEFORE} ({BASELINE}), {NOW}, {TRACKED} and {BATCHED} instead",
     )
     parser.add_argument("--group-get", help=argparse.SUPPRESS)
     parser.add_argument("--backend-url", help=argparse.SUPPRESS)

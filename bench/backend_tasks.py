@@ -4,7 +4,8 @@ No Django: the broker and the result backend come from BENCH_BROKER_URL and
 BENCH_RESULT_BACKEND, and every ``celery.chord_unlock`` message the worker receives is
 appended to the file BENCH_UNLOCK_LOG (when set), so the benchmark can count them.
 
-For ``bench/backend.py --lifecycle``: BENCH_TRACK_SENT=1 sets ``sa_track_sent``;
+For ``bench/backend.py --lifecycle``: BENCH_TRACK_SENT=<delay> sets ``sa_track_sent`` and
+``sa_track_sent_delay``;
 BENCH_CELERY_SA_TREE (a checkout of another commit) is where celery_sa, and only it, is
 imported from once this module is imported (in every process that imports it before
 celery_sa), so the backend is that tree's; and when the worker is ready it appends the file
@@ -104,7 +105,8 @@ def make_app(broker: str, backend: str) -> Celery:
         database_engine_options=dict(ENGINE_OPTIONS),
         task_default_queue=QUEUE,
         broker_connection_retry_on_startup=True,
-        sa_track_sent=os.environ.get(TRACK_SENT) == "1",
+        sa_track_sent=TRACK_SENT in os.environ,
+        sa_track_sent_delay=float(os.environ.get(TRACK_SENT) or 0),
     )
     app.task(name=NOOP)(noop)
     app.task(name=STAMP)(stamp)

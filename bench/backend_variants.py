@@ -6,7 +6,9 @@ environment its workers and its ``GroupResult.get()`` processes inherit: ``befor
 BENCH_CELERY_SA_TREE to a ``git worktree`` of b5b844d (bench/backend_tasks.py then imports
 celery_sa, and only it, from there: the checkout's ``bench`` and ``tests`` stay first), so
 the client that publishes, builds the tables and reads the group, and the workers, all run
-that commit's celery_sa; ``+track_sent`` sets BENCH_TRACK_SENT=1. Which file the client's and
+that commit's celery_sa; ``+track_sent`` sets BENCH_TRACK_SENT=0 (each PENDING row written
+before its message leaves), ``+batched`` BENCH_TRACK_SENT=0.05 (rows written together by a
+thread, at most 50 ms later). Which file the client's and
 each worker's backend class came from is checked after every turn.
 """
 
@@ -22,9 +24,11 @@ from bench.backend_tasks import TRACK_SENT, TREE
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "b5b844d"
 BASELINE_DIR = ROOT / "var" / "bench-baseline"
-BEFORE, NOW, TRACKED = "before", "now", "+track_sent"
-VARIANTS = (BEFORE, NOW, TRACKED)
-RATIOS = ((NOW, BEFORE), (TRACKED, NOW))
+BEFORE, NOW, TRACKED, BATCHED = "before", "now", "+track_sent", "+batched"
+VARIANTS = (BEFORE, NOW, TRACKED, BATCHED)
+RATIOS = ((NOW, BEFORE), (TRACKED, NOW), (BATCHED, NOW))
+# sa_track_sent_delay of the two variants that track sends (BENCH_TRACK_SENT).
+DELAYS = {TRACKED: "0", BATCHED: "0.05"}
 """The ratios reported, numerator first."""
 
 Values = dict[str, dict[str, list[float]]]
@@ -63,8 +67,8 @@ def variant_env(variant: str, tree: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in (TREE, TRACK_SENT)}
     if variant == BEFORE:
         env[TREE] = str(tree)
-    elif variant == TRACKED:
-        env[TRACK_SENT] = "1"
+    elif variant in DELAYS:
+        env[TRACK_SENT] = DELAYS[variant]
     return env
 
 

@@ -329,7 +329,21 @@ def _check_chord_sweep_interval() -> list[CheckMessage]:
 
 
 def _check_track_sent() -> list[CheckMessage]:
-    track = app_settings.track_sent
+    track, delay = app_settings.track_sent, app_settings.track_sent_delay
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        return [
+            Error(
+                # Translators: "value" is the setting's value as Python writes it.
+                _("CELERY_SA_TRACK_SENT_DELAY is %(value)s: it must be a duration, or 0.")
+                % {"value": repr(delay)},
+                hint=_(
+                    "Give a number of seconds (0.05), a timedelta, or 0 to write each row "
+                    "before its message leaves."
+                ),
+                id="celery_sa.E016",
+            )
+        ]
     if not isinstance(track, bool):
         return [
             Error(

@@ -115,6 +115,14 @@ class AppSettings:
         return getattr(settings, "CELERY_SA_TRACK_SENT", False)
 
     @property
+    def track_sent_delay(self) -> Any:
+        """``CELERY_SA_TRACK_SENT_DELAY``: with ``CELERY_SA_TRACK_SENT``, how long PENDING
+        rows may wait to be written together by a thread of the publishing process (seconds
+        or a timedelta; default 0: each is written before its message leaves). The
+        publisher reads it as ``sa_track_sent_delay``."""
+        return getattr(settings, "CELERY_SA_TRACK_SENT_DELAY", 0)
+
+    @property
     def decode_limit(self) -> Any:
         """``CELERY_SA_DECODE_LIMIT``: the most bytes of a stored value, or of what a
         compressed one expands to, the admin decodes (default 1 MiB); larger values are

@@ -65,6 +65,8 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
         )
         # Opt in: a PENDING row for each task published (celery_sa.backend.pending).
         self.track_sent = bool(conf.get("sa_track_sent", False))
+        delay = conf.get("sa_track_sent_delay", 0)
+        self.track_sent_delay = 0.0 if delay == 0 else seconds(delay, "sa_track_sent_delay")
 
     def store_result(
         self,
@@ -191,18 +193,22 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
             pending.expect(self, task_id)
         return {}
 
-    def store_sent(self, headers: dict[str, Any], routing_key: str | None) -> None:
-        """Write the PENDING row of the task the message with ``headers`` carries, unless
-        the task has a row: once, without retries (:mod:`celery_sa.backend.pending`)."""
+    def sent_values(self, headers: dict[str, Any], routing_key: str | None) -> dict[str, Any]:
+        """The PENDING row of the task the message with ``headers`` carries."""
         store = self.store
         row = pending.sent_row(headers, routing_key, self.app.now())
         values = {name: value for name, value in row.items() if name in store.task.c}
-        stamped = SimpleNamespace(**{lifecycle.SENT_HEADER: headers.get(lifecycle.SENT_HEADER)})
-        sent = lifecycle.sent_time(stamped, self.app.timezone)
-        if sent is not None and store.keeps("date_sent"):
-            values["date_sent"] = sent
+        if store.keeps("date_sent"):
+            stamped = SimpleNamespace(**{lifecycle.SENT_HEADER: headers.get(lifecycle.SENT_HEADER)})
+            values["date_sent"] = lifecycle.sent_time(stamped, self.app.timezone)
+        return values
+
+    def store_sent(self, rows: list[dict[str, Any]]) -> None:
+        """Write these PENDING rows (:meth:`sent_values`) in one transaction, each unless
+        its task has a row: once, without retries (:mod:`celery_sa.backend.pending`)."""
+        store = self.store
         with store.engine.begin() as connection:
-            connection.execute(store.insert_missing(frozenset(values)), values)
+            connection.execute(store.insert_missing(frozenset(rows[0])), rows)
 
     # -- groups: Celery's, under the same retries ---------------------------------------
 

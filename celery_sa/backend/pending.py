@@ -4,17 +4,24 @@ celery_sa's writes its row first, as PENDING, with its name, queue and sent time
 lost in the broker, or queued behind a dead worker, then shows as an unfinished task that
 grows old, in the admin, the overview, the metrics and ``celery_sa_stats``.
 
-The row is written before the message leaves (so no result can be stored before it), and
-only where the task has no row yet: a row never goes back to PENDING. It costs one insert
-and commit per publish, on the publisher's thread; the publish rate it leaves is measured
-by ``bench/backend.py --lifecycle`` (its ``+track_sent`` variant). When the database does
-not answer, the task is published all the same, without its row, and a warning says so:
-this write is never retried, so a publisher never waits for the database.
+The row is written only where the task has no row yet: a row never goes back to PENDING,
+whichever comes first, the row or the task's result. By default it is written before the
+message leaves, on the publisher's thread: an insert and a commit per publish. With
+``sa_track_sent_delay`` (``CELERY_SA_TRACK_SENT_DELAY``) above 0, rows wait up to that many
+seconds (or until 500 are waiting) and a thread of the publishing process writes them
+together, in one transaction: publishing costs almost nothing, and a row may appear that
+much after its message left (rows still waiting when the process is killed are lost; those
+of a process that exits normally are written). ``bench/backend.py --lifecycle`` measures
+both. When the database does not answer, the tasks are published all the same, without
+their rows, and a warning says so: these writes are never retried, so a publisher never
+waits for the database.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import threading
 from datetime import datetime
 from typing import Any
@@ -48,8 +55,12 @@ def record_sent(headers: Any = None, routing_key: str | None = None, **kwargs: A
     if headers.get("id") != task_id:
         return
     lifecycle.stamp_sent(headers)
+    row = backend.sent_values(headers, routing_key)
+    if backend.track_sent_delay > 0:
+        _waiting.add(backend, row)
+        return
     try:
-        backend.store_sent(headers, routing_key)
+        backend.store_sent([row])
     except SQLAlchemyError as exc:
         logger.warning(
             "Task %s[%s] was sent without its PENDING row: %s",
@@ -57,6 +68,67 @@ def record_sent(headers: Any = None, routing_key: str | None = None, **kwargs: A
             task_id,
             type(exc).__name__,
         )
+
+
+# Rows waiting for the writer thread: this many wake it before its delay is up.
+BATCH = 500
+
+
+class WaitingRows:
+    """The PENDING rows this process has yet to write, per result store, and the thread that
+    writes them (started with the first row; in a forked child, anew)."""
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Start empty (and, in a forked child, leave the parent's rows to the parent)."""
+        self._lock = threading.Lock()
+        self._rows: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+        self._count = 0
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, backend: Any, row: dict[str, Any]) -> None:
+        with self._lock:
+            _, rows = self._rows.setdefault(id(backend.store), (backend, []))
+            rows.append(row)
+            self._count += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._write_every,
+                    args=(backend.track_sent_delay,),
+                    name="celery_sa-pending-rows",
+                    daemon=True,
+                )
+                self._thread.start()
+            if self._count >= BATCH:
+                self._wake.set()
+
+    def _write_every(self, delay: float) -> None:
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            self.write()
+
+    def write(self) -> None:
+        """Write every waiting row now, a transaction per result store."""
+        with self._lock:
+            waiting, self._rows, self._count = self._rows, {}, 0
+        for backend, rows in waiting.values():
+            try:
+                backend.store_sent(rows)
+            except SQLAlchemyError as exc:
+                logger.warning(
+                    "%d tasks were sent without their PENDING rows: %s",
+                    len(rows),
+                    type(exc).__name__,
+                )
+
+
+_waiting = WaitingRows()
+atexit.register(_waiting.write)
+os.register_at_fork(after_in_child=_waiting.forget)
 
 
 def sent_row(headers: dict[str, Any], routing_key: str | None, now: datetime) -> dict[str, Any]:

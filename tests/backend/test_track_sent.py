@@ -5,6 +5,9 @@ test_lifecycle.py."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,3 +86,31 @@ def test_a_database_that_does_not_answer_costs_the_row_not_the_task(
         message = broker.SimpleQueue("work").get(timeout=5)
         assert message.headers["id"] == sent.id
     assert rows(results) == []
+
+
+def test_with_a_delay_rows_are_written_together_by_a_thread(results: str) -> None:
+    app = make_app(results)
+    app.conf.sa_track_sent_delay = 0.05
+    sent = [app.send_task("app.tasks.add", (n, 1)).id for n in range(3)]
+    deadline = time.monotonic() + 10
+    while len(rows(results)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sorted(rows(results)) == sorted((task_id, "PENDING") for task_id in sent)
+
+
+def test_rows_still_waiting_are_written_when_the_process_exits(tmp_path: Path) -> None:
+    """A publisher with a 60 s delay publishes and exits at once: its rows are written."""
+    url = f"celery_sa+sqlite:///{tmp_path / 'results.sqlite3'}"
+    script = (
+        "import sys\n"
+        "from celery import Celery\n"
+        "app = Celery('publisher', broker='memory://', backend=sys.argv[1])\n"
+        "app.conf.update(sa_track_sent=True, sa_track_sent_delay=60)\n"
+        "print(app.send_task('app.tasks.add', (1, 2)).id)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script, url], capture_output=True, text=True, check=True
+    )
+    assert time.monotonic() - started < 30
+    assert rows(url) == [(done.stdout.strip(), "PENDING")]
