@@ -36,6 +36,13 @@ from tests.support.services import (
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(TEST_DIR / "hypothesis"))
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings_xdist_suffix() -> None:
+    """Not pytest-django's ``_gw0`` suffix: under pytest-xdist the test settings' tag
+    already names each worker's databases (tests/settings.py), and the tests build their
+    URLs from those names."""
+
+
 def needed_services(item: pytest.Item) -> list[str]:
     """The services the test's ``services`` markers name (its own, its class's, its
     module's, its parameters')."""

@@ -18,8 +18,11 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A tag keeps runs of the suite that share the machine apart (CI runs two version sets
-# at once): their own SQLite folder, test databases, database users and schemas.
-TEST_TAG = os.environ.get("CELERY_SA_TEST_TAG", "")
+# at once), and the processes of one run (pytest-xdist's workers, gw0, gw1, …): their own
+# SQLite folder, test databases, database users and schemas.
+TEST_TAG = "_".join(
+    filter(None, [os.environ.get("CELERY_SA_TEST_TAG", ""), os.environ.get("PYTEST_XDIST_WORKER")])
+)
 TEST_DIR = BASE_DIR / "var" / ("tests-" + TEST_TAG if TEST_TAG else "tests")
 TEST_DATABASE = "test_celery_sa" + (f"_{TEST_TAG}" if TEST_TAG else "")
 TEST_DIR.mkdir(parents=True, exist_ok=True)
