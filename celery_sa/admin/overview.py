@@ -264,7 +264,7 @@ class OverviewAdmin(ResultAdmin):
             ],
             "retried": [
                 (entry, links.rows(window.since, window.until, name=entry.name))
-                for entry in overview.retried or []
+                for entry in (overview.retried.retried if overview.retried else [])
             ],
         }
         return TemplateResponse(request, "admin/celery_sa/overview.html", context)

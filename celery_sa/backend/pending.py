@@ -72,6 +72,8 @@ def record_sent(headers: Any = None, routing_key: str | None = None, **kwargs: A
 
 # Rows waiting for the writer thread: this many wake it before its delay is up.
 BATCH = 500
+# Times the thread tries to write a batch.
+TRIES = 3
 
 
 class WaitingRows:
@@ -112,18 +114,24 @@ class WaitingRows:
             self.write()
 
     def write(self) -> None:
-        """Write every waiting row now, a transaction per result store."""
+        """Write every waiting row now, a transaction per result store, in task id order
+        (workers storing results lock rows of the same index): tried 3 times, for a
+        deadlock with a worker's store ends one of them (MySQL, under load)."""
         with self._lock:
             waiting, self._rows, self._count = self._rows, {}, 0
         for backend, rows in waiting.values():
-            try:
-                backend.store_sent(rows)
-            except SQLAlchemyError as exc:
-                logger.warning(
-                    "%d tasks were sent without their PENDING rows: %s",
-                    len(rows),
-                    type(exc).__name__,
-                )
+            rows.sort(key=lambda row: row["task_id"])
+            for attempt in range(1, TRIES + 1):
+                try:
+                    backend.store_sent(rows)
+                    break
+                except SQLAlchemyError as exc:
+                    if attempt == TRIES:
+                        logger.warning(
+                            "%d tasks were sent without their PENDING rows: %s",
+                            len(rows),
+                            type(exc).__name__,
+                        )
 
 
 _waiting = WaitingRows()

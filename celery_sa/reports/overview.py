@@ -12,19 +12,12 @@ from celery_sa.reports.queries import (
     Unfinished,
     bucket_counts,
     distinct,
-    done_between,
     failing_names,
     in_one_snapshot,
     unfinished,
 )
-from celery_sa.reports.retries import Retried, retried
-from celery_sa.reports.runtimes import (
-    QUEUE_WAIT,
-    BucketDurations,
-    Runtimes,
-    over_time,
-    runtimes,
-)
+from celery_sa.reports.retries import NewestRetries, newest_retries
+from celery_sa.reports.runtimes import BucketDurations, Runtimes, window_durations
 from celery_sa.reports.window import Window
 
 
@@ -38,7 +31,7 @@ class WindowOverview:
     unfinished: list[Unfinished]
     runtimes: Runtimes
     queue_waits: Runtimes
-    retried: list[Retried] | None
+    retried: NewestRetries | None
     """Retries by name and exception; None without the attempt table."""
     queue_waits_over_time: list[BucketDurations] | None
     """Each bucket's queue waits; None without the sent and start times."""
@@ -80,13 +73,14 @@ TOP_NAMES = 10
 def collect_overview(window: Window) -> WindowOverview:
     """The overview of ``window``; raises DatabaseError when the table cannot be read."""
     with in_one_snapshot():
+        durations = window_durations(window)
         return WindowOverview(
             window=window,
             buckets=bucket_counts(window, distinct("status")),
             failing=failing_names(window.since, window.until, limit=TOP_NAMES),
             unfinished=unfinished(),
-            runtimes=runtimes(done_between(window.since, window.until)),
-            queue_waits=runtimes(done_between(window.since, window.until), span=QUEUE_WAIT),
-            retried=retried(window.since, window.until, limit=TOP_NAMES),
-            queue_waits_over_time=over_time(window, QUEUE_WAIT),
+            runtimes=durations.runtimes,
+            queue_waits=durations.queue_waits,
+            retried=newest_retries(window.since, window.until, limit=TOP_NAMES),
+            queue_waits_over_time=durations.over_time,
         )

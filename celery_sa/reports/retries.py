@@ -3,6 +3,7 @@ that retry most and the metrics' retry counts."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,3 +41,36 @@ def retried(since: datetime, until: datetime, limit: int | None = None) -> list[
         return None
     ranked = sorted(rows, key=lambda row: (-row[2], row[0] or "", row[1] or ""))[:limit]
     return [Retried(name, exception, count) for name, exception, count in ranked]
+
+
+# The overview counts the window's newest retries only: a week of a busy fleet's attempts
+# would cost more than the rest of the page.
+RETRY_SAMPLE = 5_000
+
+
+@dataclass(frozen=True)
+class NewestRetries:
+    """The retries among the newest ``sampled`` attempts of a window, by name and
+    exception; ``complete`` when they are all of the window's."""
+
+    retried: list[Retried]
+    sampled: int
+    complete: bool
+
+
+def newest_retries(
+    since: datetime, until: datetime, limit: int | None = None, sample: int = RETRY_SAMPLE
+) -> NewestRetries | None:
+    """:func:`retried` of the newest ``sample`` attempts that ended in ``[since, until)``
+    (a walk down the attempt table's ``(date_done, name, exception)`` index, bounded
+    whatever the window holds); None when the table cannot be read."""
+    attempts = TaskAttempt.objects.filter(date_done__gte=since, date_done__lt=until)
+    newest = attempts.order_by("-date_done").values_list("name", "exception")[:sample]
+    try:
+        with transaction.atomic(using=attempts.db):
+            rows = list(newest)
+    except DatabaseError:
+        return None
+    counted = [Retried(name, exception, n) for (name, exception), n in Counter(rows).items()]
+    ranked = sorted(counted, key=lambda r: (-r.retries, r.name or "", r.exception or ""))
+    return NewestRetries(ranked[:limit], len(rows), len(rows) < sample)

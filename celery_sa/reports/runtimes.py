@@ -15,15 +15,15 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Cast
 
 from celery_sa.models import TaskResult, has_column
-from celery_sa.reports.queries import all_of, done_between, number
+from celery_sa.reports.queries import all_of, number
 from celery_sa.reports.window import Bucket, Window
 
 # Runtimes come from the newest results of the window only: reading every row's start time
 # would read the whole table (no index holds it).
 RUNTIME_SAMPLE = 5_000
-# Over time, the newest results of each bucket, as many as this in all and at most
+# The overview reads each bucket's newest results, as many as this in all and at most
 # BUCKET_SAMPLE a bucket.
-OVER_TIME_SAMPLE = 6_000
+WINDOW_SAMPLE = 3_000
 BUCKET_SAMPLE = 200
 
 
@@ -58,6 +58,8 @@ class Runtimes:
     complete: bool = True
     """Whether the sample is every result of the window."""
     by_name: list[Runtime] = field(default_factory=list)
+    per_bucket: int = 0
+    """The most results read from each bucket of the window (0: its newest ``sampled``)."""
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,22 @@ def runtimes(
     bounded whatever the window holds), longest p95 first."""
     if not recorded(window.db, span):
         return Runtimes(recorded=False)
-    took = duration(span)
     rows = list(
-        newest(window, span).annotate(took=took).values_list("name", "status", "took")[:sample]
+        newest(window, span)
+        .annotate(took=duration(span))
+        .values_list("name", "status", "took")[:sample]
     )
-    by_name: dict[str | None, Runtime] = {}
-    for name, status, runtime in rows:
-        if runtime is None or status not in states.READY_STATES:
-            continue
-        by_name.setdefault(name, Runtime(name)).seconds.append(max(0.0, runtime.total_seconds()))
-    ranked = sorted(by_name.values(), key=lambda r: (-r.quantile(0.95), r.name or ""))
-    return Runtimes(True, sampled=len(rows), complete=len(rows) < sample, by_name=ranked)
+    by_name: dict[str | None, list[float]] = {}
+    for name, status, spent in rows:
+        if spent is not None and status in states.READY_STATES:
+            by_name.setdefault(name, []).append(max(0.0, spent.total_seconds()))
+    return Runtimes(True, len(rows), len(rows) < sample, ranked(by_name))
+
+
+def ranked(by_name: dict[str | None, list[float]]) -> list[Runtime]:
+    """Each name's durations, the longest p95 first."""
+    runtimes = [Runtime(name, seconds) for name, seconds in by_name.items()]
+    return sorted(runtimes, key=lambda r: (-r.quantile(0.95), r.name or ""))
 
 
 @dataclass
@@ -111,20 +118,36 @@ class BucketDurations:
         return self.sampled < self.limit
 
 
-def over_time(window: Window, span: Span = QUEUE_WAIT) -> list[BucketDurations] | None:
-    """Durations (queue waits unless said) of each bucket of ``window``: its newest
-    results, at most BUCKET_SAMPLE (fewer past 30 buckets), from one statement where the
-    database can order and cut each part of a UNION ALL, one a bucket elsewhere (SQLite);
-    None when the table does not record them."""
+@dataclass
+class WindowDurations:
+    """A window's runtimes and queue waits by name, and its queue waits by bucket, from
+    each bucket's newest results (a sample spread over the whole window)."""
+
+    runtimes: Runtimes
+    queue_waits: Runtimes
+    over_time: list[BucketDurations] | None
+    """Each bucket's queue waits; None when the table does not record them."""
+
+
+def window_durations(window: Window) -> WindowDurations:
+    """Runtimes and queue waits of ``window``'s buckets' newest results, at most
+    BUCKET_SAMPLE a bucket (fewer past 25 buckets: WINDOW_SAMPLE in all), in one statement
+    where the database can order and cut each part of a UNION ALL (one a bucket
+    elsewhere: SQLite), each part a walk down the ``date_done`` index."""
     buckets = window.buckets()
     rows = TaskResult.objects.all()
-    if not recorded(rows.db, span):
-        return None
-    each = max(1, min(BUCKET_SAMPLE, OVER_TIME_SAMPLE // max(1, len(buckets))))
+    spans = [span for span in (RUNTIME, QUEUE_WAIT) if recorded(rows.db, span)]
+    if not spans:
+        return WindowDurations(Runtimes(False), Runtimes(False), None)
+    each = max(1, min(BUCKET_SAMPLE, WINDOW_SAMPLE // max(1, len(buckets))))
+    took = {f"took_{i}": duration(span) for i, span in enumerate(spans)}
+    # Built once and narrowed per bucket: building the ORM's filters costs more here than
+    # the statement takes to run.
+    base = rows.order_by("-date_done").annotate(**took)
     queries = [
-        newest(done_between(bucket.start, bucket.end), span)
-        .annotate(bucket=number(i), took=duration(span))
-        .values_list("bucket", "status", "took")[:each]
+        base.filter(date_done__gte=bucket.start, date_done__lt=bucket.end)
+        .annotate(bucket=number(i))
+        .values_list("bucket", "name", "status", "retries", *took)[:each]
         for i, bucket in enumerate(buckets)
     ]
     if connections[rows.db].features.supports_slicing_ordering_in_compound:
@@ -132,15 +155,36 @@ def over_time(window: Window, span: Span = QUEUE_WAIT) -> list[BucketDurations] 
     else:
         found = [row for query in queries for row in query]
     sampled = [0] * len(buckets)
-    per_bucket = [Runtime(None) for _ in buckets]
-    for i, status, took in found:
-        sampled[i] += 1
-        if took is not None and status in states.READY_STATES:
-            per_bucket[i].seconds.append(max(0.0, took.total_seconds()))
-    return [
-        BucketDurations(bucket, spans, sampled=n, limit=each)
-        for bucket, spans, n in zip(buckets, per_bucket, sampled, strict=True)
-    ]
+    by_name: list[dict[str | None, list[float]]] = [{} for _ in spans]
+    per_bucket: list[list[float]] = [[] for _ in buckets]
+    waits = spans.index(QUEUE_WAIT) if QUEUE_WAIT in spans else None
+    for row in found:
+        sampled[row[0]] += 1
+        if row[2] not in states.READY_STATES:
+            continue
+        for i, span in enumerate(spans):
+            spent = row[4 + i]
+            if spent is None or (span.ran_once and row[3]):
+                continue
+            seconds = max(0.0, spent.total_seconds())
+            by_name[i].setdefault(row[1], []).append(seconds)
+            if i == waits:
+                per_bucket[row[0]].append(seconds)
+    complete = all(n < each for n in sampled)
+    measured = {
+        span: Runtimes(True, len(found), complete, ranked(names), per_bucket=each)
+        for span, names in zip(spans, by_name, strict=True)
+    }
+    return WindowDurations(
+        runtimes=measured.get(RUNTIME, Runtimes(False)),
+        queue_waits=measured.get(QUEUE_WAIT, Runtimes(False)),
+        over_time=None
+        if waits is None
+        else [
+            BucketDurations(bucket, Runtime(None, seconds), sampled=n, limit=each)
+            for bucket, seconds, n in zip(buckets, per_bucket, sampled, strict=True)
+        ],
+    )
 
 
 def recorded(alias: str, span: Span) -> bool:

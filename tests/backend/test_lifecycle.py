@@ -140,7 +140,7 @@ def test_a_task_that_retried_twice_keeps_each_attempt_and_shows_its_timeline(
 
     # The overview's names that retry most, and the metrics, count the two retries.
     overview = admin_client.get("/admin/celery_sa/overview/")
-    [retried] = overview.context["overview"].retried
+    [retried] = overview.context["overview"].retried.retried
     assert (retried.name, retried.exception, retried.retries) == (FLAKY, "ConnectionError", 2)
     assert 'id="celery-sa-retried"' in overview.content.decode()
     scraped = admin_client.get("/metrics/celery/").content.decode()
