@@ -2,7 +2,9 @@
 
 Every supported version is in at least one session. The oldest set and the newest set run
 the whole suite against the real services (``.ci/run`` passes their URLs, as for the README's
-test command); the other sets run the part that needs no server. pyproject.toml's ranges
+test command), the oldest without the load tests (marked ``load``: thousands of tasks, the
+same code paths as the rest at a larger count); the other sets run the part that needs no
+server. pyproject.toml's ranges
 are these versions: widen one only with a session that tests it.
 
 ``bash project/run matrix -l`` lists the sessions; ``-s NAME`` runs one.
@@ -123,6 +125,9 @@ def run_suite(session: nox.Session, versions: Versions) -> None:
         # The service-free part: nothing configured, nothing required, the rest deselected.
         env |= dict.fromkeys(SERVICE_VARIABLES, "")
         args = ["-m", "not services", *args]
+    elif versions is OLDEST:
+        # The load tests (thousands of tasks, minutes on 2 cores) run with the newest set.
+        args = ["-m", "not outage and not load", *args]
     elif os.environ.get("CELERY_SA_REQUIRE_SERVICES") != "1":
         session.warn("CELERY_SA_REQUIRE_SERVICES is not 1: tests of missing services will skip")
     session.run("python", "-m", "pytest", *args, env=env)

@@ -3,9 +3,10 @@ groups a task page links to."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
+from typing import Any
 
+from celery import states
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -16,12 +17,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from celery_sa.admin.base import ResultAdmin
-from celery_sa.admin.display import decoded_html
+from celery_sa.admin.display import decoded_html, state_badge
 from celery_sa.admin.expressions import in_batches, value_of, with_value_heads
 from celery_sa.admin.filters import matching
+from celery_sa.admin.group_progress import Progress, member_ids, progress_of, with_list_heads
+from celery_sa.admin.pagination import AnchoredChangeList
 from celery_sa.models import GroupResult, TaskResult
 
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MEMBER_LIMIT = 1000  # member links a group page shows
 GROUP_LOOKAROUND = timedelta(hours=1)
 GROUP_SCAN_LIMIT = 500
@@ -52,18 +54,32 @@ def groups_listing(task_id: str, done: datetime) -> list[GroupResult]:
     return found
 
 
+class GroupChangeList(AnchoredChangeList):
+    """The group list: each group of the page with its progress, read for the page at
+    once (celery_sa.admin.group_progress)."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        found = progress_of(self.result_list)
+        for group in self.result_list:
+            group.progress = found.get(group.pk)
+
+
 @admin.register(GroupResult)
 class GroupResultAdmin(ResultAdmin):
-    list_display = ("taskset_id", "date_done")
+    list_display = ("taskset_id", "size", "finished", "failed", "progress_bar", "date_done")
     search_fields = ("taskset_id",)
     ordering = ("-date_done", "-id")
     fields = ("taskset_id", "date_done", "member_links", "result_view")
     readonly_fields = fields
 
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[GroupChangeList]:
+        return GroupChangeList
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[GroupResult]:
         queryset = super().get_queryset(request).defer("result")
         if self.is_list(request):
-            return queryset
+            return with_list_heads(queryset)
         # The page: the result's first 1 MB and its size, never a whole 100 MB value.
         return with_value_heads(queryset, ("result",))
 
@@ -72,36 +88,63 @@ class GroupResultAdmin(ResultAdmin):
     ) -> tuple[QuerySet[GroupResult], bool]:
         return matching(queryset, "taskset_id", search_term.strip()), False
 
+    @admin.display(description=_("tasks"))
+    def size(self, obj: GroupResult) -> str:
+        progress = self._progress(obj)
+        if progress is None:
+            return "—"
+        # Translators: a group's size when its stored result was read in part: "at least".
+        return _("≥ %(count)s") % {"count": progress.size} if progress.cut else str(progress.size)
+
+    @admin.display(description=_("finished"))
+    def finished(self, obj: GroupResult) -> str:
+        progress = self._progress(obj)
+        return "—" if progress is None else str(progress.finished)
+
+    @admin.display(description=_("failed"))
+    def failed(self, obj: GroupResult) -> str:
+        progress = self._progress(obj)
+        return "—" if progress is None else str(progress.failed)
+
+    @admin.display(description=_("progress"))
+    def progress_bar(self, obj: GroupResult) -> SafeString | str:
+        progress = self._progress(obj)
+        if progress is None or not progress.size:
+            return "—"
+        percent = f"{progress.share:.0%}"
+        return format_html(
+            '<progress class="celery-sa-progress" max="{}" value="{}" data-failed="{}">{}'
+            "</progress> {}",
+            progress.size,
+            progress.finished,
+            "yes" if progress.failed else "no",
+            percent,
+            percent,
+        )
+
+    @staticmethod
+    def _progress(obj: GroupResult) -> Progress | None:
+        return getattr(obj, "progress", None)
+
     @admin.display(description=_("result"))
     def result_view(self, obj: GroupResult) -> SafeString:
         return decoded_html(value_of(obj, "result"))
 
     @admin.display(description=_("member tasks"))
     def member_links(self, obj: GroupResult) -> SafeString:
-        """The task ids the stored result names (within its first 1 MB), linked to their
-        task pages; the first 1,000."""
-        head = bytes(obj.result_head or b"").decode("latin-1")  # type: ignore[attr-defined]
-        ids = [i for i in dict.fromkeys(UUID.findall(head)) if i != obj.taskset_id]
+        """The task ids the stored result names (within its first 1 MB), in the group's
+        order, linked to their task pages with their states; the first 1,000."""
+        ids = member_ids(bytes(obj.result_head or b""), obj.taskset_id)  # type: ignore[attr-defined]
         if not ids:
             return decoded_html(None)
         shown = ids[:MEMBER_LIMIT]
-        found = dict(TaskResult.objects.filter(task_id__in=shown).values_list("task_id", "pk"))
-        links = format_html_join(
-            mark_safe("<br>"),
-            "{}",
-            (
-                (
-                    format_html(
-                        '<a href="{}">{}</a>',
-                        reverse("admin:celery_sa_taskresult_change", args=[found[task_id]]),
-                        task_id,
-                    )
-                    if task_id in found
-                    else task_id,
-                )
-                for task_id in shown
-            ),
-        )
+        found = {
+            task_id: (pk, status)
+            for task_id, pk, status in TaskResult.objects.filter(task_id__in=shown).values_list(
+                "task_id", "pk", "status"
+            )
+        }
+        links = format_html_join(mark_safe("<br>"), "{}", ((member_line(i, found),) for i in shown))
         if len(ids) == len(shown):
             return links
         # Translators: ends a list of task ids; "count" is how many more the page found.
@@ -109,3 +152,12 @@ class GroupResultAdmin(ResultAdmin):
             "… and at least %(count)d more", "… and at least %(count)d more", len(ids) - len(shown)
         )
         return format_html("{}<br>{}", links, more % {"count": len(ids) - len(shown)})
+
+
+def member_line(task_id: str, found: dict[str | None, tuple[int, str | None]]) -> SafeString:
+    """A member task: its id, linked to its page, and its state (PENDING: no row yet)."""
+    if task_id not in found:
+        return format_html("{} {}", task_id, state_badge(states.PENDING))
+    pk, status = found[task_id]
+    url = reverse("admin:celery_sa_taskresult_change", args=[pk])
+    return format_html('<a href="{}">{}</a> {}', url, task_id, state_badge(status))

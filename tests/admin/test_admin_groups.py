@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from django.db import connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from celery_sa.conf import configured_tables
@@ -73,3 +75,64 @@ def test_a_group_page_links_its_first_1000_members_and_counts_the_rest(
     assert f'{TaskResult.objects.get().pk}/change/">{members[0]}</a>' in text
     assert "20.1 MB: too large to decode here" in text
     assert peak < 32 * MB, f"peak {peak / MB:.0f} MB"
+
+
+def test_the_group_list_counts_each_groups_tasks_in_a_bounded_number_of_queries(
+    result_db: ResultDB, admin_client: Client
+) -> None:
+    """Groups of 3 members (one failed, one still running, one done) and one of 2,000
+    members whose stored result is read in part; then 100 more groups cost no more
+    queries than 1."""
+    failed, running, done = (str(uuid.uuid4()) for _ in range(3))
+    insert_rows(
+        row(failed, status="FAILURE"), row(running, status="STARTED"), row(done, status="SUCCESS")
+    )
+    big = [str(uuid.UUID(int=i)) for i in range(1, 2001)]
+    small_id, big_id = str(uuid.uuid4()), str(uuid.uuid4())
+    insert_into(
+        configured_tables().group, [group(small_id, [failed, running, done]), group(big_id, big)]
+    )
+    listing = reverse("admin:celery_sa_groupresult_changelist")
+    response = admin_client.get(listing)
+    assert response.status_code == 200
+    shown = {
+        group.taskset_id: (
+            group.progress.size,
+            group.progress.cut,
+            group.progress.finished,
+            group.progress.failed,
+        )
+        for group in response.context["cl"].result_list
+    }
+    # 64 KB of the big group's result hold part of its ids.
+    assert shown[small_id] == (3, False, 2, 1)
+    size, cut, finished, failures = shown[big_id]
+    assert (cut, finished, failures) == (True, 0, 0) and 1_000 < size < 2_000
+    text = response.text
+    assert f"≥ {size}" in text
+    assert (
+        '<progress class="celery-sa-progress" max="3" value="2" data-failed="yes">67%</progress>'
+        in text
+    )
+
+    # The group's page: its members in the group's order, each with its state.
+    small = GroupResult.objects.get(taskset_id=small_id)
+    page = admin_client.get(reverse("admin:celery_sa_groupresult_change", args=[small.pk])).text
+    badges = [
+        f'{task_id}</a> <span class="celery-sa-status" data-status="{state}">{state}</span>'
+        for task_id, state in ((failed, "FAILURE"), (running, "STARTED"), (done, "SUCCESS"))
+    ]
+    assert all(badge in page for badge in badges)
+    assert [page.index(badge) for badge in badges] == sorted(page.index(b) for b in badges)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connections[result_db.alias]) as captured:
+            assert admin_client.get(listing).status_code == 200
+        return len(captured)
+
+    before = queries()
+    insert_into(
+        configured_tables().group,
+        [group(str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(20)]) for _ in range(98)],
+    )
+    assert queries() <= before + 2  # 100 groups of 20 members: one more chunk of ids

@@ -76,7 +76,7 @@ class Setup:
         """(task id, task name) of every execution that started, over every worker."""
         path = self.tmp_path / "runs.log"
         lines = path.read_text().splitlines() if path.exists() else []
-        return [(task_id, name) for task_id, name in (line.split() for line in lines)]
+        return [(task_id, name) for task_id, name, _pid in (line.split() for line in lines)]
 
     def runs(self) -> Counter[str]:
         """How often each task name started."""

@@ -67,7 +67,12 @@ class Load:
 
     def started(self) -> Counter[str]:
         """How often each task id started, over both workers."""
-        return Counter(line.split()[0] for line in self.runs.read_text().splitlines())
+        return Counter(task_id for task_id, _ in self.starts())
+
+    def starts(self) -> list[tuple[str, int]]:
+        """(task id, process id) of every start, in order."""
+        lines = self.runs.read_text().splitlines()
+        return [(task_id, int(pid)) for task_id, _name, pid in (line.split() for line in lines)]
 
 
 def wait_for(
@@ -160,16 +165,28 @@ def test_a_failover_under_a_chord_load_loses_nothing_and_runs_each_callback_once
         time.sleep(5)
         server.start()
         figures["killed, 5 s: stored again after (s)"] = recovery(load, workers)
-        for child in pool_children(workers[0])[:2]:
+        killed = pool_children(workers[0])[:2]
+        for child in killed:
             os.kill(child, signal.SIGKILL)
         wait_for(reached(1.0), workers, 300, "every result")
         values = [result.get(timeout=60) for result in results]
         outputs = [w.output for w in workers]
     assert values == [list(range(n * SIZE, (n + 1) * SIZE)) for n in range(CHORDS)]
     started = load.started()
-    assert all(started[result.id] == 1 for result in results), "a callback ran twice"
+    # A callback runs once, unless the pool child running it was one of those killed: then,
+    # with late acks, its message is delivered again (as any task's), and it runs again.
+    first_pid: dict[str, int] = {}
+    for task_id, pid in load.starts():
+        first_pid.setdefault(task_id, pid)
+    callbacks = {result.id for result in results}
+    again = {i: n for i, n in started.items() if i in callbacks and n > 1}
+    unexplained = {i: n for i, n in again.items() if first_pid[i] not in killed}
+    assert not unexplained, f"callbacks sent more than once: {unexplained}"
+    figures["callbacks run again (their pool child killed)"] = len(again)
     figures["retries logged"] = sum(o.count("Failed operation") for o in outputs)
-    figures["header tasks run again"] = sum(started.values()) - total
+    figures["header tasks run again"] = (
+        sum(started.values()) - total - sum(again.values()) + len(again)
+    )
     assert load.stored() == total
     with load.engine.connect() as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM celery_sa_chord")).scalar() == 0

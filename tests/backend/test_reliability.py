@@ -117,6 +117,7 @@ RESTARTABLE = ["db", "celery_sa"] if celery.VERSION >= (5, 6) else ["celery_sa"]
 @pytest.mark.parametrize("backend", RESTARTABLE)
 # Its own waits (120 s before the restart, 300 s after) fail with the worker's output; on a
 # machine busy with a second suite the whole may pass pytest-timeout's 300 s without a loss.
+@pytest.mark.load
 @pytest.mark.timeout(600)
 def test_a_database_restart_under_load_loses_no_result_and_writes_no_row_twice(
     private_mariadb: PrivateMariaDB, tmp_path: Path, backend: str
@@ -316,6 +317,7 @@ def open_transactions(connection_ids: tuple[int, ...]) -> int:
 # --- sustained load, with the admin read meanwhile ------------------------------------
 
 
+@pytest.mark.load
 @pytest.mark.parametrize(
     "database",
     [result_db_param("mysqlclient"), result_db_param("postgresql")],

@@ -130,6 +130,7 @@ def pool_statuses(app: Celery, worker: Worker, processes: int) -> dict[int, int]
     return {pid: answer["checked_out"] for pid, answer in answers.items()}
 
 
+@pytest.mark.load
 @pytest.mark.parametrize(
     ("pool", "concurrency", "processes"), [("prefork", 2, 2), ("threads", 4, 1)]
 )

@@ -73,7 +73,7 @@ def _note_run(task_id: str, task: Any, **kwargs: Any) -> None:
     path = os.environ.get("CELERY_SA_TEST_RUNS_FILE")
     if path:
         with _runs_lock, open(path, "a") as file:
-            file.write(f"{task_id} {task.name}\n")
+            file.write(f"{task_id} {task.name} {os.getpid()}\n")
 
 
 _LOCK_HOLDER = """
