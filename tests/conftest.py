@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 from django.test import override_settings
 
+from celery_sa.backend.store import dispose_stores
 from tests.settings import TEST_DIR
 from tests.support.databases import RESULT_DBS, ResultDB, fresh_result_db, result_db_param
 from tests.support.mariadb import PrivateMariaDB
@@ -27,8 +29,12 @@ from tests.support.services import (
     SKIP_PREFIX,
     missing_services,
     require_service,
+    service_url,
     skip_reason,
 )
+from tests.support.workers import Worker, producer, running_worker
+
+BACKEND_TASKS = "tests.support.backend_tasks"
 
 # Hypothesis keeps its caches (Unicode data, the constants it draws from the code) with the
 # tests' other files, not in a .hypothesis/ of the working tree; the fuzz tests keep no
@@ -135,3 +141,32 @@ def private_mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
     with private_server("mysql", tmp_path / "mariadb") as server:
         assert isinstance(server, PrivateMariaDB)
         yield server
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            name, marks=pytest.mark.services(*filter(None, [RESULT_DBS[name][0]]), "redis")
+        )
+        for name in ("sqlite", "mysqlclient", "postgresql")
+    ]
+)
+def worker_and_client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Worker, Celery]]:
+    """A real worker on celery_sa's backend (tests.support.backend_tasks, a Redis broker,
+    without task_track_started) on SQLite, MariaDB and PostgreSQL, and a client app that
+    sends to its queue."""
+    broker = service_url("redis")
+    with fresh_result_db(request.param) as results:
+        url = "celery_sa+" + results.url.removeprefix("db+")
+        with running_worker(
+            tmp_path, result_url=url, broker_url=broker, CELERY_IMPORTS=BACKEND_TASKS
+        ) as worker:
+            app = producer(broker, url)
+            app.conf.task_default_queue = worker.queue
+            try:
+                yield worker, app
+            finally:
+                app.close()
+                dispose_stores()

@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from celery import Celery, group
 from django.test import Client
 from django.urls import reverse
 
-from celery_sa.backend.store import dispose_stores
 from celery_sa.models import GroupResult
-from tests.support.databases import RESULT_DBS, fresh_result_db
-from tests.support.services import service_url
-from tests.support.workers import Worker, producer, running_worker
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 TASKS = "tests.support.backend_tasks"
-DATABASES = [
-    pytest.param(name, marks=pytest.mark.services(*filter(None, [RESULT_DBS[name][0]]), "redis"))
-    for name in ("sqlite", "mysqlclient", "postgresql")
-]
-
-
-@pytest.fixture(params=DATABASES)
-def worker_and_client(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[Worker, Celery]]:
-    broker = service_url("redis")
-    with fresh_result_db(request.param) as results:
-        url = "celery_sa+" + results.url.removeprefix("db+")
-        with running_worker(
-            tmp_path, result_url=url, broker_url=broker, CELERY_IMPORTS=TASKS
-        ) as worker:
-            app = producer(broker, url)
-            app.conf.task_default_queue = worker.queue
-            try:
-                yield worker, app
-            finally:
-                app.close()
-                dispose_stores()
 
 
 def test_a_group_with_a_failed_member_shows_its_counts(
