@@ -296,10 +296,19 @@ def _check_admin_limits() -> list[CheckMessage]:
     return messages
 
 
+def _seconds(duration: Any) -> float | None:
+    """The seconds a duration setting gives (a number or a timedelta); None for anything
+    else (a bool, a string)."""
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return None
+    return float(seconds)
+
+
 def _check_backend_retry_timeout() -> list[CheckMessage]:
     timeout = app_settings.backend_retry_timeout
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-    if not isinstance(seconds, bool) and isinstance(seconds, (int, float)) and seconds > 0:
+    seconds = _seconds(timeout)
+    if seconds is not None and seconds > 0:
         return []
     return [
         Error(
@@ -314,8 +323,8 @@ def _check_backend_retry_timeout() -> list[CheckMessage]:
 
 def _check_chord_sweep_interval() -> list[CheckMessage]:
     interval = app_settings.chord_sweep_interval
-    seconds = interval.total_seconds() if isinstance(interval, timedelta) else interval
-    if not isinstance(seconds, bool) and isinstance(seconds, (int, float)) and seconds >= 0:
+    seconds = _seconds(interval)
+    if seconds is not None and seconds >= 0:
         return []
     return [
         Error(
@@ -330,8 +339,8 @@ def _check_chord_sweep_interval() -> list[CheckMessage]:
 
 def _check_track_sent() -> list[CheckMessage]:
     track, delay = app_settings.track_sent, app_settings.track_sent_delay
-    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+    seconds = _seconds(delay)
+    if seconds is None or not seconds >= 0:
         return [
             Error(
                 # Translators: "value" is the setting's value as Python writes it.
