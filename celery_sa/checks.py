@@ -80,6 +80,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_check_admin_limits(),
         *_check_backend_retry_timeout(),
         *_check_chord_sweep_interval(),
+        *_check_chord_stuck_after(),
         *_check_track_sent(),
     ]
     try:
@@ -333,6 +334,22 @@ def _check_chord_sweep_interval() -> list[CheckMessage]:
             % {"value": repr(interval)},
             hint=_("Give a number of seconds (60), a timedelta, or 0 to turn the sweep off."),
             id="celery_sa.E015",
+        )
+    ]
+
+
+def _check_chord_stuck_after() -> list[CheckMessage]:
+    after = app_settings.chord_stuck_after
+    seconds = _seconds(after)
+    if seconds is not None and seconds > 0:
+        return []
+    return [
+        Error(
+            # Translators: "value" is the setting's value as Python writes it.
+            _("CELERY_SA_CHORD_STUCK_AFTER is %(value)s: it must be a positive duration.")
+            % {"value": repr(after)},
+            hint=_("Give a number of seconds (3600) or a timedelta(hours=1)."),
+            id="celery_sa.E017",
         )
     ]
 

@@ -108,6 +108,13 @@ class AppSettings:
         return getattr(settings, "CELERY_SA_CHORD_SWEEP_INTERVAL", 60)
 
     @property
+    def chord_stuck_after(self) -> Any:
+        """``CELERY_SA_CHORD_STUCK_AFTER``: how long a chord may wait for its header before
+        the admin, the overview, the metrics and ``celery_sa_stats`` call it stuck (seconds
+        or a timedelta; default one hour)."""
+        return getattr(settings, "CELERY_SA_CHORD_STUCK_AFTER", timedelta(hours=1))
+
+    @property
     def track_sent(self) -> Any:
         """``CELERY_SA_TRACK_SENT``: whether publishing a task writes its row first, as
         PENDING, so tasks sent but not yet run are seen (default False; celery_sa's result

@@ -88,3 +88,12 @@ class NaiveZonedDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
             except OverflowError:  # a bound near the calendar's ends (a crafted date filter)
                 value = datetime.min if value.year < 5000 else datetime.max
         return adapters.get_operations(connection).datetime_param(value, connection)
+
+
+class NaiveUTCDateTimeField(NaiveZonedDateTimeField):
+    """A naive column celery_sa's backend writes in UTC itself (the chord tables): UTC on
+    every database, PostgreSQL included (its driver is given naive values, never converted
+    into the session's zone)."""
+
+    def tzinfo(self, connection: BaseDatabaseWrapper) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo("UTC")

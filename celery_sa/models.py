@@ -16,8 +16,8 @@ from django.db import DatabaseError, models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from celery_sa.conf import app_settings
-from celery_sa.fields import NaiveZonedDateTimeField
-from celery_sa.sql.schema import ATTEMPT_TABLE
+from celery_sa.fields import NaiveUTCDateTimeField, NaiveZonedDateTimeField
+from celery_sa.sql.schema import ATTEMPT_TABLE, CHORD_TABLES
 from celery_sa.sql.vendors import Vendor
 
 
@@ -192,6 +192,51 @@ class GroupResult(models.Model):
         return str(self.taskset_id)
 
 
+class Chord(models.Model):
+    """A chord celery_sa's backend is counting (``celery_sa_chord``): its callback has not
+    run yet (``date_fired`` is empty), or was sent a moment ago. Chords run by Celery's own
+    backend (``celery.chord_unlock``) have no row."""
+
+    group_id = models.CharField(_("group id"), max_length=155, primary_key=True)
+    chord_size = models.IntegerField(_("size"), null=True)
+    # The chord tables' times are naive UTC, whatever Celery's zone.
+    date_created = NaiveUTCDateTimeField(_("started"))
+    date_fired = NaiveUTCDateTimeField(_("callback claimed"), null=True)
+    claimed_by = models.CharField(_("claimed by"), max_length=155, null=True)
+    callback = models.BinaryField(_("callback"), null=True)
+
+    class Meta:
+        managed = False
+        db_table = CHORD_TABLES["chord"]
+        verbose_name = _("waiting chord")
+        verbose_name_plural = _("waiting chords")
+        default_permissions = ("view",)
+        permissions = (("fail_chord", _("Can fail a waiting chord")),)
+
+    def __str__(self) -> str:
+        return self.group_id
+
+
+class ChordPart(models.Model):
+    """A chord's header task that has returned (``celery_sa_chord_part``)."""
+
+    pk = models.CompositePrimaryKey("group_id", "task_id")
+    group_id = models.CharField(_("group id"), max_length=155)
+    task_id = models.CharField(_("task id"), max_length=155)
+    group_index = models.IntegerField(_("index"), null=True)
+    date_done = NaiveUTCDateTimeField(_("date done"))
+
+    class Meta:
+        managed = False
+        db_table = CHORD_TABLES["part"]
+        verbose_name = _("chord part")
+        verbose_name_plural = _("chord parts")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.group_id} {self.task_id}"
+
+
 def configure_tables(vendor: Vendor) -> None:
     """Point the models at the configured table names and schemas, a schema-qualified
     name quoted as ``vendor`` (the result database's) quotes it."""
@@ -200,12 +245,16 @@ def configure_tables(vendor: Vendor) -> None:
         schema = app_settings.table_schema(model.table_key)
         model._meta.db_table = vendor.quote_table(schema, name) if schema else name
         _forget_columns(model)
-    # celery_sa's own table, in the task table's schema.
+    # celery_sa's own tables, in the task table's schema.
     schema = app_settings.table_schema("task")
-    TaskAttempt._meta.db_table = (
-        vendor.quote_table(schema, ATTEMPT_TABLE) if schema else ATTEMPT_TABLE
+    own: tuple[tuple[type[models.Model], str], ...] = (
+        (TaskAttempt, ATTEMPT_TABLE),
+        (Chord, CHORD_TABLES["chord"]),
+        (ChordPart, CHORD_TABLES["part"]),
     )
-    _forget_columns(TaskAttempt)
+    for own_model, own_name in own:
+        own_model._meta.db_table = vendor.quote_table(schema, own_name) if schema else own_name
+        _forget_columns(own_model)
 
 
 def _forget_columns(model: type[models.Model]) -> None:

@@ -156,12 +156,16 @@ def worker_and_client(
 ) -> Iterator[tuple[Worker, Celery]]:
     """A real worker on celery_sa's backend (tests.support.backend_tasks, a Redis broker,
     without task_track_started) on SQLite, MariaDB and PostgreSQL, and a client app that
-    sends to its queue."""
+    sends to its queue. Each task run is noted in ``tmp_path / "runs.log"``."""
     broker = service_url("redis")
     with fresh_result_db(request.param) as results:
         url = "celery_sa+" + results.url.removeprefix("db+")
         with running_worker(
-            tmp_path, result_url=url, broker_url=broker, CELERY_IMPORTS=BACKEND_TASKS
+            tmp_path,
+            result_url=url,
+            broker_url=broker,
+            CELERY_IMPORTS=BACKEND_TASKS,
+            CELERY_SA_TEST_RUNS_FILE=str(tmp_path / "runs.log"),
         ) as worker:
             app = producer(broker, url)
             app.conf.task_default_queue = worker.queue

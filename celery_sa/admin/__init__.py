@@ -3,4 +3,4 @@
 Importing the package registers its admins (Django's autodiscovery imports it).
 """
 
-from celery_sa.admin import groups, overview, tasks  # noqa: F401
+from celery_sa.admin import chords, groups, overview, tasks  # noqa: F401

@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import states
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -17,12 +18,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from celery_sa.admin.base import ResultAdmin
-from celery_sa.admin.display import decoded_html, state_badge
+from celery_sa.admin.display import decoded_html, format_runtime, state_badge
 from celery_sa.admin.expressions import in_batches, value_of, with_value_heads
 from celery_sa.admin.filters import matching
 from celery_sa.admin.group_progress import Progress, member_ids, progress_of, with_list_heads
 from celery_sa.admin.pagination import AnchoredChangeList
-from celery_sa.models import GroupResult, TaskResult
+from celery_sa.admin.waiting_chords import callback_of, parts_done, with_callback_heads
+from celery_sa.models import Chord, GroupResult, TaskResult, has_column
 
 MEMBER_LIMIT = 1000  # member links a group page shows
 GROUP_LOOKAROUND = timedelta(hours=1)
@@ -70,7 +72,7 @@ class GroupResultAdmin(ResultAdmin):
     list_display = ("taskset_id", "size", "finished", "failed", "progress_bar", "date_done")
     search_fields = ("taskset_id",)
     ordering = ("-date_done", "-id")
-    fields = ("taskset_id", "date_done", "member_links", "result_view")
+    fields = ("taskset_id", "date_done", "chord_view", "member_links", "result_view")
     readonly_fields = fields
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[GroupChangeList]:
@@ -130,6 +132,39 @@ class GroupResultAdmin(ResultAdmin):
     def result_view(self, obj: GroupResult) -> SafeString:
         return decoded_html(value_of(obj, "result"))
 
+    @admin.display(description=_("chord"))
+    def chord_view(self, obj: GroupResult) -> SafeString:
+        """For the header of a chord celery_sa's backend is counting: its callback and how
+        far the header has got; otherwise what cannot be known."""
+        chord = with_callback_heads(Chord.objects.filter(group_id=obj.taskset_id)).first()
+        if chord is None:
+            return format_html(
+                '<p class="celery-sa-help">{}</p>',
+                _(
+                    "No chord waits on this group. It is a plain group, or a chord whose "
+                    "callback has been sent (celery_sa's backend forgets a chord once it "
+                    "sends its callback), or a chord run by Celery's own backend "
+                    "(celery.chord_unlock), which records neither its callback nor its "
+                    "progress."
+                ),
+            )
+        callback = callback_of(chord)
+        done = parts_done([chord.group_id]).get(chord.group_id, 0)
+        size = "?" if chord.chord_size is None else str(chord.chord_size)
+        url = reverse("admin:celery_sa_chord_change", args=[quote(chord.pk)])
+        return format_html(
+            '{} <a href="{}">{}</a>',
+            # Translators: "name" is the chord callback's task name; "done" and "size"
+            # numbers of header tasks.
+            _(
+                "Header of a chord waiting to call %(name)s: %(done)s of %(size)s header "
+                "tasks returned."
+            )
+            % {"name": callback.name or callback.problem, "done": done, "size": size},
+            url,
+            _("See the waiting chord"),
+        )
+
     @admin.display(description=_("member tasks"))
     def member_links(self, obj: GroupResult) -> SafeString:
         """The task ids the stored result names (within its first 1 MB), in the group's
@@ -138,12 +173,11 @@ class GroupResultAdmin(ResultAdmin):
         if not ids:
             return decoded_html(None)
         shown = ids[:MEMBER_LIMIT]
-        found = {
-            task_id: (pk, status)
-            for task_id, pk, status in TaskResult.objects.filter(task_id__in=shown).values_list(
-                "task_id", "pk", "status"
-            )
-        }
+        rows = TaskResult.objects.filter(task_id__in=shown)
+        columns = ["task_id", "pk", "status", "date_done"]
+        if has_column(rows.db, "date_started"):
+            columns.append("date_started")
+        found = {row[0]: row[1:] for row in rows.values_list(*columns)}
         links = format_html_join(mark_safe("<br>"), "{}", ((member_line(i, found),) for i in shown))
         if len(ids) == len(shown):
             return links
@@ -154,10 +188,15 @@ class GroupResultAdmin(ResultAdmin):
         return format_html("{}<br>{}", links, more % {"count": len(ids) - len(shown)})
 
 
-def member_line(task_id: str, found: dict[str | None, tuple[int, str | None]]) -> SafeString:
-    """A member task: its id, linked to its page, and its state (PENDING: no row yet)."""
+def member_line(task_id: str, found: dict[str | None, tuple[Any, ...]]) -> SafeString:
+    """A member task: its id, linked to its page, its state (PENDING: no row yet) and, when
+    its start is recorded, its runtime."""
     if task_id not in found:
         return format_html("{} {}", task_id, state_badge(states.PENDING))
-    pk, status = found[task_id]
+    pk, status, done, *started = found[task_id]
     url = reverse("admin:celery_sa_taskresult_change", args=[pk])
-    return format_html('<a href="{}">{}</a> {}', url, task_id, state_badge(status))
+    line = format_html('<a href="{}">{}</a> {}', url, task_id, state_badge(status))
+    if started and started[0] is not None and done is not None and status in states.READY_STATES:
+        runtime = format_runtime(max(0.0, (done - started[0]).total_seconds()))
+        line = format_html('{} <span class="celery-sa-runtime">{}</span>', line, runtime)
+    return line

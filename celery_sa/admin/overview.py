@@ -254,6 +254,13 @@ class OverviewAdmin(ResultAdmin):
             "unfinished": [
                 (entry, links.rows(status=entry.status)) for entry in overview.unfinished
             ],
+            "chords": overview.chords,
+            "chords_url": reverse("admin:celery_sa_chord_changelist")
+            if request.user.has_perm("celery_sa.view_chord")
+            else "",
+            "stuck_after": format_runtime(overview.chords.stuck_after.total_seconds())
+            if overview.chords
+            else "",
             "runtimes": [
                 (entry, links.rows(window.since, window.until, name=entry.name))
                 for entry in overview.runtimes.by_name[:TOP_NAMES]

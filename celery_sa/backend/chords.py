@@ -57,9 +57,11 @@ def register(backend: ChordBackend, header_result_args: Any, body: Any) -> None:
     """Start counting the chord whose header is about to be sent, keeping its callback
     (``body``) for the sweep."""
     group_id, results = header_result_args[0], header_result_args[1]
-    # As the Redis backend: a header with groups in it is saved, so the callback gets
-    # their results nested as they were.
-    if not isinstance(results, _regen) and any(isinstance(r, GroupResult) for r in results):
+    # The header is saved as a group, as Celery saves a group (a lazy header's ids are not
+    # known yet): the admin reads the chord's header tasks from it, and a header with
+    # groups in it gives the callback their results nested as they were (as the Redis
+    # backend does).
+    if not isinstance(results, _regen):
         backend.app.GroupResult(*header_result_args).save(backend=backend)
     store = backend.store
     row = {"group_id": group_id, "date_created": utcnow(), "callback": _encoded(backend, body)}
@@ -167,7 +169,7 @@ class Claim:
         :class:`~celery.exceptions.ChordError` naming the header task that failed."""
         header = backend.restore_group(self.group_id, cache=False)
         try:
-            if header is None:
+            if header is None or not _nested(header):
                 self.values = _header_values(backend, self.group_id, connection)
             else:
                 self.values = _joined(backend, header)
@@ -240,6 +242,10 @@ def _header_values(backend: ChordBackend, group_id: str, connection: Connection)
             raise error
         values.append(value)
     return values
+
+
+def _nested(header: GroupResult) -> bool:
+    return any(isinstance(result, GroupResult) for result in header.results)
 
 
 def _joined(backend: ChordBackend, header: GroupResult) -> list[Any]:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
+from celery_sa.reports.chords import waiting_chords
 from celery_sa.reports.queries import (
     distinct,
     done_between,
@@ -88,6 +89,7 @@ class TaskResultsCollector(Collector):
         yield self.runtimes(since, until)
         yield self.queue_waits(since, until)
         yield from self.retries(since, until)
+        yield from self.chords()
 
     def unfinished(self, now: datetime) -> Iterator[Metric]:
         count = GaugeMetricFamily(
@@ -137,6 +139,31 @@ class TaskResultsCollector(Collector):
         for entry in found:
             family.add_metric([entry.name or "", entry.exception or ""], entry.retries)
         yield family
+
+    def chords(self) -> Iterator[Metric]:
+        found = waiting_chords()
+        if found is None:  # no chord table (Celery's own backend): no figure, not a false 0
+            return
+        yield GaugeMetricFamily(
+            "celery_sa_chords_waiting",
+            "Chords celery_sa's backend counts whose callback has not been sent yet.",
+            value=found.waiting,
+        )
+        yield GaugeMetricFamily(
+            "celery_sa_chords_stuck",
+            "Waiting chords started longer ago than CELERY_SA_CHORD_STUCK_AFTER.",
+            value=found.stuck,
+        )
+        yield GaugeMetricFamily(
+            "celery_sa_chords_stuck_after_seconds",
+            "CELERY_SA_CHORD_STUCK_AFTER: how long a chord waits before it counts as stuck.",
+            value=found.stuck_after.total_seconds(),
+        )
+        yield GaugeMetricFamily(
+            "celery_sa_chords_waiting_oldest_age_seconds",
+            "Seconds since the oldest waiting chord was started (0 when none waits).",
+            value=found.oldest_wait or 0.0,
+        )
 
 
 def by_name(summary: SummaryMetricFamily, durations: Runtimes) -> SummaryMetricFamily:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from celery import states
 
+from celery_sa.reports.chords import WaitingChords, waiting_chords
 from celery_sa.reports.queries import (
     BucketCounts,
     NameFailures,
@@ -35,6 +36,8 @@ class WindowOverview:
     """Retries by name and exception; None without the attempt table."""
     queue_waits_over_time: list[BucketDurations] | None
     """Each bucket's queue waits; None without the sent and start times."""
+    chords: WaitingChords | None = None
+    """The chords celery_sa's backend counts that wait now; None without its chord table."""
 
     @property
     def by_status(self) -> dict[str | None, int]:
@@ -83,4 +86,5 @@ def collect_overview(window: Window) -> WindowOverview:
             queue_waits=durations.queue_waits,
             retried=newest_retries(window.since, window.until, limit=TOP_NAMES),
             queue_waits_over_time=durations.over_time,
+            chords=waiting_chords(),
         )

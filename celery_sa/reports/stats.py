@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from celery_sa.reports.chords import WaitingChords, waiting_chords
 from celery_sa.reports.queries import (
     Failure,
     Unfinished,
@@ -53,6 +54,8 @@ class Stats:
     """Retries by name and exception; None without the attempt table."""
     unfinished: list[Unfinished] = field(default_factory=list)
     """The unfinished tasks now (the whole table, not the window), by state."""
+    chords: WaitingChords | None = None
+    """The chords waiting now; None without celery_sa's chord table."""
 
     def age(self, entry: Unfinished) -> float | None:
         """Seconds since ``entry``'s oldest task was last updated, at the window's end."""
@@ -108,6 +111,14 @@ class Stats:
                 }
                 for entry in self.unfinished
             ],
+            "chords": None
+            if self.chords is None
+            else {
+                "waiting": self.chords.waiting,
+                "stuck": self.chords.stuck,
+                "stuck_after_seconds": self.chords.stuck_after.total_seconds(),
+                "oldest_wait_seconds": self.chords.oldest_wait,
+            },
         }
 
 
@@ -137,4 +148,5 @@ def _collect_stats(since: datetime, until: datetime) -> Stats:
     stats.queue_waits = runtimes(window, span=QUEUE_WAIT).by_name
     stats.retried = retried(since, until)
     stats.unfinished = unfinished()
+    stats.chords = waiting_chords()
     return stats

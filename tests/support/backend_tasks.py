@@ -58,6 +58,24 @@ def killed_once(value: Any, marker_dir: str) -> Any:
 
 
 @shared_task
+def held(value: Any, release: str) -> Any:
+    """Returns ``value`` once the file ``release`` exists (the test decides when), or
+    raises after a minute."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(release):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release} never appeared")
+        time.sleep(0.05)
+    return value
+
+
+@shared_task
+def errback_noted(task_id: str) -> str:
+    """An error callback in Celery's old style (called with the failed task's id)."""
+    return task_id
+
+
+@shared_task
 def settings_configured() -> bool:
     """Whether Django settings were configured in this worker process."""
     import django.conf

@@ -71,6 +71,23 @@ class Command(TranslatedCommand):
                 ],
                 text_columns=(0, 3),
             )
+        chords = stats.chords
+        if chords is not None and chords.waiting:
+            self.stdout.write("")
+            self.stdout.write(
+                # Translators: counts of chords; "after" and "oldest" are durations such as
+                # "3,600 s".
+                _(
+                    "Chords waiting: %(waiting)s, stuck (waiting over %(after)s): %(stuck)s, "
+                    "the oldest for %(oldest)s."
+                )
+                % {
+                    "waiting": f"{chords.waiting:,}",
+                    "stuck": f"{chords.stuck:,}",
+                    "after": describe_seconds(chords.stuck_after.total_seconds()),
+                    "oldest": describe_seconds(chords.oldest_wait),
+                }
+            )
 
     def write_window(self, stats: Stats, window: str) -> None:
         # Translators: window is a duration such as "1 day 12 hours"; total a number of results.
