@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from celery_sa.conf import app_settings
 from celery_sa.fields import NaiveUTCDateTimeField, NaiveZonedDateTimeField
-from celery_sa.sql.schema import ATTEMPT_TABLE, CHORD_TABLES
+from celery_sa.sql.schema import ATTEMPT_TABLE, CHORD_TABLES, MEMBER_TABLE
 from celery_sa.sql.vendors import Vendor
 
 
@@ -237,6 +237,27 @@ class ChordPart(models.Model):
         return f"{self.group_id} {self.task_id}"
 
 
+class GroupMember(models.Model):
+    """A task of a group celery_sa's backend saved (``celery_sa_group_member``), in the
+    group's order. Groups saved by Celery's own backend have none."""
+
+    pk = models.CompositePrimaryKey("group_id", "task_id")
+    group_id = models.CharField(_("group id"), max_length=155)
+    task_id = models.CharField(_("task id"), max_length=155)
+    group_index = models.IntegerField(_("index"))
+    date_done = NaiveUTCDateTimeField(_("date done"))
+
+    class Meta:
+        managed = False
+        db_table = MEMBER_TABLE
+        verbose_name = _("group member")
+        verbose_name_plural = _("group members")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.group_id} {self.task_id}"
+
+
 def configure_tables(vendor: Vendor) -> None:
     """Point the models at the configured table names and schemas, a schema-qualified
     name quoted as ``vendor`` (the result database's) quotes it."""
@@ -251,6 +272,7 @@ def configure_tables(vendor: Vendor) -> None:
         (TaskAttempt, ATTEMPT_TABLE),
         (Chord, CHORD_TABLES["chord"]),
         (ChordPart, CHORD_TABLES["part"]),
+        (GroupMember, MEMBER_TABLE),
     )
     for own_model, own_name in own:
         own_model._meta.db_table = vendor.quote_table(schema, own_name) if schema else own_name

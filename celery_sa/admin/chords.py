@@ -179,7 +179,7 @@ class ChordAdmin(ResultAdmin):
             return format_html(
                 '<p class="celery-sa-marker">{}</p>',
                 _(
-                    "Not known: the header's task ids were not saved (a chord started before "
+                    "Not known: the header's task ids were not recorded (a chord started before "
                     "celery_sa 0.6, or a header given as a generator)."
                 ),
             )
@@ -248,7 +248,23 @@ class ChordAdmin(ResultAdmin):
         failed: list[str] = []
         late: list[str] = []
         for item in (p for p in plan if not p.problem):
-            (failed if fail_chord(item, operator) else late).append(item.chord.group_id)
+            try:
+                done = fail_chord(item, operator)
+            except Exception as exc:  # the broker or the result backend refused
+                self.message_user(
+                    request,
+                    # Translators: "group_id" is a Celery group id, "error" an exception
+                    # (its class name and message).
+                    _(
+                        "Chord %(group_id)s was claimed, but failing it raised %(error)s: "
+                        "its callback will not run, and the workers' chord sweep reports it "
+                        "until its failure is stored."
+                    )
+                    % {"group_id": item.chord.group_id, "error": f"{type(exc).__name__}: {exc}"},
+                    level=messages.ERROR,
+                )
+                continue
+            (failed if done else late).append(item.chord.group_id)
         for group_id in late:
             self.message_user(
                 request,

@@ -7,9 +7,12 @@ from typing import Any
 from celery import states
 from django.contrib import admin
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+
+from celery_sa.admin.group_progress import FAILED
+from celery_sa.models import GroupMember, TaskResult
 
 # Choices come from the newest rows only (a walk down the date_done index), cached a while.
 RECENT_ROWS = 10_000
@@ -83,3 +86,37 @@ class QueueFilter(RecentValuesFilter):
     title = _("queue")
     parameter_name = "queue"
     column = "queue"
+
+
+class GroupProgressFilter(admin.SimpleListFilter):
+    """Groups by their tasks' states, through the member rows celery_sa's backend writes
+    for each group it saves (indexed joins; groups saved by Celery's own backend have no
+    members: "not recorded")."""
+
+    title = _("progress")
+    parameter_name = "progress"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            ("unfinished", _("unfinished")),
+            ("failed", _("with a failed task")),
+            ("finished", _("finished")),
+            ("unrecorded", _("not recorded (Celery's own backend)")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        members = GroupMember.objects.filter(group_id=OuterRef("taskset_id"))
+        tasks = TaskResult.objects.filter(task_id=OuterRef("task_id"))
+        unfinished = Exists(members.filter(~Exists(tasks.filter(status__in=states.READY_STATES))))
+        match self.value():
+            case "unfinished":
+                return queryset.filter(unfinished)
+            case "failed":
+                return queryset.filter(
+                    Exists(members.filter(Exists(tasks.filter(status__in=FAILED))))
+                )
+            case "finished":
+                return queryset.filter(Exists(members), ~unfinished)
+            case "unrecorded":
+                return queryset.filter(~Exists(members))
+        return queryset

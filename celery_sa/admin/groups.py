@@ -20,7 +20,7 @@ from django.utils.translation import ngettext
 from celery_sa.admin.base import ResultAdmin
 from celery_sa.admin.display import decoded_html, format_runtime, state_badge
 from celery_sa.admin.expressions import in_batches, value_of, with_value_heads
-from celery_sa.admin.filters import matching
+from celery_sa.admin.filters import GroupProgressFilter, matching
 from celery_sa.admin.group_progress import Progress, member_ids, progress_of, with_list_heads
 from celery_sa.admin.pagination import AnchoredChangeList
 from celery_sa.admin.waiting_chords import callback_of, parts_done, with_callback_heads
@@ -70,6 +70,7 @@ class GroupChangeList(AnchoredChangeList):
 @admin.register(GroupResult)
 class GroupResultAdmin(ResultAdmin):
     list_display = ("taskset_id", "size", "finished", "failed", "progress_bar", "date_done")
+    list_filter = (GroupProgressFilter,)
     search_fields = ("taskset_id",)
     ordering = ("-date_done", "-id")
     fields = ("taskset_id", "date_done", "chord_view", "member_links", "result_view")

@@ -1,6 +1,6 @@
 """What a waiting chord's admin pages read: its callback, how many of its header tasks have
-returned, and which have not, with their states. The header's task ids come from the group
-celery_sa's backend saves for each chord (:func:`celery_sa.backend.chords.register`)."""
+returned, and which have not, with their states. The header's task ids come from the member
+rows celery_sa's backend writes for each chord (:func:`celery_sa.backend.chords.register`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 from django.db.models import Count, QuerySet
 
 from celery_sa.admin.expressions import value_of, with_value_heads
-from celery_sa.admin.group_progress import CHUNK, member_ids
-from celery_sa.models import Chord, ChordPart, GroupResult, TaskResult
+from celery_sa.admin.group_progress import CHUNK
+from celery_sa.models import Chord, ChordPart, GroupMember, TaskResult
 
 MISSING_LIMIT = 1_000
 """The header tasks still missing a chord's page lists at most."""
@@ -82,16 +82,12 @@ class Missing:
 
 
 def header_ids(group_id: str) -> list[str] | None:
-    """The header's task ids, in order, from the group celery_sa's backend saved for the
-    chord (its first 1 MB); None when there is none (a header whose tasks were not known
-    when it was sent, or a chord started before celery_sa 0.6)."""
-    groups = with_value_heads(
-        GroupResult.objects.filter(taskset_id=group_id).defer("result"), ("result",)
-    )
-    group = groups.first()
-    if group is None:
-        return None
-    return member_ids(bytes(group.result_head or b""), group_id)  # type: ignore[attr-defined]
+    """The header's task ids, in order, from the member rows celery_sa's backend writes for
+    each chord; None when there are none (a header given as a generator, whose tasks were
+    not known when it was sent, or a chord started before celery_sa 0.6)."""
+    members = GroupMember.objects.filter(group_id=group_id).order_by("group_index")
+    ids = list(members.values_list("task_id", flat=True))
+    return ids or None
 
 
 def missing_parts(group_id: str) -> Missing | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
@@ -14,14 +15,16 @@ from celery.exceptions import BackendStoreError, Reject
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.utils.log import get_logger
 from kombu.utils.encoding import bytes_to_str
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
 from celery_sa import lifecycle
-from celery_sa.backend import attempts, chords, pending, requeue, sweep
+from celery_sa.backend import attempts, chords, members, pending, requeue, sweep
 from celery_sa.backend.retries import RETRYABLE, TimeBoundRetries, seconds
 from celery_sa.backend.store import ResultStore, StoreConfig, result_store
 from celery_sa.sql.attempts import expired_attempts
+from celery_sa.sql.members import expired_members
 
 logger = get_logger(__name__)
 lifecycle.connect()
@@ -213,13 +216,28 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
     # -- groups: Celery's, under the same retries ---------------------------------------
 
     def _save_group(self, group_id: str, result: Any) -> Any:
-        return self.retrying(super()._save_group, group_id, result)
+        """Celery's, its tasks first written one row each (:mod:`celery_sa.backend.members`)."""
+        if self.store.keeps_members:
+            self.retrying(members.save_members, self.store, group_id, result)
+        return self.retrying(self._save_group_once, group_id, result)
+
+    def _save_group_once(self, group_id: str, result: Any) -> Any:
+        # celery_sa saves every chord's header itself: the sender saving it too (Celery's
+        # backend would then save it once) finds it saved, not an IntegrityError.
+        try:
+            return super()._save_group(group_id, result)
+        except IntegrityError:
+            if members.group_saved(self.store, group_id):
+                return result
+            raise
 
     def _restore_group(self, group_id: str) -> Any:
         return self.retrying(super()._restore_group, group_id)
 
     def _delete_group(self, group_id: str) -> Any:
-        return self.retrying(super()._delete_group, group_id)
+        self.retrying(super()._delete_group, group_id)
+        if self.store.keeps_members:
+            self.retrying(members.delete_members, self.store, group_id)
 
     def _forget(self, task_id: str) -> Any:
         return self.retrying(super()._forget, task_id)
@@ -368,6 +386,8 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
         self.retrying(chords.cleanup, self.store, self.expires)
         if self.store.keeps_attempts:
             self.retrying(self._cleanup_attempts)
+        if self.store.keeps_members:
+            self.retrying(self._cleanup_members)
 
     def _cleanup_attempts(self) -> None:
         """The attempts of the tasks cleanup() deleted (aware cutoff: the driver converts it
@@ -376,3 +396,9 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
             expired_attempts(
                 connection, self.store.tables, self.app.now() - self.expires, delete=True
             )
+
+    def _cleanup_members(self) -> None:
+        """The members of the groups cleanup() deleted (their times are naive UTC)."""
+        cutoff = datetime.now(UTC).replace(tzinfo=None) - self.expires
+        with self.store.engine.begin() as connection:
+            expired_members(connection, self.store.tables, cutoff, delete=True)

@@ -27,6 +27,7 @@ from celery.utils.functional import _regen
 from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy import delete as sql_delete
 
+from celery_sa.backend import members
 from celery_sa.backend.store import ResultStore
 from celery_sa.sql.chords import expired
 
@@ -57,13 +58,17 @@ def register(backend: ChordBackend, header_result_args: Any, body: Any) -> None:
     """Start counting the chord whose header is about to be sent, keeping its callback
     (``body``) for the sweep."""
     group_id, results = header_result_args[0], header_result_args[1]
-    # The header is saved as a group, as Celery saves a group (a lazy header's ids are not
-    # known yet): the admin reads the chord's header tasks from it, and a header with
-    # groups in it gives the callback their results nested as they were (as the Redis
-    # backend does).
-    if not isinstance(results, _regen):
-        backend.app.GroupResult(*header_result_args).save(backend=backend)
     store = backend.store
+    # A lazy header's task ids are not known yet: nothing to record.
+    if not isinstance(results, _regen):
+        header = backend.app.GroupResult(*header_result_args)
+        if store.saves_groups or any(isinstance(r, GroupResult) for r in results):
+            # Saved as a group (its tasks recorded with it), for the admin's group list
+            # and chord pages; a header with groups in it gives the callback their
+            # results nested as they were (as the Redis backend does).
+            header.save(backend=backend)
+        elif store.keeps_members:
+            members.save_members(store, group_id, header)
     row = {"group_id": group_id, "date_created": utcnow(), "callback": _encoded(backend, body)}
     with store.engine.begin() as connection:
         # An upsert: set_size may have made the row (it keeps its size).

@@ -16,6 +16,7 @@ from typing import Any
 from celery import states
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     MetaData,
     Sequence,
@@ -73,6 +74,11 @@ class ResultStore:
     """Celery's columns the live task table lacks."""
     keeps_attempts: bool
     """Whether the database has the attempt table (it is created when missing)."""
+    keeps_members: bool
+    """Whether the database has the group member table (it is created when missing)."""
+    saves_groups: bool
+    """Whether Celery's group model can insert into the live group table: not into one
+    made by Celery 4 on MariaDB (no sequence) until ``celery_sa_tables upgrade``."""
     sessions: sessionmaker[Session]
     """ORM sessions on the pooled engine, for the reads Celery's backend does itself."""
     _upserts: dict[tuple[frozenset[str], bool], Executable] = field(default_factory=dict)
@@ -147,7 +153,7 @@ def _make_store(config: StoreConfig) -> ResultStore:
     vendor = vendors.get(make_url(url).get_backend_name())
     engine = _engines.get(config.key, lambda: create_engine(url, **config.engine_options))
     tables = result_tables(config.names, config.schemas)
-    live_columns, has_sequence = _prepare(engine, tables)
+    live_columns, has_sequence, saves_groups = _prepare(engine, tables)
     # Celery's columns as the live table has them: one Celery made before 5.3 lacks some
     # (stamps, children), which are then neither written nor read; one made on MariaDB by an
     # old SQLAlchemy has no sequence, and AUTO_INCREMENT picks its ids.
@@ -179,14 +185,17 @@ def _make_store(config: StoreConfig) -> ResultStore:
         tables=tables,
         missing=frozenset(c.name for c in celery_table.columns if c.name not in live_columns),
         keeps_attempts=_exists(engine, tables.attempt),
+        keeps_members=_exists(engine, tables.member),
+        saves_groups=saves_groups,
         sessions=sessionmaker(engine, expire_on_commit=False),
     )
 
 
-def _prepare(engine: Engine, tables: ResultTables) -> tuple[set[str], bool]:
+def _prepare(engine: Engine, tables: ResultTables) -> tuple[set[str], bool, bool]:
     """Create the tables that are missing (celery_sa's safe types, as ``celery_sa_tables
-    create`` makes them); return the live task table's columns, and whether the database
-    has the sequence Celery draws its ids from."""
+    create`` makes them); return the live task table's columns, whether the database has
+    the sequence Celery draws its ids from, and whether Celery's model can insert groups
+    (a group table made by Celery 4 on MariaDB has no sequence)."""
     with engine.connect() as connection:
         inspector = inspect(connection)
         missing = [t for t in tables.all() if not inspector.has_table(t.name, schema=t.schema)]
@@ -202,13 +211,20 @@ def _prepare(engine: Engine, tables: ResultTables) -> tuple[set[str], bool]:
     with engine.connect() as connection:
         inspector = inspect(connection)
         columns = inspector.get_columns(task.name, schema=task.schema)
-        sequence = task.c.id.default
-        has_sequence = (
-            connection.dialect.supports_sequences
-            and isinstance(sequence, Sequence)
-            and inspector.has_sequence(sequence.name, schema=sequence.schema)
-        )
-    return {column["name"] for column in columns}, has_sequence
+        has_sequence = _has_sequence(connection, task)
+        group_sequence = _has_sequence(connection, tables.group)
+    saves_groups = group_sequence or not engine.dialect.supports_sequences
+    return {column["name"] for column in columns}, has_sequence, saves_groups
+
+
+def _has_sequence(connection: Connection, table: Table) -> bool:
+    """Whether the database has the sequence Celery draws ``table``'s ids from."""
+    sequence = table.c.id.default
+    return bool(
+        connection.dialect.supports_sequences
+        and isinstance(sequence, Sequence)
+        and inspect(connection).has_sequence(sequence.name, schema=sequence.schema)
+    )
 
 
 def _add_chord_columns(engine: Engine, tables: ResultTables) -> None:

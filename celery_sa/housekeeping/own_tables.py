@@ -1,7 +1,7 @@
 """celery_sa's own tables beside Celery's results, cleaned with them by the purge: the
-counters of chords that never finished, and the attempts of retried tasks (those of the
-tasks a batch deletes in the same transaction, those whose task was deleted otherwise by
-age)."""
+counters of chords that never finished, the members of the groups deleted, and the
+attempts of retried tasks (those of the tasks a batch deletes in the same transaction,
+those whose task was deleted otherwise by age)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from celery_sa.fields import NaiveZonedDateTimeField
 from celery_sa.models import TaskAttempt
 from celery_sa.sql.attempts import expired_attempts
 from celery_sa.sql.chords import expired
+from celery_sa.sql.members import expired_members
 
 IDS_PER_DELETE = 900
 """Task ids in one ``DELETE`` of attempts: fewer parameters than any database takes in a
@@ -31,6 +32,14 @@ def chord_counters(cutoff: datetime, *, delete: bool) -> int:
     tables = configured_tables()
     naive_utc = cutoff.astimezone(UTC).replace(tzinfo=None)
     return _if_exists(tables.chord, lambda c: expired(c, tables, naive_utc, delete=delete))
+
+
+def expiring_members(cutoff: datetime, *, delete: bool) -> int:
+    """The group members saved before ``cutoff`` whose group expires with it (deleted, or
+    to be), counted or deleted; 0 where the database has no member table."""
+    tables = configured_tables()
+    naive_utc = cutoff.astimezone(UTC).replace(tzinfo=None)
+    return _if_exists(tables.member, lambda c: expired_members(c, tables, naive_utc, delete=delete))
 
 
 def orphaned_attempts(cutoff: datetime, *, delete: bool) -> int:

@@ -35,6 +35,7 @@ from celery_sa.housekeeping.own_tables import (
     attempts_of,
     chord_counters,
     delete_attempts_of,
+    expiring_members,
     keeps_attempts,
     orphaned_attempts,
 )
@@ -158,6 +159,8 @@ class PurgeResult:
     attempts: int = 0
     """Attempts of retried tasks (celery_sa's backend): those of the tasks deleted, and with
     the groups those left without their task."""
+    members: int = 0
+    """Member rows of the groups deleted (celery_sa's backend)."""
     batches: int = 0
     interrupted: bool = False
     seconds: float = field(default=0.0, compare=False)
@@ -171,6 +174,7 @@ class PurgeResult:
             "undated_kept": self.undated_kept,
             "chords": self.chords,
             "attempts": self.attempts,
+            "group_members": self.members,
             "batches": self.batches,
             "interrupted": self.interrupted,
         }
@@ -234,6 +238,7 @@ def count(options: PurgeOptions, *, now: datetime | None = None) -> PurgeResult:
     if options.groups:
         result.chords = chord_counters(result.cutoff, delete=False)
         result.attempts += orphaned_attempts(result.cutoff, delete=False)
+        result.members = expiring_members(result.cutoff, delete=False)
     return result
 
 
@@ -314,13 +319,15 @@ def one_by_one(
 
 def after_batches(options: PurgeOptions, result: PurgeResult) -> None:
     """Once every batch is done: the rows without a ``date_done`` left alone are counted and,
-    with the groups, the counters of chords that never finished deleted, and the attempts
-    whose task was deleted otherwise (by Celery's own cleanup, ``forget()``)."""
+    with the groups, the counters of chords that never finished deleted, the members of the
+    groups deleted, and the attempts whose task was deleted otherwise (by Celery's own
+    cleanup, ``forget()``)."""
     if not options.undated:
         result.undated_kept = undated_rows(options).count()
     if options.groups:
         result.chords = chord_counters(result.cutoff, delete=True)
         result.attempts += orphaned_attempts(result.cutoff, delete=True)
+        result.members = expiring_members(result.cutoff, delete=True)
 
 
 def in_parallel(

@@ -42,7 +42,7 @@ def read_state(connection: Connection, tables: ResultTables) -> DatabaseState:
 def made_whole(tables: ResultTables) -> dict[str, Table]:
     """celery_sa's tables that are only ever made whole, by key: present or missing, never
     upgraded column by column."""
-    return {"part": tables.part, "attempt": tables.attempt}
+    return {"part": tables.part, "attempt": tables.attempt, "member": tables.member}
 
 
 def _read_table(

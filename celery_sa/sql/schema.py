@@ -42,6 +42,9 @@ DEFAULT_TABLE_NAMES = {"task": "celery_taskmeta", "group": "celery_tasksetmeta"}
 SEQUENCES = {"task": "task_id_sequence", "group": "taskset_id_sequence"}
 CHORD_TABLES = {"chord": "celery_sa_chord", "part": "celery_sa_chord_part"}
 """celery_sa's own tables for native chords (in the task table's schema)."""
+MEMBER_TABLE = "celery_sa_group_member"
+"""celery_sa's own table of the tasks of each group its backend saves (in the task table's
+schema)."""
 ATTEMPT_TABLE = "celery_sa_attempt"
 """celery_sa's own table of a task's executions that ended in a retry (in the task table's
 schema)."""
@@ -71,6 +74,7 @@ class ResultTables:
     chord: Table
     part: Table
     attempt: Table
+    member: Table
     superseded: tuple[Superseded, ...] = ()
 
     def by_key(self) -> dict[str, Table]:
@@ -79,7 +83,7 @@ class ResultTables:
 
     def all(self) -> list[Table]:
         """Every table celery_sa manages, in creation order."""
-        return [self.task, self.group, self.chord, self.part, self.attempt]
+        return [self.task, self.group, self.chord, self.part, self.attempt, self.member]
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ def result_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]) -
     )
     chord, part = _chord_tables(metadata, schemas.get("task"))
     attempt = _attempt_table(metadata, schemas.get("task"))
+    member = _member_table(metadata, schemas.get("task"))
     # celery_sa 0.1 to 0.3 made (status, date_done), a prefix of the new one.
     superseded = Superseded(f"ix_{task.name}_status_date_done", ("status", "date_done"), by_status)
     return ResultTables(
@@ -150,6 +155,7 @@ def result_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]) -
         chord=chord,
         part=part,
         attempt=attempt,
+        member=member,
         superseded=(superseded,),
     )
 
@@ -241,6 +247,27 @@ def _attempt_table(metadata: MetaData, schema: str | None) -> Table:
         attempt.c.exception,
     )
     return attempt
+
+
+def _member_table(metadata: MetaData, schema: str | None) -> Table:
+    # One row per task of a group celery_sa's backend saved (a chord's header included),
+    # in the group's order: the admin filters groups by their tasks' states through it,
+    # with indexed joins instead of reading each group's stored result. Keyed by the group
+    # and the task, so a group saved again is written once; saved at the group's time
+    # (naive UTC, as the group table's), by which it expires with its group.
+    member = Table(
+        MEMBER_TABLE,
+        metadata,
+        Column("group_id", String(155), nullable=False),
+        Column("task_id", String(155), nullable=False),
+        Column("group_index", Integer, nullable=False),
+        Column("date_done", DateTime, nullable=False),
+        PrimaryKeyConstraint("group_id", "task_id", name=f"pk_{MEMBER_TABLE}"),
+        schema=schema,
+    )
+    Index(f"ix_{MEMBER_TABLE}_task_id", member.c.task_id)
+    Index(f"ix_{MEMBER_TABLE}_date_done", member.c.date_done)
+    return member
 
 
 def create_statements(

@@ -72,7 +72,8 @@ def plan_upgrade(state: DatabaseState, tables: ResultTables) -> list[TablePlan]:
         )
         for key, table in planned.items()
     ]
-    # The chord parts and the attempts are celery_sa's own and only ever made whole:
+    # The chord parts, the attempts and the group members are celery_sa's own and only
+    # ever made whole:
     # present or missing.
     plans += [
         TablePlan(table=table, key=key, exists=state.table(table) is not None)

@@ -40,7 +40,7 @@ from sqlalchemy.exc import OperationalError
 from celery_sa.backend import DatabaseBackend
 from celery_sa.backend.store import dispose_stores
 from celery_sa.conf import configured_tables
-from celery_sa.models import TaskAttempt, TaskResult
+from celery_sa.models import GroupMember, GroupResult, TaskAttempt, TaskResult
 from tests.support.chords import chord_request, chord_rows
 from tests.support.databases import RESULT_DBS, ResultDB, fresh_result_db
 from tests.support.rows import ago
@@ -220,8 +220,15 @@ def test_groups_are_read_in_one_query_saved_restored_and_deleted(setup: Setup) -
             event.remove(Engine, "before_cursor_execute", listener)
         assert len(statements) == 1, statements  # every member, one SELECT
         assert [v for _, v in restored.iter_native(timeout=10)]  # ResultSet.iter_native too
+        # Its tasks are rows of their own, in order (the admin's group filters read them).
+        rows = GroupMember.objects.filter(group_id=members.id).order_by("group_index")
+        assert list(rows.values_list("task_id", flat=True)) == [r.id for r in members.results]
+        members.save()  # saved again (as a chord's header is): nothing changes
+        assert rows.count() == 50
+        assert GroupResult.objects.filter(taskset_id=members.id).count() == 1
         restored.delete()
         assert fresh.GroupResult.restore(members.id) is None
+        assert not rows.exists()
     finally:
         previous.set_current()
         fresh.close()
@@ -253,7 +260,12 @@ def test_chains_and_chords_run_without_chord_unlock(setup: Setup) -> None:
         assert in_header.get(timeout=30) == 11
         assert of_chords.get(timeout=30) == [3, 3, 3]
         callbacks = [plain.id, nested_group.id, in_header.id, of_chords.id]
+        header = [result.id for result in plain.parent.results]
     assert all(setup.runs_of(task_id) == 1 for task_id in callbacks)
+    # Each header is saved as a group, its tasks in order: the admin reads them.
+    assert GroupResult.objects.filter(taskset_id=plain.parent.id).exists()
+    members = GroupMember.objects.filter(group_id=plain.parent.id).order_by("group_index")
+    assert list(members.values_list("task_id", flat=True)) == header
     assert setup.runs()["celery.chord_unlock"] == 0
     assert chord_rows() == (0, 0)  # finished counters are removed
 

@@ -6,22 +6,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import django
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
+from playwright.sync_api import Browser, Page, expect
 
 from celery_sa.models import GroupResult, TaskAttempt
+from tests.support.browser import POLICY, csp_violations
 from tests.support.databases import ResultDB
 from tests.support.rows import insert_rows, row
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-# The test settings' SECURE_CSP as the header Django 6 writes it.
-POLICY = "; ".join(
-    f"{directive} {' '.join(values)}" for directive, values in settings.SECURE_CSP.items()
-)
 MEMBER_ID = "5a0c2f1e-1b2c-4d3e-8f40-000000000001"
 GROUP_ID = "9e8d7c6b-5a49-4382-a716-000000000002"
 
@@ -103,41 +98,6 @@ def group(rows: None) -> int:
         taskset_id=GROUP_ID, result=members, date_done=timezone.now()
     )
     return saved.pk
-
-
-def csp_violations(page: Page) -> list[str]:
-    """The Content Security Policy violations Chromium reports on ``page`` from now on
-    (the list fills as it browses): its console messages and the documents' events."""
-    violations: list[str] = []
-
-    def report(text: str) -> None:
-        violations.append(text)
-
-    def console(message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text:
-            report(message.text)
-
-    page.on("console", console)
-    page.expose_function("celerySaViolation", report)
-    page.add_init_script(
-        "document.addEventListener('securitypolicyviolation', (event) => celerySaViolation("
-        "`${event.violatedDirective} blocked ${event.blockedURI || 'inline'} in "
-        "${event.sourceFile || document.URL}:${event.lineNumber}`))"
-    )
-    if django.VERSION < (6, 0):
-        page.route("**/*", with_policy)
-    return violations
-
-
-def with_policy(route: Route) -> None:
-    """Django 5.2 sends no Content Security Policy: the same policy, added to each page."""
-    if route.request.resource_type != "document":
-        route.continue_()
-        return
-    response = route.fetch()
-    route.fulfill(
-        response=response, headers={**response.headers, "content-security-policy": POLICY}
-    )
 
 
 def test_the_admins_pages_need_nothing_a_strict_content_security_policy_blocks(

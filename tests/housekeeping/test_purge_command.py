@@ -412,3 +412,25 @@ def test_a_terminal_gets_a_progress_bar(tmp_path: Path) -> None:
     assert "\r[############..................] 100 of 250 rows" in text
     assert "\r[##############################] 250 of 250 rows\n" in text
     assert text.endswith("Deleted 250 task results and 0 group results older than 7 days.\n")
+
+
+def test_the_members_of_the_groups_deleted_go_with_them(aged_rows: ResultDB) -> None:
+    tables = configured_tables()
+    members = [
+        {"group_id": group_id, "task_id": f"{group_id}-t{n}", "group_index": n, "date_done": done}
+        for group_id, done in (("g-0", ago(days=9)), ("g-1", ago(days=8)), ("g-2", ago(minutes=5)))
+        for n in range(2)
+    ]
+    insert_into(tables.member, members)
+    assert purge("--older-than", "7d", "--dry-run").splitlines()[0] == (
+        "Would delete 10 task results and 2 group results and 4 group member rows "
+        "older than 7 days."
+    )
+    assert purge("--older-than", "7d").splitlines()[0] == (
+        "Deleted 10 task results and 2 group results and 4 group member rows older than 7 days."
+    )
+    engine = create_engine(result_database().url, poolclass=NullPool)
+    with engine.connect() as connection:
+        kept = connection.execute(select(tables.member.c.task_id)).scalars().all()
+    engine.dispose()
+    assert sorted(kept) == ["g-2-t0", "g-2-t1"]

@@ -163,6 +163,7 @@ def test_force_color_colours_a_line_and_escapes_the_name_in_it(
             "celery_sa_chord",
             "celery_sa_chord_part",
             "celery_sa_attempt",
+            "celery_sa_group_member",
         )
     )
 

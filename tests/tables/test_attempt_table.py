@@ -44,6 +44,7 @@ def test_a_missing_attempt_table_is_reported_and_created_by_upgrade(result_db: R
         1,
         f"{UP_TO_DATE}"
         "celery_sa_attempt: missing (create or upgrade creates it)\n"
+        "celery_sa_group_member: up to date\n"
         "1 change pending: run `manage.py celery_sa_tables upgrade` (--dry-run shows the SQL).\n",
     )
     code, dry_run = manage("upgrade", "--dry-run")
@@ -59,7 +60,8 @@ def test_a_missing_attempt_table_is_reported_and_created_by_upgrade(result_db: R
     assert manage("upgrade") == (0, "Created table celery_sa_attempt.\nApplied 1 change.\n")
     assert manage("status") == (
         0,
-        f"{UP_TO_DATE}celery_sa_attempt: up to date\nThe result tables are up to date.\n",
+        f"{UP_TO_DATE}celery_sa_attempt: up to date\ncelery_sa_group_member: up to date\n"
+        "The result tables are up to date.\n",
     )
     assert manage("upgrade") == (0, "Nothing to do: the result tables are up to date.\n")
     # Made whole: the backend's rows fit, one per task and attempt.

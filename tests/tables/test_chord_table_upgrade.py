@@ -128,6 +128,7 @@ def test_upgrade_adds_the_new_columns_to_the_chord_table_of_celery_sa_02(
         "  - column callback is missing\n"
         "celery_sa_chord_part: up to date\n"
         "celery_sa_attempt: up to date\n"
+        "celery_sa_group_member: up to date\n"
         "2 changes pending: run `manage.py celery_sa_tables upgrade` (--dry-run shows the SQL).\n",
     )
     problems = [f"celery_sa_chord: column {name} is missing" for name in NEW_COLUMNS]

@@ -27,6 +27,7 @@ def test_create_is_idempotent(result_db: ResultDB) -> None:
         "celery_sa_chord",
         "celery_sa_chord_part",
         "celery_sa_attempt",
+        "celery_sa_group_member",
     ]
     assert run("create").splitlines() == [f"Created table {name}." for name in names]
     assert run("create").splitlines() == [
@@ -42,8 +43,8 @@ def test_create_dry_run_prints_sql_and_creates_nothing(embedded_result_db: Resul
     output = run("create", "--dry-run")
     assert "CREATE TABLE celery_taskmeta (" in output
     assert output.splitlines()[-2:] == [
-        "Would create table celery_sa_chord_part.",
         "Would create table celery_sa_attempt.",
+        "Would create table celery_sa_group_member.",
     ]
     assert "celery_taskmeta" not in connections["celery_sa"].introspection.table_names()
 

@@ -55,7 +55,7 @@ def as_created(dialect: str) -> DatabaseState:
         state.tables[table.fullname] = TableState(columns=columns, indexes=tuple(indexes))
         if key in SEQUENCES and state.dialect.supports_sequences:
             state.sequences[(None, SEQUENCES[key])] = SequenceState()
-    for made_whole in (TABLES.part, TABLES.attempt):
+    for made_whole in (TABLES.part, TABLES.attempt, TABLES.member):
         state.tables[made_whole.fullname] = TableState(columns={})
     return state
 
@@ -221,6 +221,7 @@ def test_the_attempt_table_is_only_present_or_missing() -> None:
         "chord",
         "part",
         "attempt",
+        "member",
     ]
 
 

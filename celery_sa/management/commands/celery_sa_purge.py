@@ -285,6 +285,12 @@ def deleted(options: PurgeOptions, result: PurgeResult) -> list[str]:
             ngettext("%(n)s group result", "%(n)s group results", result.groups)
             % {"n": f"{result.groups:,}"}
         )
+    if result.members:
+        what.append(
+            # Translators: rows of celery_sa's table of each group's tasks.
+            ngettext("%(n)s group member row", "%(n)s group member rows", result.members)
+            % {"n": f"{result.members:,}"}
+        )
     if result.chords:
         what.append(
             ngettext(
