@@ -113,6 +113,10 @@ class ChordAdmin(ResultAdmin):
         term = search_term.strip()
         return (queryset.filter(group_id=term) if term else queryset), False
 
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        context = {"stuck_after": format_runtime(stuck_after().total_seconds())}
+        return super().changelist_view(request, {**context, **(extra_context or {})})
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Deleting the counter would leave the callback unsent without a word to its
         # errbacks: failing the chord is the way.

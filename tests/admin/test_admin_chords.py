@@ -65,6 +65,8 @@ def test_failing_a_chord_takes_its_own_permission(embedded_result_db: ResultDB) 
     assert listing.status_code == 200
     assert [chord.group_id for chord in listing.context["cl"].result_list] == [group_id]
     assert "fail_chords" not in listing.text
+    # What the list cannot show, said on it.
+    assert "Chords run by Celery's own backend (celery.chord_unlock)" in listing.text
     fail(viewer, group_id)
     assert Chord.objects.get(group_id=group_id).date_fired is None  # untouched
     listing = staff("view_chord", "fail_chord").get(CHANGELIST)
