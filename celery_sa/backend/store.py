@@ -151,7 +151,8 @@ def _make_store(config: StoreConfig) -> ResultStore:
     url = config.url
     # Before the engine: an unsupported database is refused without a connection.
     vendor = vendors.get(make_url(url).get_backend_name())
-    engine = _engines.get(config.key, lambda: create_engine(url, **config.engine_options))
+    options = vendors.engine_options(make_url(url), config.engine_options)
+    engine = _engines.get(config.key, lambda: create_engine(url, **options))
     tables = result_tables(config.names, config.schemas)
     live_columns, has_sequence, saves_groups = _prepare(engine, tables)
     # Celery's columns as the live table has them: one Celery made before 5.3 lacks some

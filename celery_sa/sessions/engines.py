@@ -28,6 +28,7 @@ from sqlalchemy.exc import ArgumentError
 from celery_sa.conf import app_settings
 from celery_sa.db.url import sqlalchemy_url
 from celery_sa.errors import BackendURLError
+from celery_sa.sql import vendors
 from celery_sa.sql.process_engines import ProcessEngines
 
 DEFAULT_DATABASE = "default"
@@ -47,7 +48,7 @@ def get_engine(name: str = DEFAULT_DATABASE) -> Engine:
 
     def make() -> Engine:
         url, options = _engine_arguments(name)
-        return create_engine(url, **options)
+        return create_engine(url, **vendors.engine_options(url, options))
 
     return _engines.get(name, make)
 

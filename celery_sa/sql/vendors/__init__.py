@@ -16,7 +16,10 @@ The Django side of each database (its ``DATABASES`` entry, ORM helpers) is in
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Dialect
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.engine import URL, Dialect
 
 from celery_sa.sql.vendors.base import Vendor
 from celery_sa.sql.vendors.mssql import SQLServer
@@ -24,7 +27,7 @@ from celery_sa.sql.vendors.mysql import MySQL
 from celery_sa.sql.vendors.postgresql import PostgreSQL
 from celery_sa.sql.vendors.sqlite import SQLite
 
-__all__ = ["NAMES", "VENDORS", "Vendor", "get", "offline_dialect"]
+__all__ = ["NAMES", "VENDORS", "Vendor", "engine_options", "get", "offline_dialect"]
 
 VENDORS: tuple[Vendor, ...] = (MySQL(), PostgreSQL(), SQLite(), SQLServer())
 """The supported databases."""
@@ -42,6 +45,14 @@ def get(name: str) -> Vendor:
     if vendor is None:
         raise LookupError(f"celery_sa does not support the database {name!r}")
     return vendor
+
+
+def engine_options(url: URL, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` for ``create_engine(url)``, with what celery_sa's engines need on its
+    database (:meth:`Vendor.engine_options`; the options given win); as given for a
+    database celery_sa does not know."""
+    vendor = _by_name.get(url.get_backend_name())
+    return dict(options) if vendor is None else vendor.engine_options(url, options)
 
 
 def offline_dialect(name: str) -> Dialect:

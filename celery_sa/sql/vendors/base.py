@@ -10,7 +10,7 @@ Django: a Celery worker runs it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -75,6 +75,11 @@ class Vendor:
         dialect: Dialect = URL.create(name).get_dialect()()
         self.assume_server(dialect, name)
         return dialect
+
+    def engine_options(self, url: URL, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` for ``create_engine(url)`` with what celery_sa's engines (the result
+        backend's, SessionTask's) need on this database; the options given win."""
+        return dict(options)
 
     def assume_server(self, dialect: Dialect, name: str) -> None:
         """Set up ``dialect`` as connecting to a server would (features it asks the

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Index, Table, text
 from sqlalchemy import Sequence as SequenceSchema
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
@@ -99,3 +101,14 @@ class PostgreSQL(Vendor):
     ddl_class = PostgreSQLDDL
     introspection_class = PostgreSQLIntrospection
     writes_class = PostgreSQLWrites
+
+    def engine_options(self, url: URL, options: Mapping[str, Any]) -> dict[str, Any]:
+        found = dict(options)
+        if url.get_driver_name() == "psycopg":
+            # psycopg 3 prepares a statement on the server after its fifth execution on a
+            # connection. Behind a transaction pooler (PgBouncer's pool_mode = transaction)
+            # the next transaction may run on another server connection, which does not
+            # have it ("prepared statement "_pg3_0" does not exist"). Off, unless the
+            # options' connect_args set prepare_threshold themselves.
+            found["connect_args"] = {"prepare_threshold": None, **found.get("connect_args", {})}
+        return found
