@@ -15,7 +15,7 @@ import celery
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from celery_sa.conf import TABLE_KEYS, app_settings
 from celery_sa.db import ResultDatabase, adapters, result_database
 from celery_sa.db.adapters import Driver
+from celery_sa.db.replica import replica_alias
 from celery_sa.db.url import celery_driver, parse_result_backend
 from celery_sa.errors import (
     AliasTaken,
@@ -81,6 +82,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_check_backend_retry_timeout(),
         *_check_chord_sweep_interval(),
         *_check_chord_stuck_after(),
+        *_check_read_replica(),
         *_check_track_sent(),
     ]
     try:
@@ -189,14 +191,59 @@ def check_result_database(
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[CheckMessage]:
-    """Connect to the result database as Celery does and look for the result tables."""
+    """Connect to the result database as Celery does and look for the result tables; and
+    to the read replica, when one is set."""
     if not databases:
         return []
     try:
         database = result_database()
     except BackendURLError:
         return []  # check_settings reports it.
-    return probe(database)
+    return [*probe(database), *_probe_replica()]
+
+
+def _probe_replica() -> list[CheckMessage]:
+    try:
+        alias = replica_alias()
+    except BackendURLError:
+        return []  # check_settings reports it (celery_sa.E018).
+    if alias is None:
+        return []
+    try:
+        connections[alias].ensure_connection()
+    except DatabaseError as exc:
+        return [
+            Warning(
+                # Translators: "alias" is a Django database alias, "error" the exception's
+                # class name.
+                _(
+                    "Cannot connect to the read replica %(alias)s (%(error)s): the admin, "
+                    "the overview, the metrics and celery_sa_stats will read from the result "
+                    "database until it answers."
+                )
+                % {"alias": alias, "error": type(exc).__name__},
+                hint=_("Check CELERY_SA_READ_REPLICA and that the replica is running."),
+                id="celery_sa.W004",
+            )
+        ]
+    return []
+
+
+def _check_read_replica() -> list[CheckMessage]:
+    try:
+        replica_alias()
+    except BackendURLError as exc:
+        return [
+            Error(
+                str(exc),
+                hint=_(
+                    "Name an alias in DATABASES, or give a URL as for CELERY_RESULT_BACKEND "
+                    "(db+postgresql://…)."
+                ),
+                id="celery_sa.E018",
+            )
+        ]
+    return []
 
 
 def probe(database: ResultDatabase) -> list[CheckMessage]:

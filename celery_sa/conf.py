@@ -167,6 +167,14 @@ class AppSettings:
         return str(getattr(settings, "CELERY_SA_DATABASE_ALIAS", "celery_sa"))
 
     @property
+    def read_replica(self) -> Any:
+        """``CELERY_SA_READ_REPLICA``: a read replica of the result database, as an alias in
+        ``DATABASES`` or a URL read as ``CELERY_RESULT_BACKEND`` is; the admin's lists and
+        pages, the overview, the metrics and ``celery_sa_stats`` read from it. ``None``:
+        everything reads the result database."""
+        return getattr(settings, "CELERY_SA_READ_REPLICA", None)
+
+    @property
     def celery_app(self) -> str | None:
         """``CELERY_SA_CELERY_APP``: the dotted path of the Celery app the admin's actions
         send through; ``None``: Celery's current app."""

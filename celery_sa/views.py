@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from celery_sa.conf import app_settings
 from celery_sa.db.outage import read_failure
+from celery_sa.db.replica import replica_reads
 from celery_sa.models import TaskResult
 from celery_sa.reports.metrics import TaskResultsCollector
 
@@ -50,10 +51,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
             status=500,
             content_type="text/plain",
         )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(TaskResultsCollector(window))
     try:
-        body = generate_latest(registry)
+        with replica_reads() as reads:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(TaskResultsCollector(window, reads))
+            body = generate_latest(registry)
     except DatabaseError as exc:
         # Either way a scrape gets no figures: 503, and the reason as the body.
         failure = read_failure(TaskResult._meta.db_table, exc)

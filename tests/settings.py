@@ -91,6 +91,10 @@ for alias, variable in SERVICE_ALIASES.items():
     if os.environ.get(variable):
         DATABASES[alias] = environ.Env.db_url_config(os.environ[variable])
         DATABASES[alias]["TEST"] = {"NAME": TEST_DATABASE}
+# The alias celery_sa registers for a read replica given as a URL (tests/db/
+# test_read_replica.py sets one): known from the start, so that Django's test cases let it
+# connect; until then a mirror of the default database.
+DATABASES["celery_sa_replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 DATABASE_ROUTERS = ["celery_sa.routers.ResultDatabaseRouter"]
 
 # The embedded default: results in a SQLite file of their own (a derived alias).

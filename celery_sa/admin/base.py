@@ -4,6 +4,8 @@ not answer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib import admin, messages
@@ -24,6 +26,7 @@ from celery_sa.admin.pagination import (
     is_number,
 )
 from celery_sa.db.outage import read_failure
+from celery_sa.db.replica import replica_reads
 
 
 class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -98,15 +101,29 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         try:
-            return super().changelist_view(request, extra_context)
+            with self.reads_for(request):
+                return rendered(super().changelist_view(request, extra_context))
         except DatabaseError as exc:
             return self.table_problem(request, exc)
 
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            return super().changeform_view(request, *args, **kwargs)
+            with self.reads_for(request):
+                return rendered(super().changeform_view(request, *args, **kwargs))
         except DatabaseError as exc:
             return self.table_problem(request, exc)
+
+    @contextmanager
+    def reads_for(self, request: HttpRequest) -> Iterator[None]:
+        """A page that only reads (GET) reads from the read replica, when one is set; an
+        action (POST) from the result database. A replica that does not answer is said so."""
+        if request.method not in ("GET", "HEAD"):
+            yield
+            return
+        with replica_reads() as reads:
+            if reads is not None and not reads.answered:
+                self.message_user(request, reads.problem, level=messages.WARNING)
+            yield
 
     def table_problem(self, request: HttpRequest, exc: DatabaseError) -> HttpResponse:
         """Not a 500: when the database does not answer, a 503 page that says so (the next
@@ -125,3 +142,11 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             )
         self.message_user(request, failure.message, level=messages.ERROR)
         return HttpResponseRedirect(reverse("admin:index"))
+
+
+def rendered(response: HttpResponse) -> HttpResponse:
+    """``response`` rendered now: a template response would otherwise read its lazy
+    querysets after the view returned, outside the view's choice of database."""
+    if isinstance(response, TemplateResponse):
+        response.render()
+    return response

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import django
 from celery import states
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
@@ -20,8 +20,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
-from celery_sa.admin.base import ResultAdmin
+from celery_sa.admin.base import ResultAdmin, rendered
 from celery_sa.admin.display import format_runtime
+from celery_sa.db.replica import ReplicaReads, replica_reads
 from celery_sa.models import Overview
 from celery_sa.reports import charts
 from celery_sa.reports.overview import TOP_NAMES, collect_overview
@@ -198,11 +199,17 @@ class OverviewAdmin(ResultAdmin):
     def overview_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        window, problem = window_of(request.GET)
         try:
-            overview = collect_overview(window)
+            with replica_reads() as reads:
+                if reads is not None and not reads.answered:
+                    self.message_user(request, reads.problem, level=messages.WARNING)
+                return rendered(self.overview_page(request, reads))
         except DatabaseError as exc:
             return self.table_problem(request, exc)
+
+    def overview_page(self, request: HttpRequest, reads: ReplicaReads | None) -> HttpResponse:
+        window, problem = window_of(request.GET)
+        overview = collect_overview(window)
         links = Links()
         stacked, rates = chart_columns(overview.buckets, window, links)
         over_time = overview.queue_waits_over_time or []
@@ -254,6 +261,8 @@ class OverviewAdmin(ResultAdmin):
             "unfinished": [
                 (entry, links.rows(status=entry.status)) for entry in overview.unfinished
             ],
+            "replica": reads if reads is not None and reads.answered else None,
+            "replication": reads.replication() if reads is not None else None,
             "chords": overview.chords,
             "chords_url": reverse("admin:celery_sa_chord_changelist")
             if request.user.has_perm("celery_sa.view_chord")

@@ -61,7 +61,7 @@ def result_database() -> ResultDatabase:
         ):
             # Another backend URL (override_settings) borrowed the alias meanwhile. The
             # entry is put back as it is, test database name included.
-            _install(database.alias, database.config, database.identity)
+            install_alias(database.alias, database.config, database.identity)
         return database
 
 
@@ -99,11 +99,13 @@ def _resolve(backend: str) -> ResultDatabase:
             % {"alias": alias}
         )
     configured = connections.configure_settings({DEFAULT_DB_ALIAS: {}, alias: config})[alias]
-    _install(alias, configured, identity)
+    install_alias(alias, configured, identity)
     return ResultDatabase(alias=alias, url=url, config=configured, identity=identity)
 
 
-def _install(alias: str, configured: dict[str, Any], identity: tuple[str, ...]) -> None:
+def install_alias(alias: str, configured: dict[str, Any], identity: tuple[str, ...]) -> None:
+    """Point ``alias`` at the database ``configured`` (a ``DATABASES`` entry), closing this
+    thread's connection to what it pointed at before."""
     # Drop this thread's connection to what the alias pointed at before, if it has one
     # (creating one just to close it would import a driver that may not be installed).
     for connection in connections.all(initialized_only=True):

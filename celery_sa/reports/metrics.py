@@ -17,6 +17,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
+from celery_sa.db.replica import ReplicaReads
 from celery_sa.reports.chords import waiting_chords
 from celery_sa.reports.queries import (
     distinct,
@@ -59,8 +60,9 @@ class TaskResultsCollector(Collector):
     """Task results done in the last ``window``, by task name and state; unfinished tasks
     now and the age of the oldest; runtimes by task name where start times are recorded."""
 
-    def __init__(self, window: timedelta) -> None:
+    def __init__(self, window: timedelta, replica: ReplicaReads | None = None) -> None:
         self.window = window
+        self.replica = replica
 
     def collect(self) -> Iterator[Metric]:
         # Collected whole before the first is yielded: the transaction ends here.
@@ -90,6 +92,7 @@ class TaskResultsCollector(Collector):
         yield self.queue_waits(since, until)
         yield from self.retries(since, until)
         yield from self.chords()
+        yield from self.replica_state()
 
     def unfinished(self, now: datetime) -> Iterator[Metric]:
         count = GaugeMetricFamily(
@@ -164,6 +167,29 @@ class TaskResultsCollector(Collector):
             "Seconds since the oldest waiting chord was started (0 when none waits).",
             value=found.oldest_wait or 0.0,
         )
+
+    def replica_state(self) -> Iterator[Metric]:
+        if self.replica is None:  # no replica is set
+            return
+        yield GaugeMetricFamily(
+            "celery_sa_replica_up",
+            "1 when the read replica answered and these figures are read from it, 0 when "
+            "they are read from the result database itself.",
+            value=1 if self.replica.answered else 0,
+        )
+        replication = self.replica.replication()
+        if replication is not None and replication.lag_seconds is not None:
+            yield GaugeMetricFamily(
+                "celery_sa_replica_lag_seconds",
+                "How far the read replica is behind the result database.",
+                value=replication.lag_seconds,
+            )
+        if replication is not None:
+            yield GaugeMetricFamily(
+                "celery_sa_replica_replicating",
+                "1 while the read replica replays the result database's changes.",
+                value=1 if replication.running else 0,
+            )
 
 
 def by_name(summary: SummaryMetricFamily, durations: Runtimes) -> SummaryMetricFamily:

@@ -28,6 +28,8 @@ class PrivateMariaDB:
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    options: tuple[str, ...] = ()
+    """More server options (a replication pair's ``--server-id``, ``--log-bin``)."""
 
     @property
     def url(self) -> str:
@@ -64,6 +66,7 @@ class PrivateMariaDB:
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=128M",
                 "--max-connections=200",
+                *self.options,
             ]
         )
         wait_until_answering(

@@ -129,6 +129,27 @@ class PrivatePostgres:
             cwd=self.directory,
         )
 
+    def install_standby_of(self, primary: PrivatePostgres) -> None:
+        """Make the data directory a streaming standby of ``primary`` (``pg_basebackup -R``:
+        a copy of its data, and how to follow it)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        account = server_account()
+        if account:
+            os.chown(self.directory, account.pw_uid, account.pw_gid)
+        run_setup(
+            [
+                *as_server_user(),
+                str(programs() / "pg_basebackup"),
+                f"--pgdata={self.directory / 'data'}",
+                "--host=127.0.0.1",
+                f"--port={primary.port}",
+                "--username=postgres",
+                "--write-recovery-conf",
+                "--checkpoint=fast",
+            ],
+            cwd=self.directory,
+        )
+
     def start(self) -> None:
         settings = [f"--{name}={value}" for name, value in SETTINGS.items()]
         with (self.directory / LOG).open("ab") as log:
@@ -159,6 +180,7 @@ class PrivatePostgres:
         try:
             with engine.connect() as connection:
                 exists = text("SELECT 1 FROM pg_database WHERE datname = 'app'")
+                # A standby has it from its primary (and could not create it).
                 if connection.scalar(exists) is None:
                     connection.execute(text("CREATE DATABASE app"))
         finally:

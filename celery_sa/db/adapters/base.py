@@ -73,6 +73,15 @@ PLAIN_DISTINCT = "SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NU
 """For optimizers that skip along an index by themselves (MySQL's "index for group-by")."""
 
 
+@dataclass(frozen=True)
+class Replication:
+    """How a read replica stands: whether it replays the primary's changes, and how far
+    behind it is (``None``: not known, e.g. stopped)."""
+
+    running: bool
+    lag_seconds: float | None
+
+
 class Operations:
     """Helpers for the ORM's queries over Celery's tables on one database."""
 
@@ -110,6 +119,11 @@ class Operations:
     def datetime_param(self, value: datetime, connection: BaseDatabaseWrapper) -> Any:
         """A naive datetime as a query parameter compared with Celery's stored values."""
         return connection.ops.adapt_datetimefield_value(value)
+
+    def replication(self, connection: BaseDatabaseWrapper) -> Replication | None:
+        """How the database behind ``connection`` replicates from its primary; None when
+        it is not a replica (or the database cannot tell)."""
+        return None
 
     def estimate_rows(
         self, connection: BaseDatabaseWrapper, schema: str | None, table: str

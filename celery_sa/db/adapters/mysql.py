@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery_sa.db.adapters.base import PLAIN_DISTINCT, Driver, Operations, UrlMapping
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from celery_sa.db.adapters.base import (
+    PLAIN_DISTINCT,
+    Driver,
+    Operations,
+    Replication,
+    UrlMapping,
+)
 
 MYSQLCLIENT = Driver("MySQLdb", "mysqlclient")
 PYMYSQL = Driver("pymysql", "PyMySQL")
@@ -46,3 +54,18 @@ class MySQLUrlMapping(UrlMapping):
 
 class MySQLOperations(Operations):
     distinct_sql = PLAIN_DISTINCT
+
+    def replication(self, connection: BaseDatabaseWrapper) -> Replication | None:
+        # MariaDB's and MySQL's name before 8.0.22 (MariaDB keeps it beside SHOW REPLICA).
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW SLAVE STATUS")
+            row = cursor.fetchone()
+            names = [column[0] for column in cursor.description or ()]
+        if row is None:
+            return None
+        status = dict(zip(names, row, strict=False))
+        running = (
+            status.get("Slave_IO_Running") == "Yes" and status.get("Slave_SQL_Running") == "Yes"
+        )
+        behind = status.get("Seconds_Behind_Master")
+        return Replication(running, None if behind is None else float(behind))

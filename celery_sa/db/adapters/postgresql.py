@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from celery_sa.db.adapters.base import Driver, Operations, UrlMapping
+from celery_sa.db.adapters.base import Driver, Operations, Replication, UrlMapping
 
 PSYCOPG = Driver("psycopg", "psycopg[binary]")
 PSYCOPG2 = Driver("psycopg2", "psycopg2-binary")
@@ -46,6 +46,23 @@ class PostgreSQLUrlMapping(UrlMapping):
 
 
 class PostgreSQLOperations(Operations):
+    def replication(self, connection: BaseDatabaseWrapper) -> Replication | None:
+        # Replayed all it has received: no lag, however long ago the primary last wrote
+        # (now() - the last replayed commit would grow while nothing happens).
+        sql = (
+            "SELECT pg_is_in_recovery(), "
+            "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') "
+            "AND NOT pg_is_wal_replay_paused(), "
+            "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+            "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            in_recovery, streaming, lag = cursor.fetchone()
+        if not in_recovery:
+            return None
+        return Replication(bool(streaming), None if lag is None else max(0.0, float(lag)))
+
     def stored_zone(self, connection: BaseDatabaseWrapper, zone: str) -> zoneinfo.ZoneInfo:
         # The driver converts the aware value into the writing session's TimeZone, whatever
         # Celery's zone: the database's default, which Django's own (UTC) sessions can read

@@ -13,7 +13,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from celery_sa.db.adapters.base import Replication
 from celery_sa.db.outage import read_failure
+from celery_sa.db.replica import replica_reads
 from celery_sa.durations import describe_age, parse_age
 from celery_sa.management.base import TranslatedCommand
 from celery_sa.management.output import escape_controls
@@ -40,9 +42,15 @@ class Command(TranslatedCommand):
             raise CommandError(_("--since: %(error)s") % {"error": exc}) from exc
         now = timezone.now()
         try:
-            stats = collect_stats(now - window, now)
+            with replica_reads() as reads:
+                stats = collect_stats(now - window, now)
+                replication = reads.replication() if reads is not None else None
         except DatabaseError as exc:
             raise CommandError(read_failure(TaskResult._meta.db_table, exc).message) from exc
+        if reads is not None and not reads.answered:
+            self.stderr.write(reads.problem)
+        elif reads is not None:
+            self.stderr.write(replica_line(reads.alias, replication))
         if options["json"]:
             self.stdout.write(json.dumps(stats.as_dict(), indent=2))
             return
@@ -142,6 +150,24 @@ class Command(TranslatedCommand):
                 for i, (cell, width) in enumerate(zip(row, widths, strict=True))
             ]
             self.stdout.write("  ".join(cells).rstrip())
+
+
+def replica_line(alias: str, replication: Replication | None) -> str:
+    """Where the figures come from, when it is a read replica."""
+    if replication is None:
+        # Translators: "alias" is a Django database alias.
+        return _("Read from the replica %(alias)s.") % {"alias": alias}
+    lag = "?" if replication.lag_seconds is None else f"{replication.lag_seconds:,.0f}"
+    if not replication.running:
+        # Translators: "alias" is a Django database alias, "lag" a number of seconds or "?".
+        return _(
+            "Read from the replica %(alias)s, whose replication is stopped (%(lag)s s behind)."
+        ) % {"alias": alias, "lag": lag}
+    # Translators: "alias" is a Django database alias, "lag" a number of seconds or "?".
+    return _("Read from the replica %(alias)s, %(lag)s s behind the result database.") % {
+        "alias": alias,
+        "lag": lag,
+    }
 
 
 def describe_seconds(seconds: float | None) -> str:
