@@ -397,6 +397,8 @@ def test_rerun_needs_its_permission(embedded_result_db: ResultDB, viewer: Client
         ({"CELERY_SA_TRACK_SENT_DELAY": "50ms"}, "celery_sa.E016"),
         ({"CELERY_SA_CHORD_STUCK_AFTER": 0}, "celery_sa.E017"),
         ({"CELERY_SA_CHORD_STUCK_AFTER": "1 hour"}, "celery_sa.E017"),
+        ({"CELERY_SA_READ_REPLICA": 3}, "celery_sa.E018"),
+        ({"CELERY_SA_READ_REPLICA": "db+nosuchdb://replica/app"}, "celery_sa.E018"),
     ],
 )
 def test_wrong_limits_fail_the_checks(settings: dict[str, Any], check_id: str) -> None:

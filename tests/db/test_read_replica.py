@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.admin import helpers
 from django.core.management import call_command
 from django.db import connections
 from django.test import Client, override_settings
@@ -166,6 +167,15 @@ def test_the_pages_read_the_replica_show_its_lag_and_survive_it_going_down(
     stats = io.StringIO()
     call_command("celery_sa_stats", stdout=io.StringIO(), stderr=stats)
     assert "whose replication is stopped" in stats.getvalue()
+    # What acts reads the primary: an action (a POST) and the purge.
+    pk = TaskResult.objects.get(task_id="primary-only").pk
+    export = admin_client.post(
+        LIST, {"action": "export_csv", helpers.ACTION_CHECKBOX_NAME: [str(pk)]}
+    )
+    assert b"primary-only" in b"".join(export.streaming_content)  # type: ignore[attr-defined]
+    purge = io.StringIO()
+    call_command("celery_sa_purge", "--older-than", "1s", "--undated", "--dry-run", stdout=purge)
+    assert "Would delete 2 task results without a date_done." in purge.getvalue()
 
     # The replica goes down: the pages read the primary and say so.
     replication.stop_replica()
