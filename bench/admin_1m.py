@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import scratch_database  # noqa: E402
+from bench.scratch import scratch_database, timings  # noqa: E402
 
 DATABASE = "celery_sa_bench_admin"
 NAMES = 50
@@ -172,16 +172,7 @@ def link_on(client, page: str, label: str) -> str:  # type: ignore[no-untyped-de
 
 
 def median_ms(client, url: str, runs: int) -> float:  # type: ignore[no-untyped-def]
-    timings = []
-    for attempt in range(runs + 1):
-        started = time.perf_counter()
-        response = client.get(url)
-        elapsed = (time.perf_counter() - started) * 1000
-        if response.status_code != 200:
-            raise SystemExit(f"{url} answered {response.status_code}")
-        if attempt:
-            timings.append(elapsed)
-    return statistics.median(timings)
+    return statistics.median(timings(client, url, runs))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import scratch_database  # noqa: E402
+from bench.scratch import in_scratch_database, setup_django, signed_in_client  # noqa: E402
 
 DATABASE = "celery_sa_bench_overview"
 PAGE = "/admin/celery_sa/overview/"
@@ -115,24 +115,16 @@ def main() -> None:
     )
     parser.add_argument("--explain", action="store_true", help="EXPLAIN the 7-day page's queries")
     options = parser.parse_args()
-    with scratch_database(DATABASE, keep=options.keep):
-        run(options.rows, options.runs, options.explain)
-    if options.keep:
-        print(f"kept database {DATABASE}")
+    in_scratch_database(
+        DATABASE, options.keep, lambda: run(options.rows, options.runs, options.explain)
+    )
 
 
 def run(rows: int, runs: int, explain: bool) -> None:
-    import django
-
-    django.setup()
-    from django.contrib.auth.models import User
-    from django.test import Client
-
+    setup_django()
     prepare(rows)
     print(f"indexes of celery_taskmeta: {indexes()}")
-    client = Client()
-    user = User.objects.filter(username="bench").first()
-    client.force_login(user or User.objects.create_superuser("bench", password="bench"))
+    client = signed_in_client()
     cases = [
         *((f"page {key}", get(client, f"{PAGE}?window={key}")) for key in ("24h", "7d", "30d")),
         ("metrics, 1 h window", get(client, METRICS)),

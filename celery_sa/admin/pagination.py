@@ -79,6 +79,13 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     show_all_limit = 0
     """The admin's list_max_show_all: a capped count stays above it, so that "Show all"
     (every row on one page) is never offered for a list of unknown length."""
+    count_floor = COUNT_FLOOR
+    pages_ahead = COUNT_PAGES_AHEAD
+    """How far a filtered count goes: at least ``count_floor`` rows, and ``pages_ahead``
+    pages past the one asked for. A filter whose every row tested costs joins counts no
+    further than the page (``0`` and ``0``): "more than 50", and a link to the next page;
+    and counts in the page's order (``count_in_order``), along the rows the page read."""
+    count_in_order = False
     estimated = False
     """The count is the table statistics' estimate."""
     capped = False
@@ -92,10 +99,13 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
             if estimate is not None:
                 self.estimated = True
                 return estimate
-        ahead = (self.requested_page + COUNT_PAGES_AHEAD) * self.per_page
-        cap = min(max(COUNT_FLOOR, ahead, self.show_all_limit + 1), COUNT_CAP)
-        # Unordered, so the database stops at the cap instead of sorting every match first.
-        found: int = queryset.order_by()[: cap + 1].count()
+        ahead = (self.requested_page + self.pages_ahead) * self.per_page
+        cap = min(max(self.count_floor, ahead, self.show_all_limit + 1), COUNT_CAP)
+        # Unordered, so the database stops at the cap instead of sorting every match first
+        # (unless the page's order is an index's); the keys only, not the annotations a
+        # page reads (a value's first bytes).
+        counted = queryset if self.count_in_order else queryset.order_by()
+        found: int = counted.values("pk")[: cap + 1].count()
         self.capped = found > cap
         return found
 

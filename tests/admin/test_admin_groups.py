@@ -136,3 +136,28 @@ def test_the_group_list_counts_each_groups_tasks_in_a_bounded_number_of_queries(
         [group(str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(20)]) for _ in range(98)],
     )
     assert queries() <= before + 2  # 100 groups of 20 members: one more chunk of ids
+
+
+def test_a_progress_filter_counts_no_further_than_the_page(
+    embedded_result_db: ResultDB, admin_client: Client
+) -> None:
+    tables = configured_tables()
+    ids = [str(uuid.uuid4()) for _ in range(60)]
+    insert_into(tables.group, [group(group_id, [f"{group_id}-t"]) for group_id in ids])
+    insert_into(
+        tables.member,
+        [
+            {"group_id": group_id, "task_id": f"{group_id}-t", "group_index": 0, "date_done": DONE}
+            for group_id in ids
+        ],
+    )
+    url = reverse("admin:celery_sa_groupresult_changelist") + "?progress=unfinished"
+    with CaptureQueriesContext(connections["celery_sa"]) as queries:
+        response = admin_client.get(url)
+    # Each group tested costs a join per task: 51 found, not 60 (nor a thousand).
+    assert response.context["cl"].result_count == 51
+    assert "more than 50 group results" in response.text
+    assert "showall" not in response.text
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"]]
+    assert len(counts) == 1 and "LIMIT 51" in counts[0], counts
+    assert len(admin_client.get(url + "&p=2").context["cl"].result_list) == 10

@@ -149,8 +149,8 @@ def test_filter_and_search_links_drop_the_anchor(
 def test_counts_say_what_they_are(
     paged_rows: ResultDB, admin_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pagination, "COUNT_FLOOR", 20)
-    monkeypatch.setattr(pagination, "COUNT_PAGES_AHEAD", 1)
+    monkeypatch.setattr(pagination.EstimatedCountPaginator, "count_floor", 20)
+    monkeypatch.setattr(pagination.EstimatedCountPaginator, "pages_ahead", 1)
     monkeypatch.setattr(TaskResultAdmin, "list_max_show_all", 10)
     url = reverse("admin:celery_sa_taskresult_changelist")
 
