@@ -23,6 +23,7 @@ from celery_sa.admin.base import ResultAdmin
 from celery_sa.admin.chord_actions import FailPlan, fail_chord, plan_failing
 from celery_sa.admin.display import format_runtime, state_badge
 from celery_sa.admin.waiting_chords import (
+    Callback,
     HeaderTask,
     callback_of,
     callback_state,
@@ -163,18 +164,7 @@ class ChordAdmin(ResultAdmin):
 
     @admin.display(description=gettext_lazy("callback"))
     def callback_view(self, obj: Chord) -> SafeString:
-        callback = callback_of(obj)
-        if callback.name is None:
-            return format_html(
-                '<p class="celery-sa-marker"><strong>{}</strong></p>', callback.problem
-            )
-        found = callback_state(callback.task_id)
-        if found is None:
-            return format_html("{} {} {}", callback.name, callback.task_id or "", state_badge(None))
-        url = reverse("admin:celery_sa_taskresult_change", args=[found[0]])
-        return format_html(
-            '{} <a href="{}">{}</a> {}', callback.name, url, callback.task_id, state_badge(found[1])
-        )
+        return callback_html(callback_of(obj))
 
     @admin.display(description=gettext_lazy("header tasks not returned"))
     def missing_view(self, obj: Chord) -> SafeString:
@@ -309,6 +299,20 @@ class ChordAdmin(ResultAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/celery_sa/chord/fail_confirmation.html", context)
+
+
+def callback_html(callback: Callback) -> SafeString:
+    """A chord's callback: its task's name, its id linked to its task page (once it has a
+    row) and its state."""
+    if callback.name is None:
+        return format_html('<p class="celery-sa-marker"><strong>{}</strong></p>', callback.problem)
+    found = callback_state(callback.task_id)
+    if found is None:
+        return format_html("{} {} {}", callback.name, callback.task_id or "", state_badge(None))
+    url = reverse("admin:celery_sa_taskresult_change", args=[found[0]])
+    return format_html(
+        '{} <a href="{}">{}</a> {}', callback.name, url, callback.task_id, state_badge(found[1])
+    )
 
 
 def _missing_line(task: HeaderTask) -> SafeString:

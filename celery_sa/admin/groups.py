@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from celery_sa.admin.base import ResultAdmin
+from celery_sa.admin.chords import callback_html
 from celery_sa.admin.display import decoded_html, format_runtime, state_badge
 from celery_sa.admin.expressions import in_batches, value_of, with_value_heads
 from celery_sa.admin.filters import GroupProgressFilter, matching
@@ -166,7 +167,7 @@ class GroupResultAdmin(ResultAdmin):
         size = "?" if chord.chord_size is None else str(chord.chord_size)
         url = reverse("admin:celery_sa_chord_change", args=[quote(chord.pk)])
         return format_html(
-            '{} <a href="{}">{}</a>',
+            '{} <a href="{}">{}</a><br>{}',
             # Translators: "name" is the chord callback's task name; "done" and "size"
             # numbers of header tasks.
             _(
@@ -176,6 +177,7 @@ class GroupResultAdmin(ResultAdmin):
             % {"name": callback.name or callback.problem, "done": done, "size": size},
             url,
             _("See the waiting chord"),
+            callback_html(callback),
         )
 
     @admin.display(description=_("member tasks"))

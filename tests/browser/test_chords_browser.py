@@ -105,6 +105,7 @@ def test_a_person_follows_a_stuck_chord_to_its_missing_task_and_its_group(
     expect(page.locator(".field-chord_view")).to_contain_text(
         "Header of a chord waiting to call app.tasks.report: 1 of 3 header tasks returned."
     )
+    expect(page.locator(".field-chord_view")).to_contain_text(CALLBACK)  # the callback's id
     members = page.locator(".field-member_links")
     expect(members.get_by_role("link", name=RETURNED)).to_be_visible()
     expect(members).to_contain_text(MISSING)
