@@ -360,7 +360,7 @@ def test_a_filtered_list_counts_to_a_cap_within_date_bounds_in_celerys_zone(
         (choices.format("worker"), ()),
         (choices.format("queue"), ()),
         (
-            "SELECT COUNT_BIG(*) FROM (SELECT TOP 1001 [id] AS Col1 FROM [celery_taskmeta] "
+            "SELECT COUNT_BIG(*) FROM (SELECT TOP 1001 [id] AS [pk] FROM [celery_taskmeta] "
             "WHERE ([status] = %s AND [date_done] >= %s AND [date_done] < %s)) subquery",
             ("FAILURE", as_sent(datetime(2026, 1, 1, 1, 0)), as_sent(datetime(2026, 1, 8, 1, 0))),
         ),
