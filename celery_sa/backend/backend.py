@@ -219,6 +219,10 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
         """Celery's, its tasks first written one row each (:mod:`celery_sa.backend.members`)."""
         if self.store.keeps_members:
             self.retrying(members.save_members, self.store, group_id, result)
+        return self.save_group_row(group_id, result)
+
+    def save_group_row(self, group_id: str, result: Any) -> Any:
+        """Celery's group row alone (its members written already)."""
         return self.retrying(self._save_group_once, group_id, result)
 
     def _save_group_once(self, group_id: str, result: Any) -> Any:

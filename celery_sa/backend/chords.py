@@ -43,6 +43,7 @@ class ChordBackend(Protocol):
     def retrying(self, function: Any, *args: Any, **kwargs: Any) -> Any: ...
     def stored_value(self, stored: Any) -> Any: ...
     def restore_group(self, group_id: str, cache: bool = True) -> Any: ...
+    def save_group_row(self, group_id: str, result: Any) -> Any: ...
     def exception_to_python(self, exc: Any) -> Any: ...
     def chord_error_from_stack(self, callback: Any, exc: Any = None) -> Any: ...
     def encode(self, data: Any) -> Any: ...
@@ -60,19 +61,19 @@ def register(backend: ChordBackend, header_result_args: Any, body: Any) -> None:
     group_id, results = header_result_args[0], header_result_args[1]
     store = backend.store
     # A lazy header's task ids are not known yet: nothing to record.
-    if not isinstance(results, _regen):
-        header = backend.app.GroupResult(*header_result_args)
-        if store.saves_groups or any(isinstance(r, GroupResult) for r in results):
-            # Saved as a group (its tasks recorded with it), for the admin's group list
-            # and chord pages; a header with groups in it gives the callback their
-            # results nested as they were (as the Redis backend does).
-            header.save(backend=backend)
-        elif store.keeps_members:
-            members.save_members(store, group_id, header)
+    header = None if isinstance(results, _regen) else backend.app.GroupResult(*header_result_args)
     row = {"group_id": group_id, "date_created": utcnow(), "callback": _encoded(backend, body)}
     with store.engine.begin() as connection:
+        # The header's tasks, for the admin's chord and group pages, and the counter, in
+        # one transaction.
+        if header is not None and store.keeps_members:
+            members.write_members(connection, store, group_id, header)
         # An upsert: set_size may have made the row (it keeps its size).
         connection.execute(store.vendor.writes.upsert(store.tables.chord, row, "group_id"))
+    if header is not None and (store.saves_groups or _nested(header)):
+        # Saved as a group too, for the admin's group list; a header with groups in it
+        # gives the callback their results nested as they were (as the Redis backend).
+        backend.save_group_row(group_id, header)
 
 
 def set_size(store: ResultStore, group_id: str, chord_size: int) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.result import GroupResult
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy import delete as sql_delete
 
 from celery_sa.backend.store import ResultStore
@@ -29,6 +29,12 @@ def leaf_ids(result: Any) -> Iterator[str]:
 
 def save_members(store: ResultStore, group_id: str, result: Any) -> None:
     """Write the member rows of ``result`` (each once: a group saved again adds nothing)."""
+    with store.engine.begin() as connection:
+        write_members(connection, store, group_id, result)
+
+
+def write_members(connection: Connection, store: ResultStore, group_id: str, result: Any) -> None:
+    """:func:`save_members` in the caller's transaction."""
     saved = datetime.now(UTC).replace(tzinfo=None)
     ids = list(dict.fromkeys(leaf_ids(result)))
     if not ids:
@@ -40,9 +46,8 @@ def save_members(store: ResultStore, group_id: str, result: Any) -> None:
     member = store.tables.member
     values = {name: bindparam(name, type_=member.c[name].type) for name in rows[0]}
     statement = store.vendor.writes.insert_missing(member, values)
-    with store.engine.begin() as connection:
-        for start in range(0, len(rows), BATCH):
-            connection.execute(statement, rows[start : start + BATCH])
+    for start in range(0, len(rows), BATCH):
+        connection.execute(statement, rows[start : start + BATCH])
 
 
 def delete_members(store: ResultStore, group_id: str) -> None:
