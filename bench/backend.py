@@ -65,7 +65,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -343,24 +343,30 @@ class ConnectionSampler:
         cursor.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
         return int(cursor.fetchone()[1])
 
-    @contextmanager
-    def sampling(self) -> Iterator[list[int]]:
+    def sampling(self) -> AbstractContextManager[list[int]]:
         """Sample every 50 ms in a thread while the block runs, into the list yielded."""
-        counts: list[int] = []
-        stop = threading.Event()
+        return sampled(self.count)
 
-        def sample() -> None:
-            while not stop.is_set():
-                counts.append(self.count())
-                stop.wait(SAMPLE)
 
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        try:
-            yield counts
-        finally:
-            stop.set()
-            thread.join()
+@contextmanager
+def sampled(count: Callable[[], int], every: float = SAMPLE) -> Iterator[list[int]]:
+    """``count()`` every ``every`` seconds in a thread while the block runs, into the list
+    yielded."""
+    counts: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            counts.append(count())
+            stop.wait(every)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield counts
+    finally:
+        stop.set()
+        thread.join()
 
 
 # -- the worker ---------------------------------------------------------------------------
