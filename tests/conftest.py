@@ -21,6 +21,7 @@ from django.test import override_settings
 from celery_sa.backend.store import dispose_stores
 from tests.settings import TEST_DIR
 from tests.support.databases import RESULT_DBS, ResultDB, fresh_result_db, result_db_param
+from tests.support.discovery import FOUND
 from tests.support.mariadb import PrivateMariaDB
 from tests.support.private_servers import private_server
 from tests.support.services import (
@@ -75,6 +76,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    found = set(filter(None, os.environ.get(FOUND, "").split(",")))
+    used = [
+        f"{name} ({'found at ' + os.environ[variable] if variable in found else variable})"
+        for name, variable in SERVICES.items()
+        if os.environ.get(variable)
+    ]
+    unused = [
+        f"{name} (set {variable})"
+        for name, variable in SERVICES.items()
+        if not os.environ.get(variable)
+    ]
+    terminalreporter.write_sep("=", "real services", bold=True)
+    terminalreporter.write_line("used: " + (", ".join(used) or "none"))
+    if unused:
+        terminalreporter.write_line(
+            "not used: " + ", ".join(unused) + "; or start it on its standard local port "
+            "(tests/support/discovery.py lists the URLs tried)"
+        )
     skipped = [
         report
         for report in terminalreporter.stats.get("skipped", [])

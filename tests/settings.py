@@ -1,7 +1,8 @@
 """Settings of the test suite: SQLite by default, plus the real services when given.
 
 Service URLs come from the environment (``.ci/run`` sets them from this machine's
-services); each one adds a Django database alias or a broker the tests can use:
+services), or are found on their standard local ports when not set; each one adds a Django
+database alias or a broker the tests can use:
 
 - ``CELERY_SA_TEST_MYSQL_URL``    e.g. ``mysql://root@127.0.0.1:3306/test``   (alias "mysql")
 - ``CELERY_SA_TEST_POSTGRES_URL`` e.g. ``postgres://postgres@127.0.0.1:5432/test``
@@ -15,6 +16,12 @@ from pathlib import Path
 
 import django
 import environ
+
+from tests.support.discovery import discover
+
+# The services whose variables are not set, where they answer on their standard local
+# ports with the machine's default logins (tests/support/discovery.py).
+discover()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A tag keeps runs of the suite that share the machine apart (CI runs two version sets
