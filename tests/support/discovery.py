@@ -61,8 +61,8 @@ def _database_answers(url: str) -> bool:
 
 
 def _broker_answers(url: str) -> bool:
-    from kombu import Connection
+    from kombu.connection import Connection
 
-    with Connection(url, connect_timeout=TIMEOUT) as connection:
+    with Connection(url, connect_timeout=TIMEOUT) as connection:  # type: ignore[no-untyped-call]
         connection.ensure_connection(max_retries=1, timeout=TIMEOUT)
     return True
