@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from celery_sa.admin.base import ResultAdmin
 from celery_sa.admin.chord_actions import FailPlan, fail_chord, plan_failing
 from celery_sa.admin.display import format_runtime, state_badge
+from celery_sa.admin.filters import matching
 from celery_sa.admin.waiting_chords import (
     Callback,
     HeaderTask,
@@ -111,8 +112,7 @@ class ChordAdmin(ResultAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Chord], search_term: str
     ) -> tuple[QuerySet[Chord], bool]:
-        term = search_term.strip()
-        return (queryset.filter(group_id=term) if term else queryset), False
+        return matching(queryset, "group_id", search_term.strip()), False
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         context = {"stuck_after": format_runtime(stuck_after().total_seconds())}
