@@ -73,13 +73,20 @@ DATABASE_ROUTERS = ["celery_sa.routers.ResultDatabaseRouter"]
 CELERY_BROKER_URL = env.str(
     "CELERY_BROKER_URL", default=f"sqla+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
 )
+# celery_sa's own result backend by default (celery_sa+…): the rows Celery's db+ backend
+# writes, plus each task's start (runtimes), its sends and attempts, and native chords.
 CELERY_RESULT_BACKEND = env.str(
-    "CELERY_RESULT_BACKEND", default=f"db+sqlite:///{DATA_DIR / 'results.sqlite3'}"
+    "CELERY_RESULT_BACKEND", default=f"celery_sa+sqlite:///{DATA_DIR / 'results.sqlite3'}"
 )
 CELERY_RESULT_EXTENDED = env.bool("CELERY_RESULT_EXTENDED", default=True)
 CELERY_DATABASE_TABLE_NAMES = env.dict("CELERY_DATABASE_TABLE_NAMES", default={})
 CELERY_DATABASE_TABLE_SCHEMAS = env.dict("CELERY_DATABASE_TABLE_SCHEMAS", default={})
 CELERY_TASK_TRACK_STARTED = True
+# With celery_sa's backend, a task's row is written as PENDING when it is sent: the admin
+# shows tasks queued but not started, and the overview their time in the queue.
+CELERY_SA_TRACK_SENT = env.bool(
+    "CELERY_SA_TRACK_SENT", default=CELERY_RESULT_BACKEND.startswith("celery_sa+")
+)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # Extra task modules for the worker to import (the tests load theirs this way).
 CELERY_IMPORTS = env.list("CELERY_IMPORTS", default=[])
@@ -90,7 +97,7 @@ if CELERY_BROKER_URL.startswith("sqla+sqlite"):
 if CELERY_RESULT_BACKEND.partition("+")[2].startswith("sqlite"):
     CELERY_DATABASE_ENGINE_OPTIONS = {"connect_args": {"timeout": 30}}
 # Delivery, retry and engine knobs: Celery's defaults unless the environment sets them.
-# README "Production settings" says which values survive a database restart and a killed
+# docs/guides/production.md says which values survive a database restart and a killed
 # worker (tests/backend/test_reliability.py runs its workers with them).
 for _name, _cast in {
     "CELERY_TASK_ACKS_LATE": env.bool,

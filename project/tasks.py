@@ -1,4 +1,5 @@
-"""Demo tasks: a success, a failure with a traceback, a retry and a group member."""
+"""Demo tasks: a success, a failure with a traceback, a retry, a group member and a
+chord's callback."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from project.books import Book
 def add(x: int, y: int) -> int:
     """Add two numbers."""
     return x + y
+
+
+@shared_task
+def total(numbers: list[int]) -> int:
+    """A chord's callback: the sum of its header's results."""
+    return sum(numbers)
 
 
 @shared_task

@@ -39,6 +39,18 @@ class NameStats:
         return self.failures / self.total if self.total else 0.0
 
 
+def _quantiles(durations: list[Runtime]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": entry.name,
+            "results": entry.count,
+            "p50_seconds": entry.quantile(0.5),
+            "p95_seconds": entry.quantile(0.95),
+        }
+        for entry in durations
+    ]
+
+
 @dataclass
 class Stats:
     """Task results done in ``[since, until)``."""
@@ -48,6 +60,8 @@ class Stats:
     total: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     by_name: list[NameStats] = field(default_factory=list)
+    runtimes: list[Runtime] = field(default_factory=list)
+    """Runtimes by name (start to done), of the window's newest results."""
     queue_waits: list[Runtime] = field(default_factory=list)
     """Queue waits by name (tasks that ran once), of the window's newest results."""
     retried: list[Retried] | None = None
@@ -87,15 +101,8 @@ class Stats:
                 }
                 for name in self.by_name
             ],
-            "queue_waits": [
-                {
-                    "name": entry.name,
-                    "results": entry.count,
-                    "p50_seconds": entry.quantile(0.5),
-                    "p95_seconds": entry.quantile(0.95),
-                }
-                for entry in self.queue_waits
-            ],
+            "runtimes": _quantiles(self.runtimes),
+            "queue_waits": _quantiles(self.queue_waits),
             "retries": None
             if self.retried is None
             else [
@@ -145,6 +152,7 @@ def _collect_stats(since: datetime, until: datetime) -> Stats:
             entry.newest_failure = failing[name].newest
         stats.by_name.append(entry)
     stats.by_name.sort(key=lambda entry: (-entry.total, entry.name or ""))
+    stats.runtimes = runtimes(window).by_name
     stats.queue_waits = runtimes(window, span=QUEUE_WAIT).by_name
     stats.retried = retried(since, until)
     stats.unfinished = unfinished()

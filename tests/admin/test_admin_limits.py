@@ -1,6 +1,6 @@
-"""The admin's limits (README, "Limits"): only its own filters, values decoded up to the
-decode limit, bounded exports and actions, re-run of registered tasks only and only after a
-confirmation page."""
+"""The admin's limits (docs/guides/admin.md, "Limits"): only its own filters, values decoded
+up to the decode limit, bounded exports and actions, re-run of registered tasks only and only
+after a confirmation page."""
 
 from __future__ import annotations
 

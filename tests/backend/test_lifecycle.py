@@ -5,6 +5,7 @@ worker, both written with its result; the queue wait and the runtime in the admi
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from datetime import timedelta
@@ -61,7 +62,14 @@ def test_a_task_records_when_it_was_sent_and_started_with_its_result(
     [naps] = data["queue_waits"]
     assert (naps["name"], naps["results"]) == (f"{TASKS}.nap", 3)
     assert naps["p95_seconds"] == pytest.approx(slowest.queue_wait, abs=0.002)
-    assert "Queue wait p50" in stats()
+    # ...and the runtimes: three one-second naps, each from its start to done.
+    [ran] = data["runtimes"]
+    assert (ran["name"], ran["results"]) == (f"{TASKS}.nap", 3)
+    longest = max((row.date_done - row.started).total_seconds() for row in rows)
+    assert 1.0 <= ran["p95_seconds"] == pytest.approx(longest, abs=0.002)
+    printed = stats()
+    assert "Queue wait p50" in printed
+    assert re.search(rf"^{re.escape(TASKS)}\.nap +3 +1\.\d\d\d s +{longest:.3f} s$", printed, re.M)
     listing = admin_client.get(reverse("admin:celery_sa_taskresult_changelist"))
     assert f'<td class="field-queue_wait">{format_runtime(slowest.queue_wait or 0.0)}</td>' in (
         listing.content.decode()

@@ -53,7 +53,7 @@ def celery_engine_pool(pool: dict[str, Any]) -> dict[str, Any]:
     return pool
 
 
-# The settings README "Production settings" recommends, as the demo project reads them.
+# The settings docs/guides/production.md recommends, as the demo project reads them.
 PRODUCTION = {
     "CELERY_TASK_ACKS_LATE": "true",
     "CELERY_TASK_REJECT_ON_WORKER_LOST": "true",
@@ -108,7 +108,8 @@ def healthy_processes(app: Celery, worker: Worker) -> dict[int, dict[str, Any]]:
 
 
 # Celery 5.5's own backend never retries a failed store (its database backend defines no
-# exception_safe_to_retry before 5.6): a restart loses results there, as the README says.
+# exception_safe_to_retry before 5.6): a restart loses results there, as
+# docs/guides/production.md says.
 RESTARTABLE = ["db", "celery_sa"] if celery.VERSION >= (5, 6) else ["celery_sa"]
 
 

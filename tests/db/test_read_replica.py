@@ -26,6 +26,7 @@ from celery_sa.db import result_alias
 from celery_sa.db.replica import REPLICA_ALIAS, replica_reads
 from celery_sa.models import TaskResult
 from tests.support.mariadb import PrivateMariaDB
+from tests.support.monitoring import REAL_REPLICA_ONLY, exported_names
 from tests.support.postgres import PrivatePostgres
 from tests.support.rows import insert_rows, row
 
@@ -169,6 +170,8 @@ def test_the_pages_read_the_replica_show_its_lag_and_survive_it_going_down(
     ]
     assert metric(admin_client, "celery_sa_replica_up") == 1
     assert metric(admin_client, "celery_sa_replica_replicating") == 1
+    # What the dashboard and the alert rules read that only a real replica exports.
+    assert REAL_REPLICA_ONLY <= exported_names(admin_client.get(METRICS).text)
 
     # Replication stops: what the primary stores now is not on the replica.
     replication.stop_replicating()

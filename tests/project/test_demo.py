@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
@@ -53,8 +55,19 @@ def test_the_demo_runs_on_the_embedded_default_and_runs_again(tmp_path: Path) ->
         run = demo(tmp_path, "--no-server")
         assert run.returncode == 0, run.stderr
         assert "Admin login: user 'admin', password 'admin'" in run.stdout
-        assert "Enqueued 8 demo tasks" in run.stdout
-        assert "Demo tasks finished: 1 FAILURE, 7 SUCCESS." in run.stdout
+        assert "Enqueued 12 demo tasks" in run.stdout
+        assert "Demo tasks finished: 1 FAILURE, 11 SUCCESS." in run.stdout
+        # celery_sa's own backend: its native chord, and every task's start recorded.
+        assert (
+            "Chord: the callback project.tasks.total summed its 3 header tasks' results: "
+            "33 (SUCCESS)." in run.stdout
+        )
+        assert re.search(
+            r"^Runtimes recorded for 12 of 12 demo tasks; the longest: project\.tasks\.\w+ "
+            r"\(\d+ ms\)\.$",
+            run.stdout,
+            re.MULTILINE,
+        )
         assert re.search(
             r"^Book 1 \(SessionTask example\) is now called 'Dune \(\d\d:\d\d:\d\d\)'\.$",
             run.stdout,
@@ -91,8 +104,11 @@ def test_ctrl_c_or_sigterm_stops_the_worker_and_the_server(
             if "Ctrl-C stops the demo" in line:
                 break
         assert f"Open http://127.0.0.1:{port}/admin/" in "".join(lines), "".join(lines)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as page:
-            assert page.status == 200
+        overview = signed_in_page(f"http://127.0.0.1:{port}", "/admin/celery_sa/overview/")
+        # Something to show: the demo's results, with the runtimes celery_sa's backend records.
+        assert 'id="celery-sa-slowest"' in overview
+        assert "project.tasks.total" in overview
+        assert "No result in this window records its start time." not in overview
         assert len(processes_with(tmp_path)) >= 3  # demo, worker (and its pool), server
         process.send_signal(stop)
         rest, _ = process.communicate(timeout=60)
@@ -110,6 +126,24 @@ def test_ctrl_c_or_sigterm_stops_the_worker_and_the_server(
     assert processes_with(tmp_path) == []
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def signed_in_page(base: str, path: str) -> str:
+    """``path`` as the demo's admin user sees it, signed in through the login form."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with opener.open(f"{base}/admin/login/", timeout=10) as page:
+        assert page.status == 200
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode())
+    assert token is not None
+    form = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token.group(1), "username": "admin", "password": "admin"}
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/admin/login/?next={path}", data=form, headers={"Referer": f"{base}/admin/"}
+    )
+    with opener.open(request, timeout=30) as page:
+        assert page.status == 200 and page.url.endswith(path), page.url
+        return str(page.read().decode())
 
 
 def assert_one_line_error(run: subprocess.CompletedProcess[str], *fragments: str) -> None:

@@ -147,9 +147,9 @@ def retry_later(self: Any, seconds: float) -> str:
     max_retries=40,
 )
 def store_once(self: SessionTask, key: str, hold: float = 0.0) -> str:
-    """Commit ``key``'s row once, however often the task runs: the idempotent write the
-    README recommends. While the database is away, OperationalError retries it. ``hold``:
-    seconds between writing the row and committing it."""
+    """Commit ``key``'s row once, however often the task runs: the idempotent write
+    docs/guides/production.md recommends. While the database is away, OperationalError
+    retries it. ``hold``: seconds between writing the row and committing it."""
     self.session.add(Entry(key=key, part="row"))
     try:
         if hold:

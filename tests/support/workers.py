@@ -97,11 +97,12 @@ def running_worker(
     pool: str = "prefork",
     concurrency: int = 2,
     app: str = "project",
+    queue: str | None = None,
     **variables: str,
 ) -> Iterator[Worker]:
-    """Start ``celery -A project worker`` (or another ``app``) on its own queue; stop it
-    warm afterwards."""
-    queue = f"test-{uuid.uuid4().hex[:12]}"
+    """Start ``celery -A project worker`` (or another ``app``) on its own queue (or on
+    ``queue``, a stopped worker's); stop it warm afterwards."""
+    queue = queue or f"test-{uuid.uuid4().hex[:12]}"
     env = project_env(
         tmp_path,
         DATABASE_URL=f"sqlite:///{tmp_path / 'django.sqlite3'}",

@@ -20,6 +20,7 @@ from celery_sa.durations import describe_age, parse_age
 from celery_sa.management.base import TranslatedCommand
 from celery_sa.management.output import escape_controls
 from celery_sa.models import TaskResult
+from celery_sa.reports.runtimes import Runtime
 from celery_sa.reports.stats import NameStats, Stats, collect_stats
 
 
@@ -97,6 +98,20 @@ class Command(TranslatedCommand):
                 }
             )
 
+    def write_durations(self, headings: tuple[str, ...], durations: list[Runtime]) -> None:
+        self.write_table(
+            headings,
+            [
+                (
+                    entry.name or _("(no name)"),
+                    f"{entry.count:,}",
+                    f"{entry.quantile(0.5):.3f} s",
+                    f"{entry.quantile(0.95):.3f} s",
+                )
+                for entry in durations
+            ],
+        )
+
     def write_window(self, stats: Stats, window: str) -> None:
         # Translators: window is a duration such as "1 day 12 hours"; total a number of results.
         heading = _("Task results done in the last %(window)s: %(total)s")
@@ -112,19 +127,15 @@ class Command(TranslatedCommand):
             [name_row(entry) for entry in stats.by_name],
             text_columns=(0, 4),
         )
+        if stats.runtimes:
+            self.stdout.write("")
+            self.write_durations(
+                (_("Task name"), _("Runs"), _("Runtime p50"), _("p95")), stats.runtimes
+            )
         if stats.queue_waits:
             self.stdout.write("")
-            self.write_table(
-                (_("Task name"), _("Ran once"), _("Queue wait p50"), _("p95")),
-                [
-                    (
-                        entry.name or _("(no name)"),
-                        f"{entry.count:,}",
-                        f"{entry.quantile(0.5):.3f} s",
-                        f"{entry.quantile(0.95):.3f} s",
-                    )
-                    for entry in stats.queue_waits
-                ],
+            self.write_durations(
+                (_("Task name"), _("Ran once"), _("Queue wait p50"), _("p95")), stats.queue_waits
             )
         if stats.retried:
             self.stdout.write("")

@@ -9,7 +9,8 @@ import sys
 import time
 from typing import Any
 
-from celery import group
+from celery import chord, group
+from celery.result import AsyncResult
 from celery.states import READY_STATES
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,7 +25,7 @@ from celery_sa.errors import one_line
 from celery_sa.models import TaskResult
 from celery_sa.sessions import get_engine, session_scope
 from project.books import Base, Book
-from project.tasks import add, divide, flaky, rename_book
+from project.tasks import add, divide, flaky, rename_book, total
 
 DEMO_USER = ("admin", "admin")
 STOP_TIMEOUT = 15.0
@@ -88,8 +89,10 @@ class Command(BaseCommand):
                 children.append(
                     self.spawn("server", ["manage.py", "runserver", "--noreload", addrport])
                 )
-            task_ids = self.enqueue(book_id)
+            task_ids, summed = self.enqueue(book_id)
             self.report(self.wait_for(task_ids, timeout, children))
+            self.report_chord(summed)
+            self.report_runtimes(task_ids)
             self.report_book(book_id)
             if not no_server:
                 self.stdout.write(
@@ -152,15 +155,21 @@ class Command(BaseCommand):
             book = session.get(Book, book_id)
             self.stdout.write(f"Book {book_id} (SessionTask example) is now called {book.title!r}.")
 
-    def enqueue(self, book_id: int) -> list[str]:
+    def enqueue(self, book_id: int) -> tuple[list[str], AsyncResult[Any]]:
         title = f"Dune ({time.strftime('%H:%M:%S')})"
         results = [add.delay(2, 3), add.delay(40, 2), divide.delay(1, 0), flaky.delay(2)]
         results.append(rename_book.delay(book_id, title))
         members = group(add.s(i, i) for i in range(3)).apply_async()
         members.save()
-        ids = [r.id for r in results] + [r.id for r in members.results]
-        self.stdout.write(f"Enqueued {len(ids)} demo tasks (group {members.id}).")
-        return ids
+        # With celery_sa's backend the chord is counted in its own table: its callback is
+        # sent once, by the header task that returns last (Celery's db+ backend polls with
+        # celery.chord_unlock instead).
+        summed = chord(add.s(i, 10 * i) for i in range(3))(total.s())
+        ids = [r.id for r in [*results, *members.results, summed, *summed.parent.results]]
+        self.stdout.write(
+            f"Enqueued {len(ids)} demo tasks (group {members.id}, chord {summed.parent.id})."
+        )
+        return ids, summed
 
     def wait_for(
         self, task_ids: list[str], timeout: float, children: list[subprocess.Popen[bytes]]
@@ -187,6 +196,29 @@ class Command(BaseCommand):
     def report(self, counts: dict[str, int]) -> None:
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         self.stdout.write(f"Demo tasks finished: {summary}.")
+
+    def report_chord(self, summed: AsyncResult[Any]) -> None:
+        header = len(summed.parent.results)
+        self.stdout.write(
+            f"Chord: the callback {total.name} summed its {header} header tasks' results: "
+            f"{summed.result!r} ({summed.state})."
+        )
+
+    def report_runtimes(self, task_ids: list[str]) -> None:
+        """Each demo task's runtime, where the result backend records its start."""
+        took = [
+            (result.name or "?", result.date_done - result.started)
+            for result in TaskResult.objects.filter(task_id__in=task_ids).order_by("name")
+            if result.started is not None and result.date_done is not None
+        ]
+        if not took:
+            self.stdout.write("Runtimes: not recorded by this result backend (celery_sa+… does).")
+            return
+        slowest = max(took, key=lambda entry: entry[1])
+        self.stdout.write(
+            f"Runtimes recorded for {len(took)} of {len(task_ids)} demo tasks; the longest: "
+            f"{slowest[0]} ({slowest[1].total_seconds() * 1000:.0f} ms)."
+        )
 
     def serve(self, children: list[subprocess.Popen[bytes]]) -> None:
         while all(child.poll() is None for child in children):
