@@ -3,8 +3,8 @@
 Every supported version is in at least one session. The oldest set and the newest set run
 the whole suite against the real services (``.ci/run`` passes their URLs, as for the README's
 test command), the oldest without the load tests (marked ``load``: thousands of tasks, the
-same code paths as the rest at a larger count); the other sets run the part that needs no
-server. pyproject.toml's ranges
+same code paths as the rest at a larger count); the other sets run the fast tier
+(``-m fast``: no server, no process of its own). pyproject.toml's ranges
 are these versions: widen one only with a session that tests it.
 
 ``bash project/run matrix -l`` lists the sessions; ``-s NAME`` runs one.
@@ -122,9 +122,9 @@ def run_suite(session: nox.Session, versions: Versions) -> None:
     env = {"CELERY_SA_TEST_TAG": versions.tag}
     args = ["-p", "no:cacheprovider", *session.posargs]
     if not versions.services:
-        # The service-free part: nothing configured, nothing required, the rest deselected.
-        env |= dict.fromkeys(SERVICE_VARIABLES, "")
-        args = ["-m", "not services", *args]
+        # The fast tier: no service configured or required, no process of its own started.
+        env |= dict.fromkeys(SERVICE_VARIABLES, "") | {"CELERY_SA_TEST_DISCOVER": "0"}
+        args = ["-m", "fast", *args]
     elif versions is OLDEST:
         # The load tests (thousands of tasks, minutes on 2 cores) run with the newest set.
         args = ["-m", "not outage and not load", *args]
@@ -143,7 +143,7 @@ for kind, versions in [("oldest", OLDEST), ("newest", NEWEST)] + [("other", v) f
     def session(session: nox.Session, versions: Versions = versions) -> None:
         run_suite(session, versions)
 
-    scope = "the whole suite" if versions.services else "the service-free tests"
+    scope = "the whole suite" if versions.services else "the fast tier (-m fast)"
     session.__doc__ = f"{kind.capitalize()} versions: {scope}."
     tags = [kind] if versions is NEWEST else [kind, lane]
     nox.session(python=versions.python, name=f"{kind}-{versions.name}", tags=tags)(session)

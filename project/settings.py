@@ -108,6 +108,9 @@ for _name, _cast in {
     "CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS": env.int,
     "CELERY_SA_BACKEND_RETRY_TIMEOUT": env.float,
     "CELERY_SA_CHORD_SWEEP_INTERVAL": env.float,
+    # kombu's transport options (JSON), e.g. {"polling_interval": 0.1}: a Redis consumer's
+    # blocking read then returns within 0.1 s, and a worker stops that much sooner.
+    "CELERY_BROKER_TRANSPORT_OPTIONS": env.json,
     # What the result backend passes to create_engine (JSON); it replaces Celery's default
     # {"pool_pre_ping": true, "pool_recycle": 3600}.
     "CELERY_DATABASE_ENGINE_OPTIONS": env.json,

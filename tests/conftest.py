@@ -43,6 +43,12 @@ BACKEND_TASKS = "tests.support.backend_tasks"
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(TEST_DIR / "hypothesis"))
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two test processes per core, at most 4. Most tests spend their time
+    waiting for a worker subprocess, a database or a browser, not computing."""
+    return min(4, 2 * (os.cpu_count() or 1))
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings_xdist_suffix() -> None:
     """Not pytest-django's ``_gw0`` suffix: under pytest-xdist the test settings' tag
@@ -56,7 +62,18 @@ def needed_services(item: pytest.Item) -> list[str]:
     return [name for marker in item.iter_markers("services") for name in marker.args]
 
 
+# What keeps a test out of the fast tier (`-m fast`): a real service, or processes of its own.
+NOT_FAST = ("services", "slow", "load", "outage")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in NOT_FAST):
+            item.add_marker(pytest.mark.fast)
+    # The load tests (a minute or two each) first: started last, they would run on alone
+    # after the rest has finished.
+    items.sort(key=lambda item: item.get_closest_marker("load") is None)
     # A skip marker, not pytest.skip() in a hook: the summary then names the test's module,
     # not tests/support/services.py.
     if REQUIRE_SERVICES:

@@ -165,18 +165,22 @@ class Claim:
                     return False
             elif row.chord_size is None or _parts(connection, part, self.group_id) < row.chord_size:
                 return False
-            self._read_header(backend, connection)
+        # With this connection given back: reading the header takes connections of its own,
+        # and holding one while waiting for another lets as many threads as the pool (or a
+        # transaction pooler's server pool) has connections wait for each other for good.
+        self._read_header(backend)
         if row.date_fired is None and not self._claimed(store):
             return False
         return True
 
-    def _read_header(self, backend: ChordBackend, connection: Connection) -> None:
+    def _read_header(self, backend: ChordBackend) -> None:
         """Join the header's results (one query), or keep the
         :class:`~celery.exceptions.ChordError` naming the header task that failed."""
         header = backend.restore_group(self.group_id, cache=False)
         try:
             if header is None or not _nested(header):
-                self.values = _header_values(backend, self.group_id, connection)
+                with backend.store.engine.connect() as connection:
+                    self.values = _header_values(backend, self.group_id, connection)
             else:
                 self.values = _joined(backend, header)
         except ChordError as error:

@@ -4,6 +4,7 @@ no prepared-statement error, no retry."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,36 @@ def test_a_worker_through_pgbouncer_stores_everything_without_an_error_or_a_retr
             assert members.get(timeout=60) == [i + 1 for i in range(20)]
             assert callback.get(timeout=60) == list(range(20))
             assert bouncer.server_connections() <= 4
+        finally:
+            app.close()
+    trouble = [line for line in worker.lines if TROUBLE.search(line)]
+    assert trouble == [], "".join(trouble[:20])
+
+
+def test_a_chord_completes_on_a_pool_of_one_connection(postgres: ResultDB, tmp_path: Path) -> None:
+    """The last header task reads the header with the connection that counted it given
+    back: holding one while asking for another waits for ever on a full pool (as 8 threads
+    did on PgBouncer's 4 server connections, until its query_wait_timeout)."""
+    broker = service_url("redis")
+    url = "celery_sa+" + postgres.url.removeprefix("db+")
+    one = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 5}
+    with running_worker(
+        tmp_path,
+        result_url=url,
+        broker_url=broker,
+        pool="solo",
+        concurrency=1,
+        CELERY_IMPORTS=TASKS,
+        CELERY_DATABASE_ENGINE_OPTIONS=json.dumps(one),
+    ) as worker:
+        app = producer(broker, url)
+        app.conf.task_default_queue = worker.queue
+        try:
+            callback = chord(
+                [app.signature(f"{TASKS}.add", (i, 0)) for i in range(3)],
+                app.signature(f"{TASKS}.collect"),
+            ).delay()
+            assert callback.get(timeout=60) == [0, 1, 2]
         finally:
             app.close()
     trouble = [line for line in worker.lines if TROUBLE.search(line)]

@@ -1,6 +1,7 @@
-"""Reliability: a database restart under load, a pool child killed mid-transaction, 10,000
-tasks of sustained load with the admin read meanwhile. Real workers (prefork -c 2) on
-Redis; the figures go to test-artifacts/reliability.json (bench/reliability.py prints them).
+"""Reliability: a database restart under load, a pool child killed mid-transaction, a
+sustained load (2,500 tasks; ``CELERY_SA_TEST_LOAD_TASKS``, 10,000 in bench/reliability.py)
+with the admin read meanwhile. Real workers (prefork -c 2) on Redis; the figures go to
+test-artifacts/reliability.json (bench/reliability.py prints them).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ LOAD_USER = tagged("celery_sa_load")
 # Each pool process: a SessionTask engine and Celery's result engine of 2 + 1 connections.
 POOL: dict[str, Any] = {"pool_size": 2, "max_overflow": 1, "isolation_level": "READ COMMITTED"}
 PROCESSES = 2
+ADMIN_EVERY = 1.0  # seconds between two requests of the admin's list under load
+# Tasks of the sustained load: 2,500 in the suite; bench/reliability.py measures 10,000.
+LOAD_TASKS = int(os.environ.get("CELERY_SA_TEST_LOAD_TASKS", "2500"))
 BUDGET = PROCESSES * 2 * (POOL["pool_size"] + POOL["max_overflow"])
 
 
@@ -323,7 +327,7 @@ def open_transactions(connection_ids: tuple[int, ...]) -> int:
     "database",
     [result_db_param("mysqlclient"), result_db_param("postgresql")],
 )
-def test_10000_tasks_stay_within_the_connection_budget_and_the_admin_keeps_answering(
+def test_a_sustained_load_stays_within_the_connection_budget_and_the_admin_keeps_answering(
     database: str, tmp_path: Path, admin_client: Client
 ) -> None:
     broker = service_url("redis")
@@ -334,7 +338,7 @@ def test_10000_tasks_stay_within_the_connection_budget_and_the_admin_keeps_answe
         engine.dispose()
         grant_tables(results.alias)
         user_url = as_user(results.url.removeprefix("db+"))
-        tasks = 10_000
+        tasks = LOAD_TASKS
         peak, admin_ms = 0, []
         changelist = reverse("admin:celery_sa_taskresult_changelist")
         with running_worker(
@@ -352,13 +356,18 @@ def test_10000_tasks_stay_within_the_connection_budget_and_the_admin_keeps_answe
                     "tests.support.worker_tasks.store_once", (f"load{n}",), queue=worker.queue
                 )
 
+            asked = 0.0
+
             def done() -> bool:
-                nonlocal peak
+                nonlocal peak, asked
                 peak = max(peak, user_connections(results.alias))
-                begin = time.perf_counter()
-                response = admin_client.get(changelist)
-                admin_ms.append((time.perf_counter() - begin) * 1000)
-                assert response.status_code == 200
+                # The admin's list every second, as a person refreshing it would (each
+                # render costs this process the CPU the worker needs).
+                if time.monotonic() - asked >= ADMIN_EVERY:
+                    asked = time.monotonic()
+                    response = admin_client.get(changelist)
+                    admin_ms.append((time.monotonic() - asked) * 1000)
+                    assert response.status_code == 200
                 return count_successes(results.alias) >= tasks
 
             wait_for(done, worker, 600, f"{tasks} results")

@@ -16,7 +16,10 @@ from tests.support.browser import POLICY, csp_violations
 from tests.support.databases import ResultDB
 from tests.support.rows import insert_rows, row
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.slow,  # a real Chromium
+]
 MEMBER_ID = "5a0c2f1e-1b2c-4d3e-8f40-000000000001"
 GROUP_ID = "9e8d7c6b-5a49-4382-a716-000000000002"
 

@@ -18,7 +18,10 @@ from tests.support.browser import csp_violations
 from tests.support.databases import ResultDB
 from tests.support.rows import insert_into, insert_rows, row
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.slow,  # a real Chromium
+]
 CHORD_ID = "1c0d2e3f-4a5b-4c6d-8e7f-000000000001"
 RETURNED = "1c0d2e3f-4a5b-4c6d-8e7f-000000000002"
 FAILED = "1c0d2e3f-4a5b-4c6d-8e7f-000000000003"

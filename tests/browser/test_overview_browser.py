@@ -16,7 +16,10 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from tests.support.databases import ResultDB
 from tests.support.rows import ago, insert_rows, row
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.slow,  # a real Chromium
+]
 Screenshot = Callable[[Page, str], None]
 OVERVIEW = "/admin/celery_sa/overview/"
 TASK_LIST = "/admin/celery_sa/taskresult/"

@@ -17,6 +17,9 @@ import pytest
 
 from tests.support.commands import BASE_DIR, project_env
 
+# Each runs manage.py demo: a worker, and for some the development server.
+pytestmark = pytest.mark.slow
+
 DEMO_TIMEOUT = 120
 
 

@@ -4,6 +4,7 @@ module."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from celery import Celery
 from tests.support.commands import BASE_DIR, project_env
 
 WORKER_START_TIMEOUT = 60.0
+REDIS_OPTIONS = {"polling_interval": 0.1}
 
 
 def worker_argv(
@@ -103,6 +105,11 @@ def running_worker(
     """Start ``celery -A project worker`` (or another ``app``) on its own queue (or on
     ``queue``, a stopped worker's); stop it warm afterwards."""
     queue = queue or f"test-{uuid.uuid4().hex[:12]}"
+    if broker_url.startswith("redis"):
+        # kombu's Redis consumer blocks reading for up to its polling interval, and a warm
+        # shutdown waits for that read: 0.1 s instead of 1 s stops each worker a second
+        # sooner.
+        variables.setdefault("CELERY_BROKER_TRANSPORT_OPTIONS", json.dumps(REDIS_OPTIONS))
     env = project_env(
         tmp_path,
         DATABASE_URL=f"sqlite:///{tmp_path / 'django.sqlite3'}",
