@@ -190,6 +190,7 @@ def test_missing_result_tables_are_a_warning(tmp_path: Path) -> None:
     assert "celery_sa_tables create" in messages["celery_sa.W002"].hint
 
 
+@pytest.mark.slow
 def test_manage_py_check_fails_on_a_misconfiguration(tmp_path: Path) -> None:
     env = project_env(tmp_path, CELERY_RESULT_BACKEND="redis://localhost:6379/0")
     run = manage_py(env, "check")

@@ -116,6 +116,7 @@ def test_the_admin_list_and_task_page_speak_chinese(
         assert english not in task.text, english
 
 
+@pytest.mark.slow
 def test_a_command_and_a_system_check_speak_chinese(tmp_path: Path) -> None:
     env = project_env(tmp_path, LANGUAGE_CODE="zh-hans")
     create = manage_py(env, "celery_sa_tables", "create")

@@ -182,6 +182,7 @@ def test_the_export_reads_only_the_columns_it_writes(
         assert mentions == len(wrapped), sql
 
 
+@pytest.mark.slow
 def test_a_large_export_stays_within_bounded_memory(
     embedded_result_db: ResultDB, viewer: Client
 ) -> None:

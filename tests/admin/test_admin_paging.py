@@ -83,6 +83,7 @@ def expected_pages(ordering: tuple[str, ...], **filters: Any) -> list[list[str]]
 
 
 @pytest.mark.parametrize("case", ORDERINGS)
+@pytest.mark.slow
 def test_every_page_link_leads_to_the_rows_of_its_number(
     paged_rows: ResultDB, admin_client: Client, case: str
 ) -> None:

@@ -179,6 +179,7 @@ def failure(url: str, response: HttpResponse) -> str:
 
 
 @pytest.mark.parametrize("page", TARGETS)
+@pytest.mark.slow
 def test_no_query_string_is_answered_with_a_500(
     weird_rows: ResultDB, viewer: Client, page: str
 ) -> None:

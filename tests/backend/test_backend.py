@@ -512,6 +512,7 @@ def test_tables_celery_4_made_work_before_any_upgrade(setup: Setup) -> None:
     assert chord_rows() == (0, 0)
 
 
+@pytest.mark.slow
 def test_retries_last_as_long_as_the_retry_timeout_not_a_count(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.support.commands import python_without_settings
+
+pytestmark = pytest.mark.slow  # Python subprocesses, one of them a worker
 
 SCRIPT = """
 import json, sys

@@ -335,6 +335,7 @@ def test_the_purge_task_takes_the_same_options(aged_rows: ResultDB) -> None:
 
 
 @pytest.mark.parametrize("database", [result_db_param("sqlite"), result_db_param("mysqlclient")])
+@pytest.mark.slow
 def test_ctrl_c_stops_after_a_committed_batch_and_a_rerun_finishes(
     database: str, tmp_path: Path
 ) -> None:
@@ -383,6 +384,7 @@ def test_ctrl_c_stops_after_a_committed_batch_and_a_rerun_finishes(
         assert TaskResult.objects.count() == 0
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_progress_bar(tmp_path: Path) -> None:
     with fresh_result_db("sqlite") as result_db:
         insert_rows(*(row(f"old-{n}", date_done=ago(days=9, seconds=n)) for n in range(250)))

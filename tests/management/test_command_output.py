@@ -16,6 +16,8 @@ from tests.support.commands import manage_py, project_env
 from tests.support.databases import ResultDB, drop_result_tables
 from tests.support.rows import ago, insert_rows, row
 
+pytestmark = pytest.mark.slow  # manage.py run as commands
+
 result_rows = pytest.mark.django_db(transaction=True, databases="__all__")
 
 CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")

@@ -21,7 +21,10 @@ from tests.support.rows import stored_value, wait_for_results
 from tests.support.services import service_url
 from tests.support.workers import Worker, producer, running_worker
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.slow,  # real workers
+]
 
 
 def send_demo_tasks(

@@ -71,6 +71,7 @@ def metrics(client: Client, **headers: str) -> dict[tuple[str, tuple[tuple[str, 
     [result_db_param(name) for name in ("sqlite", "mysqlclient", "postgresql")],
     indirect=True,
 )
+@pytest.mark.slow
 def test_the_overview_and_metrics_of_a_real_workers_results(
     result_db: ResultDB, sqla_broker: str, tmp_path: Path, admin_client: Client
 ) -> None:

@@ -129,6 +129,7 @@ def test_bad_window_and_missing_tables_are_clear_errors(embedded_result_db: Resu
     assert str(raised.value).startswith("Cannot read the Celery result table celery_taskmeta (")
 
 
+@pytest.mark.slow
 def test_stats_and_purge_on_a_real_workers_rows(
     result_db: ResultDB, sqla_broker: str, tmp_path: Path
 ) -> None:

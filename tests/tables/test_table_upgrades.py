@@ -118,6 +118,7 @@ def advance_ids(result_db: ResultDB) -> None:
     ],
     indirect=["result_db"],
 )
+@pytest.mark.slow
 def test_celery_57_stores_and_reads_results_in_upgraded_tables(
     result_db: ResultDB, version: str, sqla_broker: str, tmp_path: Path
 ) -> None:
@@ -229,6 +230,7 @@ def test_a_denied_alter_names_the_statement_and_changes_nothing(
     assert manage("status")[0] == 1
 
 
+@pytest.mark.slow
 def test_status_exit_codes_as_a_deploy_script_sees_them(
     embedded_result_db: ResultDB, tmp_path: Path
 ) -> None:

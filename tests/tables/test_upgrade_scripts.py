@@ -121,6 +121,7 @@ def run_script(script: str) -> None:
     [result_db_param(name, version) for name in SCRIPT_DIALECT for version in VERSIONS],
     indirect=["result_db"],
 )
+@pytest.mark.slow
 def test_the_script_from_a_celery_version_ends_where_upgrade_and_create_end(
     result_db: ResultDB, version: str
 ) -> None:

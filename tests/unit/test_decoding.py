@@ -11,6 +11,7 @@ import zlib
 from datetime import datetime
 from functools import partial
 
+import pytest
 from django.test import override_settings
 from kombu.compression import compress
 
@@ -128,6 +129,7 @@ def test_a_value_of_exactly_the_limit_is_decoded() -> None:
     assert decoded.problem == ""
 
 
+@pytest.mark.slow
 def test_a_compression_bomb_is_stopped_at_the_limit_in_bounded_memory() -> None:
     # 100 MiB of "0" compress to about 100 KB with zlib (a few hundred bytes with bz2).
     chunk = b"0" * (1024 * 1024)
@@ -247,6 +249,7 @@ def test_an_lzma_header_naming_a_4_gib_dictionary_is_refused_before_it_is_alloca
     assert xz is not None and xz.value == {"ok": True}
 
 
+@pytest.mark.slow
 def test_a_value_that_would_print_as_far_more_than_is_kept_is_not_printed() -> None:
     # 200,000 references to one 200,000-character string (600 KB stored) print as 40 GB; a
     # list holding the one below twice, 40 levels deep (300 bytes), as 2**40 strings; 400,000

@@ -32,6 +32,8 @@ from celery_sa.admin.decoding import (
 )
 from tests.support.memory import traced_peak
 
+pytestmark = pytest.mark.slow  # thousands of generated values each
+
 # The most one decode may take, whatever it reads.
 PEAK_LIMIT = (
     3 * DECODE_LIMIT  # the stored bytes, a copy, what they expand to
