@@ -44,8 +44,12 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(TEST_DIR / "hypothesis
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: two test processes per core, at most 4. Most tests spend their time
-    waiting for a worker subprocess, a database or a browser, not computing."""
+    """``-n auto``: two test processes per core, at most 4 (most tests spend their time
+    waiting for a worker subprocess, a database or a browser, not computing), unless
+    pytest-xdist's own PYTEST_XDIST_AUTO_NUM_WORKERS says (.ci/run: two suites side by
+    side)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
     return min(4, 2 * (os.cpu_count() or 1))
 
 
