@@ -71,7 +71,9 @@ def sweep(backend: ChordBackend) -> Swept:
         ).all()
     for group_id, stored in complete:
         claim = Claim(group_id, claimant=f"sweep-{uuid.uuid4()}")
-        if claim.take(backend):
+        # Retried as a returning part's claim is: a claim whose commit was lost in a
+        # restart is recognised as this one's own, not left to a claimant nobody knows.
+        if backend.retrying(claim.take, backend):
             logger.warning("Chord %r was complete but unclaimed: the sweep sends it", group_id)
             chords.fire(backend, claim, _callback(backend, stored))
             swept.fired += 1

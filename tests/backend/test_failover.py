@@ -94,15 +94,18 @@ def record_parts(app: Celery, group_id: str, requests: list[Any]) -> None:
         )
 
 
+@pytest.mark.parametrize("claimant", ["last-part", "sweep"])
 @pytest.mark.parametrize("committed", [True, False], ids=["committed", "rolled-back"])
 def test_a_claim_whose_commit_failed_is_retried_and_the_callback_sent_once(
     app: Celery,
     callbacks: tuple[str, redis.Redis[bytes]],
     monkeypatch: pytest.MonkeyPatch,
     committed: bool,
+    claimant: str,
 ) -> None:
     """The connection lost at the claim's commit: it may have happened or not. The retry
-    finds the claim its own (``claimed_by``) or takes it: one callback either way."""
+    finds the claim its own (``claimed_by``) or takes it: one callback either way, whether
+    the last part claims or the sweep does (its parts all recorded, nobody claiming)."""
     queue, broker = callbacks
     app.conf.sa_backend_retry_timeout = 10
     group_id, body, requests = started_chord(app, queue, 3)
@@ -118,8 +121,12 @@ def test_a_claim_whose_commit_failed_is_retried_and_the_callback_sent_once(
         return claimed(self, store)
 
     monkeypatch.setattr(chords.Claim, "_claimed", lost_at_commit)
-    for request in requests:
-        app.backend.mark_as_done(request.id, request.group_index, request=request)
+    if claimant == "sweep":
+        record_parts(app, group_id, requests)
+        assert sweep(app.backend).fired == 1
+    else:
+        for request in requests:
+            app.backend.mark_as_done(request.id, request.group_index, request=request)
     assert failures == [group_id]
     assert broker.llen(queue) == 1
     assert chord_rows() == (0, 0)
