@@ -183,6 +183,7 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
         sent = lifecycle.sent_time(request, self.app.timezone)
         if sent is not None and store.keeps("date_sent"):
             values["date_sent"] = sent
+        part = chords.part_row(request, task_id, state)
         with store.engine.begin() as connection:
             connection.execute(store.upsert(frozenset(values)), values)
             if attempt is not None and store.keeps_attempts:
@@ -190,6 +191,11 @@ class DatabaseBackend(TimeBoundRetries, CeleryDatabaseBackend):  # type: ignore[
                 connection.execute(
                     store.vendor.writes.insert_missing(store.tables.attempt, attempt)
                 )
+            if part is not None:
+                # A chord header task's result and its count, or neither (chords.py).
+                connection.execute(store.vendor.writes.insert_missing(store.tables.part, part))
+        if part is not None:
+            request.celery_sa_part_recorded = True
 
     def on_task_call(self, producer: Any, task_id: str) -> dict[str, Any]:
         if self.track_sent:

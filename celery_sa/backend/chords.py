@@ -3,7 +3,10 @@
 ``celery_sa_chord`` has a row per unfinished chord (its size once the header is sent, its
 callback, and when and by whom the callback was claimed); ``celery_sa_chord_part`` a row
 per header task that has returned, keyed by the task id, so a redelivered or twice-stored
-task is counted once. Each returning part records itself and commits, then counts in a new
+task is counted once. A header task's part is written in the transaction that stores its
+result (:func:`part_row`), so no stored result goes uncounted: a process lost between the
+two would leave one, and Celery 5.7 acks, rather than runs again, a task whose pool child
+was lost after its success was stored. Each returning part then counts in a new
 transaction: the last part to commit always sees every part. Of the parts that see the
 chord complete, one claims it (an ``UPDATE … WHERE date_fired IS NULL`` only one can win,
 committed before the callback is sent) and sends the callback; then the chord's rows are
@@ -95,24 +98,35 @@ def add_part(store: ResultStore, group_id: str) -> None:
         )
 
 
+def part_row(request: Any, task_id: str, state: str) -> dict[str, Any] | None:
+    """The part row of ``request``'s task when it is a chord's header task that has
+    finished (``state`` is a ready state: success, failure, revoked), else None."""
+    group_id = getattr(request, "group", None)
+    if state not in states.READY_STATES or not group_id or not getattr(request, "chord", None):
+        return None
+    return {
+        "group_id": group_id,
+        "task_id": task_id,
+        "group_index": getattr(request, "group_index", None),
+        "date_done": utcnow(),
+    }
+
+
 def part_returned(backend: ChordBackend, request: Any) -> None:
     """A header task finished (or failed): count it; the last one sends the callback."""
     group_id, task_id = request.group, request.id
     if not group_id or not task_id:
         return
     store = backend.store
-    part = {
-        "group_id": group_id,
-        "task_id": task_id,
-        "group_index": request.group_index,
-        "date_done": utcnow(),
-    }
+    part = part_row(request, task_id, states.SUCCESS)
 
     def record() -> None:
         with store.engine.begin() as connection:
             connection.execute(store.vendor.writes.insert_missing(store.tables.part, part))
 
-    backend.retrying(record)
+    # Recorded with the result already, unless the task stores none (ignore_result).
+    if part is not None and not getattr(request, "celery_sa_part_recorded", False):
+        backend.retrying(record)
     claim = Claim(group_id, claimant=task_id)
     if backend.retrying(claim.take, backend, late_part=task_id):
         fire(backend, claim, backend.app.signature(request.chord))

@@ -16,7 +16,7 @@ import pytest
 import redis
 from celery import Celery, chord
 from celery.exceptions import ImproperlyConfigured
-from sqlalchemy import MetaData, Table, insert, update
+from sqlalchemy import MetaData, Table, select, update
 from sqlalchemy.exc import OperationalError
 
 from celery_sa.backend import chords
@@ -76,22 +76,18 @@ def started_chord(app: Celery, queue: str, size: int) -> tuple[str, Any, list[An
     return group_id, body, requests
 
 
-def record_parts(app: Celery, group_id: str, requests: list[Any]) -> None:
-    """Every part recorded, none claimed: as when the last part's process dies between."""
+def counted_unclaimed(app: Celery, group_id: str, requests: list[Any]) -> None:
+    """Each header task's stored result counted its part in the same write, and nobody
+    claimed the chord: as when the last part's process is lost right after its store."""
     store = app.backend.store
-    with store.engine.begin() as connection:
-        connection.execute(
-            insert(store.tables.part),
-            [
-                {
-                    "group_id": group_id,
-                    "task_id": r.id,
-                    "group_index": r.group_index,
-                    "date_done": chords.utcnow(),
-                }
-                for r in requests
-            ],
-        )
+    part, chord_table = store.tables.part, store.tables.chord
+    with store.engine.connect() as connection:
+        parts = connection.execute(select(part.c.task_id).where(part.c.group_id == group_id))
+        fired = connection.execute(
+            select(chord_table.c.date_fired).where(chord_table.c.group_id == group_id)
+        ).scalar_one()
+        assert set(parts.scalars()) == {request.id for request in requests}
+    assert fired is None
 
 
 @pytest.mark.parametrize("claimant", ["last-part", "sweep"])
@@ -122,7 +118,7 @@ def test_a_claim_whose_commit_failed_is_retried_and_the_callback_sent_once(
 
     monkeypatch.setattr(chords.Claim, "_claimed", lost_at_commit)
     if claimant == "sweep":
-        record_parts(app, group_id, requests)
+        counted_unclaimed(app, group_id, requests)
         assert sweep(app.backend).fired == 1
     else:
         for request in requests:
@@ -139,7 +135,7 @@ def test_the_sweep_sends_a_complete_chord_nobody_claimed_once(
     """Three workers sweep at the same instant while the last part returns: one sends."""
     queue, broker = callbacks
     group_id, _, requests = started_chord(app, queue, 4)
-    record_parts(app, group_id, requests)
+    counted_unclaimed(app, group_id, requests)
     barrier = threading.Barrier(4)
     swept: list[int] = []
 
@@ -173,7 +169,7 @@ def test_the_sweep_forgets_a_claimed_chord_whose_callback_ran_and_reports_one_th
     sent_id, sent_body, sent = started_chord(app, queue, 2)
     lost_id, lost_body, lost = started_chord(app, queue, 2)
     for group_id, requests in ((sent_id, sent), (lost_id, lost)):
-        record_parts(app, group_id, requests)
+        counted_unclaimed(app, group_id, requests)
         with store.engine.begin() as connection:
             connection.execute(
                 update(store.tables.chord)
@@ -295,7 +291,7 @@ def test_a_workers_sweep_sends_a_chord_its_last_part_never_claimed(
             app = producer(broker, url)
             try:
                 group_id, body, requests = started_chord(app, worker.queue, 3)
-                record_parts(app, group_id, requests)
+                counted_unclaimed(app, group_id, requests)
                 assert app.AsyncResult(body.id).get(timeout=30) == [0, 1, 2]
             finally:
                 app.close()
