@@ -118,14 +118,14 @@ def part_returned(backend: ChordBackend, request: Any) -> None:
     if not group_id or not task_id:
         return
     store = backend.store
-    part = part_row(request, task_id, states.SUCCESS)
+    part = part_row(request, task_id, states.SUCCESS) or {}
 
     def record() -> None:
         with store.engine.begin() as connection:
             connection.execute(store.vendor.writes.insert_missing(store.tables.part, part))
 
     # Recorded with the result already, unless the task stores none (ignore_result).
-    if part is not None and not getattr(request, "celery_sa_part_recorded", False):
+    if part and not getattr(request, "celery_sa_part_recorded", False):
         backend.retrying(record)
     claim = Claim(group_id, claimant=task_id)
     if backend.retrying(claim.take, backend, late_part=task_id):
