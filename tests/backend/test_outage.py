@@ -46,6 +46,8 @@ PRODUCTION = {
     "CELERY_IMPORTS": TASKS,
 }
 POOLS = (("prefork", 2), ("threads", 4))
+# How long the database is down each time, and how it goes down.
+OUTAGES = ((5, "stopped"), (30, "stopped"), (90, "stopped"), (5, "killed"))
 
 
 class Load:
@@ -104,6 +106,29 @@ def recovery(load: Load, workers: list[Worker]) -> float:
     return round(time.monotonic() - answered, 2)
 
 
+def outages(
+    server: PrivateServer,
+    load: Load,
+    workers: list[Worker],
+    send: Callable[[int], None],
+    figures: dict[str, Any],
+) -> None:
+    """Each outage of :data:`OUTAGES`, once the workers are storing a batch of chords sent
+    just before it, so that results are still to store when the database answers again (a
+    load sent all at once could be done before the later outages); the recovery measured."""
+    for seconds, how in OUTAGES:
+        before = load.stored() or 0
+        send(CHORDS // len(OUTAGES))
+        wait_for(lambda n=before: (load.stored() or 0) > n, workers, 120, "the batch's results")
+        if how == "killed":
+            server.kill()
+        else:
+            server.stop()
+        time.sleep(seconds)
+        server.start()
+        figures[f"{how} {seconds} s: stored again after (s)"] = recovery(load, workers)
+
+
 def pool_children(worker: Worker) -> list[int]:
     pid = worker.process.pid
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -150,30 +175,26 @@ def test_a_failover_under_a_chord_load_loses_nothing_and_runs_each_callback_once
         workers = [start(pool, concurrency) for pool, concurrency in POOLS]
         app = producer(broker, f"celery_sa+{url}")
         stack.callback(app.close)
-        results = []
-        for n in range(CHORDS):
-            queue = workers[n % len(workers)].queue
-            header = [
-                app.signature(f"{TASKS}.nap", (0.02, n * SIZE + i), queue=queue)
-                for i in range(SIZE)
-            ]
-            results.append(chord(header, app.signature(f"{TASKS}.collect", queue=queue)).delay())
+        results: list[AsyncResult] = []  # type: ignore[type-arg]
+
+        def send(chords: int) -> None:
+            for _ in range(chords):
+                n = len(results)
+                queue = workers[n % len(workers)].queue
+                header = [
+                    app.signature(f"{TASKS}.nap", (0.02, n * SIZE + i), queue=queue)
+                    for i in range(SIZE)
+                ]
+                body = app.signature(f"{TASKS}.collect", queue=queue)
+                results.append(chord(header, body).delay())
+
         total = CHORDS * (SIZE + 1)
+        outages(server, load, workers, send, figures)
+        send(CHORDS - len(results))
 
         def reached(share: float) -> Callable[[], bool]:
             return lambda: (load.stored() or 0) >= share * total
 
-        for seconds, at in ((5, 0.1), (30, 0.3), (90, 0.5)):
-            wait_for(reached(at), workers, 120, f"{at:.0%} of the results")
-            server.stop()
-            time.sleep(seconds)
-            server.start()
-            figures[f"stopped {seconds} s: stored again after (s)"] = recovery(load, workers)
-        wait_for(reached(0.7), workers, 120, "70% of the results")
-        server.kill()
-        time.sleep(5)
-        server.start()
-        figures["killed, 5 s: stored again after (s)"] = recovery(load, workers)
         killed = pool_children(workers[0])[:2]
         for child in killed:
             os.kill(child, signal.SIGKILL)
@@ -241,7 +262,16 @@ def missing(load: Load, results: list[AsyncResult], workers: list[Worker]) -> No
             f"{started[task_id]} time(s); logged: {logged[:6]}"
         )
     report.append("chords still counted (group, size, fired, claimed by, parts):")
-    report += [f"- {tuple(row)}" for row in counted[:20]]
+    for row in counted[:20]:
+        # What the workers logged of the chord and of the task that claimed it.
+        ids = [str(value) for value in (row[0], row[3]) if value]
+        logged = [
+            line.strip()[:300]
+            for worker in workers
+            for line in worker.lines
+            if any(i in line for i in ids) and "chord sweep" not in line
+        ]
+        report.append(f"- {tuple(row)}; logged: {logged[:10]}")
     fired = {row[0] for row in counted if row[2] is not None}
     unsent = [task_id for task_id in lost if results_group(roles[task_id]) in fired]
     if unsent and len(unsent) == len(lost):
