@@ -117,19 +117,18 @@ def part_returned(backend: ChordBackend, request: Any) -> None:
     group_id, task_id = request.group, request.id
     if not group_id or not task_id:
         return
-    store = backend.store
-    part = part_row(request, task_id, states.SUCCESS) or {}
-
-    def record() -> None:
-        with store.engine.begin() as connection:
-            connection.execute(store.vendor.writes.insert_missing(store.tables.part, part))
-
+    part = part_row(request, task_id, states.SUCCESS)
     # Recorded with the result already, unless the task stores none (ignore_result).
-    if part and not getattr(request, "celery_sa_part_recorded", False):
-        backend.retrying(record)
+    if part is not None and not getattr(request, "celery_sa_part_recorded", False):
+        backend.retrying(_record_part, backend.store, part)
     claim = Claim(group_id, claimant=task_id)
     if backend.retrying(claim.take, backend, late_part=task_id):
         fire(backend, claim, backend.app.signature(request.chord))
+
+
+def _record_part(store: ResultStore, part: dict[str, Any]) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(store.vendor.writes.insert_missing(store.tables.part, part))
 
 
 @dataclass
