@@ -142,17 +142,13 @@ def run_suite(session: nox.Session, versions: Versions) -> None:
     session.run("python", "-m", "pytest", *args, env=env)
 
 
-# CI runs the newest set through the README's test command (.venv has those versions) and
-# the rest in two lanes of about the same length: `-t background` (the oldest, then two of
-# the others) beside it, `-t foreground` (the last of the others) after it.
-BACKGROUND = [OLDEST, *OTHERS[:2]]
+# CI runs the newest set through the README's test command (.venv has those versions), and
+# beside it `-t oldest` and `-t other` (the service-free sets).
 for kind, versions in [("oldest", OLDEST), ("newest", NEWEST)] + [("other", v) for v in OTHERS]:
-    lane = "background" if versions in BACKGROUND else "foreground"
 
     def session(session: nox.Session, versions: Versions = versions) -> None:
         run_suite(session, versions)
 
     scope = "the whole suite" if versions.services else "the fast tier (-m fast)"
     session.__doc__ = f"{kind.capitalize()} versions: {scope}."
-    tags = [kind] if versions is NEWEST else [kind, lane]
-    nox.session(python=versions.python, name=f"{kind}-{versions.name}", tags=tags)(session)
+    nox.session(python=versions.python, name=f"{kind}-{versions.name}", tags=[kind])(session)

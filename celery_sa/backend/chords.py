@@ -11,7 +11,9 @@ transaction: the last part to commit always sees every part. Of the parts that s
 chord complete, one claims it (an ``UPDATE … WHERE date_fired IS NULL`` only one can win,
 committed before the callback is sent) and sends the callback; then the chord's rows are
 deleted. Every step is retried under the backend's budget and is idempotent: a claim whose
-commit failed is recognised as one's own by ``claimed_by``. What no returning part will
+commit failed is recognised as one's own by ``claimed_by``, by the retry or, once the budget
+ran out and the task was requeued, by its next run, which sends the callback; a chord whose
+callback is sent is never a reason to run its claimant again. What no returning part will
 finish (a complete chord nobody claimed, a claimant lost) is the sweep's
 (:mod:`celery_sa.backend.sweep`).
 """
@@ -31,6 +33,7 @@ from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy import delete as sql_delete
 
 from celery_sa.backend import members
+from celery_sa.backend.retries import RETRYABLE, one_line
 from celery_sa.backend.store import ResultStore
 from celery_sa.sql.chords import expired
 
@@ -122,8 +125,20 @@ def part_returned(backend: ChordBackend, request: Any) -> None:
     if part is not None and not getattr(request, "celery_sa_part_recorded", False):
         backend.retrying(_record_part, backend.store, part)
     claim = Claim(group_id, claimant=task_id)
-    if backend.retrying(claim.take, backend, late_part=task_id):
-        fire(backend, claim, backend.app.signature(request.chord))
+    if not backend.retrying(claim.take, backend, late_part=task_id):
+        return
+    callback = backend.app.signature(request.chord)
+    if claim.inherited:
+        if backend.retrying(has_result, backend.store, callback.id):
+            _forget_sent(backend, group_id)
+            return
+        logger.warning(
+            "Chord %r was claimed by an earlier run of %s that did not send its callback: "
+            "sending it now",
+            group_id,
+            task_id,
+        )
+    fire(backend, claim, callback)
 
 
 def _record_part(store: ResultStore, part: dict[str, Any]) -> None:
@@ -136,11 +151,15 @@ class Claim:
     """One attempt to claim a complete chord: ``UPDATE … SET date_fired, claimed_by WHERE
     date_fired IS NULL`` commits before the callback is sent, so only one sender wins. A
     commit that failed may have happened: taken again, the claim is recognised as this
-    attempt's own by ``claimed_by``, and sent once."""
+    attempt's own by ``claimed_by``, and sent once. A claim ``claimed_by`` an earlier run
+    of the same task is ``inherited``: that run ended before it sent the callback (its
+    claim's commit still unknown when the budget ran out, the task requeued), as a run that
+    has sent it is not run again for the chord."""
 
     group_id: str
     claimant: str
     tried: bool = False
+    inherited: bool = False
     values: list[Any] | None = None
     error: ChordError | None = None
 
@@ -167,15 +186,9 @@ class Claim:
                     connection.commit()
                 return False
             if row.date_fired is not None:
-                mine = self.tried and row.claimed_by == self.claimant
-                if not mine and row.claimed_by == self.claimant:
-                    logger.warning(
-                        "Chord %r was claimed by an earlier run of %s: not sent again",
-                        self.group_id,
-                        self.claimant,
-                    )
-                if not mine:
+                if row.claimed_by != self.claimant:
                     return False
+                self.inherited = not self.tried
             elif row.chord_size is None or _parts(connection, part, self.group_id) < row.chord_size:
                 return False
         # With this connection given back: reading the header takes connections of its own,
@@ -227,7 +240,21 @@ def fire(backend: ChordBackend, claim: Claim, callback: Any) -> None:
             raise error  # Celery stores the failure with the traceback being handled
         except ChordError:
             backend.chord_error_from_stack(callback, error)
-    backend.retrying(forget, backend.store, claim.group_id)
+    _forget_sent(backend, claim.group_id)
+
+
+def _forget_sent(backend: ChordBackend, group_id: str) -> None:
+    """Forget a chord whose callback is sent. Past the budget this does not raise: the task
+    would run again for a callback that is sent; the sweep forgets the chord once the
+    callback has a result."""
+    try:
+        backend.retrying(forget, backend.store, group_id)
+    except RETRYABLE as exc:
+        logger.warning(
+            "Chord %r: its callback is sent; forgetting the chord failed (%s), the sweep will",
+            group_id,
+            one_line(exc),
+        )
 
 
 def _parts(connection: Connection, part: Table, group_id: str) -> int:
@@ -282,6 +309,15 @@ def _joined(backend: ChordBackend, header: GroupResult) -> list[Any]:
         error = ChordError(f"Dependency {culprit.id} raised {exc!r}" if culprit else repr(exc))
         error.__cause__ = exc
         raise error from exc
+
+
+def has_result(store: ResultStore, task_id: str | None) -> bool:
+    """Whether the task ``task_id`` (a chord's callback) has a row: it has run, or (with
+    ``sa_track_sent``) was recorded as sent."""
+    task = store.task
+    with store.engine.connect() as connection:
+        found = connection.execute(select(task.c.id).where(task.c.task_id == task_id)).first()
+    return found is not None
 
 
 def forget(store: ResultStore, group_id: str) -> None:

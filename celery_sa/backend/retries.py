@@ -86,7 +86,7 @@ class TimeBoundRetries:
                     wait,
                     retries,
                     left,
-                    _one_line(exc),
+                    one_line(exc),
                     exc_info=retries == 1,  # the traceback once, not at every wait
                 )
                 time.sleep(wait)
@@ -107,7 +107,7 @@ def seconds(value: Any, key: str) -> float:
     return float(number)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """An exception as one short line (a driver's message may run over several)."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:200]}"

@@ -79,7 +79,7 @@ def sweep(backend: ChordBackend) -> Swept:
             swept.fired += 1
     for group_id, stored, fired_at, claimant in stale:
         callback = _callback(backend, stored)
-        if _has_result(backend, callback.id):
+        if chords.has_result(store, callback.id):
             chords.forget(store, group_id)
             swept.forgotten += 1
             continue
@@ -98,13 +98,6 @@ def sweep(backend: ChordBackend) -> Swept:
 
 def _callback(backend: ChordBackend, stored: bytes) -> Any:
     return backend.app.signature(backend.decode(stored))
-
-
-def _has_result(backend: ChordBackend, task_id: str | None) -> bool:
-    task = backend.store.task
-    with backend.store.engine.connect() as connection:
-        found = connection.execute(select(task.c.id).where(task.c.task_id == task_id)).first()
-    return found is not None
 
 
 class Sweeper(threading.Thread):

@@ -20,6 +20,7 @@ from sqlalchemy import MetaData, Table, select, update
 from sqlalchemy.exc import OperationalError
 
 from celery_sa.backend import chords
+from celery_sa.backend.retries import one_line
 from celery_sa.backend.store import dispose_stores
 from celery_sa.backend.sweep import STALE, sweep
 from tests.support.chords import chord_request, chord_rows
@@ -127,6 +128,102 @@ def test_a_claim_whose_commit_failed_is_retried_and_the_callback_sent_once(
     assert broker.llen(queue) == 1
     assert chord_rows() == (0, 0)
     assert app.AsyncResult(body.id).state == "PENDING"  # sent, not run: no worker there
+
+
+def test_a_claimant_requeued_before_it_sent_the_callback_sends_it_when_it_runs_again(
+    app: Celery,
+    callbacks: tuple[str, redis.Redis[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The last part's claim commits, but every answer is lost until the budget runs out:
+    the run fails (a worker requeues it) with the chord claimed and nothing sent. Its next
+    run finds the claim its own and sends the callback; a run after that sends nothing."""
+    queue, broker = callbacks
+    app.conf.sa_backend_retry_timeout = 0.3
+    group_id, body, requests = started_chord(app, queue, 2)
+    take, claimed = chords.Claim.take, chords.Claim._claimed
+    lost = OperationalError("COMMIT", {}, Exception("Lost connection to server"))
+
+    def answer_lost(self: chords.Claim, store: Any) -> bool:
+        claimed(self, store)
+        raise lost
+
+    def down_after_the_claim(self: chords.Claim, *args: Any, **kwargs: Any) -> bool:
+        if self.tried:
+            raise lost
+        return take(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(chords.Claim, "_claimed", answer_lost)
+        patch.setattr(chords.Claim, "take", down_after_the_claim)
+        with pytest.raises(OperationalError):
+            app.backend.mark_as_done(requests[1].id, 1, request=requests[1])
+    assert broker.llen(queue) == 0
+    assert chord_rows() == (1, 2)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="celery_sa.backend.chords"):
+        app.backend.mark_as_done(requests[1].id, 1, request=requests[1])
+    assert broker.llen(queue) == 1
+    assert chord_rows() == (0, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Chord {group_id!r} was claimed by an earlier run of {requests[1].id} that did not "
+        "send its callback: sending it now"
+    ]
+    app.backend.mark_as_done(requests[1].id, 1, request=requests[1])
+    assert broker.llen(queue) == 1
+    assert app.AsyncResult(body.id).state == "PENDING"  # sent, not run: no worker there
+
+
+def test_a_claimant_run_again_after_its_callback_ran_forgets_the_chord_and_sends_nothing(
+    app: Celery, callbacks: tuple[str, redis.Redis[bytes]]
+) -> None:
+    """A claimant lost after it sent the callback (which has run since) and redelivered:
+    the chord is forgotten, the callback not sent again."""
+    queue, broker = callbacks
+    store = app.backend.store
+    group_id, body, requests = started_chord(app, queue, 2)
+    counted_unclaimed(app, group_id, requests)
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(store.tables.chord)
+            .where(store.tables.chord.c.group_id == group_id)
+            .values(date_fired=chords.utcnow(), claimed_by=requests[-1].id)
+        )
+    app.backend.store_result(body.id, [0, 1], "SUCCESS")
+    app.backend.mark_as_done(requests[-1].id, 1, request=requests[-1])
+    assert broker.llen(queue) == 0
+    assert chord_rows() == (0, 0)
+
+
+def test_a_sent_callback_is_never_a_reason_to_run_its_claimant_again(
+    app: Celery,
+    callbacks: tuple[str, redis.Redis[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database goes away for longer than the budget between sending the callback and
+    forgetting the chord: the part returns without an error (no requeue, no second run)
+    and the claimed counter is left to the sweep."""
+    queue, broker = callbacks
+    app.conf.sa_backend_retry_timeout = 0.3
+    group_id, _, requests = started_chord(app, queue, 2)
+
+    lost = OperationalError("DELETE", {}, Exception("Lost connection to server"))
+
+    def gone(store: Any, group_id: str) -> None:
+        raise lost
+
+    monkeypatch.setattr(chords, "forget", gone)
+    for request in requests:
+        with caplog.at_level(logging.WARNING, logger="celery_sa.backend.chords"):
+            app.backend.mark_as_done(request.id, request.group_index, request=request)
+    assert broker.llen(queue) == 1
+    assert chord_rows() == (1, 2)
+    assert [r.getMessage() for r in caplog.records if r.name == "celery_sa.backend.chords"] == [
+        f"Chord {group_id!r}: its callback is sent; forgetting the chord failed "
+        f"({one_line(lost)}), the sweep will"
+    ]
 
 
 def test_the_sweep_sends_a_complete_chord_nobody_claimed_once(
