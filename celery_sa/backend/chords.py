@@ -11,8 +11,7 @@ transaction: the last part to commit always sees every part. Of the parts that s
 chord complete, one claims it (an ``UPDATE … WHERE date_fired IS NULL`` only one can win,
 committed before the callback is sent) and sends the callback; then the chord's rows are
 deleted. Every step is retried under the backend's budget and is idempotent: a claim whose
-commit failed is recognised as one's own by ``claimed_by``, by the retry or, once the budget
-ran out and the task was requeued, by its next run, which sends the callback; a chord whose
+commit failed is recognised as one's own by ``claimed_by`` by the retry; a chord whose
 callback is sent is never a reason to run its claimant again. What no returning part will
 finish (a complete chord nobody claimed, a claimant lost) is the sweep's
 (:mod:`celery_sa.backend.sweep`).
@@ -129,15 +128,18 @@ def part_returned(backend: ChordBackend, request: Any) -> None:
         return
     callback = backend.app.signature(request.chord)
     if claim.inherited:
+        # Another run of this task claimed it: one requeued or lost before it sent the
+        # callback, or one still running (a duplicate delivery): nothing tells them apart,
+        # so the callback is not sent again. Once it has a result, the chord is forgotten.
         if backend.retrying(has_result, backend.store, callback.id):
             _forget_sent(backend, group_id)
-            return
-        logger.warning(
-            "Chord %r was claimed by an earlier run of %s that did not send its callback: "
-            "sending it now",
-            group_id,
-            task_id,
-        )
+        else:
+            logger.warning(
+                "Chord %r was claimed by another run of %s: its callback is not sent again",
+                group_id,
+                task_id,
+            )
+        return
     fire(backend, claim, callback)
 
 
@@ -151,10 +153,9 @@ class Claim:
     """One attempt to claim a complete chord: ``UPDATE … SET date_fired, claimed_by WHERE
     date_fired IS NULL`` commits before the callback is sent, so only one sender wins. A
     commit that failed may have happened: taken again, the claim is recognised as this
-    attempt's own by ``claimed_by``, and sent once. A claim ``claimed_by`` an earlier run
-    of the same task is ``inherited``: that run ended before it sent the callback (its
-    claim's commit still unknown when the budget ran out, the task requeued), as a run that
-    has sent it is not run again for the chord."""
+    attempt's own by ``claimed_by``, and sent once. A claim ``claimed_by`` another run of
+    the same task is ``inherited``: that run may have ended before sending the callback, or
+    may be sending it now."""
 
     group_id: str
     claimant: str
