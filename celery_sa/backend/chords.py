@@ -166,7 +166,8 @@ class Claim:
 
     def take(self, backend: ChordBackend, late_part: str | None = None) -> bool:
         """Whether this attempt holds the claim of a complete chord, with the header's
-        values (or the error to fail the callback with) read."""
+        values (or the error to fail the callback with) read; or, ``inherited``, whether
+        another run of the same task holds it (nothing read)."""
         store = backend.store
         chord, part = store.tables.chord, store.tables.part
         with store.engine.connect() as connection:
@@ -190,6 +191,8 @@ class Claim:
                 if row.claimed_by != self.claimant:
                     return False
                 self.inherited = not self.tried
+                if self.inherited:
+                    return True  # never sent by this run: no header to read
             elif row.chord_size is None or _parts(connection, part, self.group_id) < row.chord_size:
                 return False
         # With this connection given back: reading the header takes connections of its own,
