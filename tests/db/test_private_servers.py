@@ -55,3 +55,19 @@ def test_a_stopped_server_starts_again_with_its_committed_rows(kind: str, tmp_pa
         assert not answers(server)
         server.start()
         assert notes(server) == ["before the stop"]
+
+
+@pytest.mark.services("mysql")
+def test_a_private_mariadb_leaves_the_machine_servers_temporary_tables_alone(
+    tmp_path: Path,
+) -> None:
+    """A starting MariaDB deletes the ``#sql*`` files of its tmpdir: in /tmp, those of the
+    machine's MariaDB, in use (a DESCRIBE beside a private server's start failed in CI)."""
+    shared = Path("/tmp") / f"#sql-celery-sa-probe-{tmp_path.name}.MAI"
+    shared.touch()
+    try:
+        with private_server("mysql", tmp_path / "mysql"):
+            pass
+        assert shared.exists()
+    finally:
+        shared.unlink(missing_ok=True)

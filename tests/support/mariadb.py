@@ -36,6 +36,16 @@ class PrivateMariaDB:
         """Root on the database ``app``, as Celery and SQLAlchemy take it."""
         return f"mysql://root@127.0.0.1:{self.port}/app"
 
+    @property
+    def tmpdir(self) -> str:
+        """``--tmpdir``: its own, not /tmp. A starting MariaDB deletes every ``#sql*`` file
+        in its tmpdir, and in /tmp those are the machine's MariaDB's temporary tables in use
+        (CI: "Error on delete of '/tmp/#sql-temptable-….MAI'" on a DESCRIBE beside a private
+        server's start)."""
+        directory = self.directory / "tmp"
+        directory.mkdir(parents=True, exist_ok=True)
+        return f"--tmpdir={directory}"
+
     def install(self) -> None:
         missing = [name for name in BINARIES if shutil.which(name) is None]
         if missing:
@@ -44,6 +54,7 @@ class PrivateMariaDB:
             [
                 "mariadb-install-db",
                 "--no-defaults",
+                self.tmpdir,
                 f"--datadir={self.directory / 'data'}",
                 "--user=root",
                 "--auth-root-authentication-method=normal",
@@ -56,6 +67,7 @@ class PrivateMariaDB:
             [
                 "mariadbd",
                 "--no-defaults",
+                self.tmpdir,
                 f"--datadir={self.directory / 'data'}",
                 "--user=root",
                 f"--port={self.port}",
